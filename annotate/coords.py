@@ -1,0 +1,58 @@
+"""Coordinates in 1000 bins (0-999), relative to the original stored image.
+
+``x_bin = round(999 * x / width)`` and back ``x = x_bin / 999 * width`` (the reference
+decoder's own inverse). See docs/formats.md for a worked example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+BINS = 1000
+MAX_BIN = BINS - 1
+
+
+def to_bin(value: float, size: float) -> int:
+    """Map a pixel coordinate in [0, size] to its bin in 0..999 (clamped)."""
+    if size <= 0:
+        raise ValueError(f"image size must be positive, got {size!r}")
+    b = int(round(MAX_BIN * float(value) / float(size)))
+    return min(MAX_BIN, max(0, b))
+
+
+def from_bin(b: int, size: float) -> float:
+    """Map a bin in 0..999 back to a pixel coordinate, the reference decoder's inverse."""
+    return b / MAX_BIN * float(size)
+
+
+def box_to_bins(box: Sequence[float], width: float, height: float) -> tuple[int, int, int, int]:
+    """Bin a pixel box (x1, y1, x2, y2); a degenerate result is widened to one bin.
+
+    After binning x1 < x2 and y1 < y2 always hold, as DESIGN.md §2 requires.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 < x1:
+        x1, x2 = x2, x1
+    if y2 < y1:
+        y1, y2 = y2, y1
+    bx1, by1 = to_bin(x1, width), to_bin(y1, height)
+    bx2, by2 = to_bin(x2, width), to_bin(y2, height)
+    if bx2 <= bx1:
+        bx1, bx2 = (bx1, bx1 + 1) if bx1 < MAX_BIN else (bx1 - 1, bx1)
+    if by2 <= by1:
+        by1, by2 = (by1, by1 + 1) if by1 < MAX_BIN else (by1 - 1, by1)
+    return bx1, by1, bx2, by2
+
+
+def bins_to_box(box: Sequence[int], width: float, height: float) -> tuple[float, float, float, float]:
+    """Map a bin box back to pixel coordinates of an image of the given size."""
+    x1, y1, x2, y2 = box
+    return from_bin(x1, width), from_bin(y1, height), from_bin(x2, width), from_bin(y2, height)
+
+
+def valid_bin_box(box: Sequence[int]) -> bool:
+    """True when box is 4 ints in 0..999 with x1 < x2 and y1 < y2."""
+    if len(box) != 4:
+        return False
+    x1, y1, x2, y2 = box
+    return all(0 <= int(v) <= MAX_BIN for v in box) and x1 < x2 and y1 < y2

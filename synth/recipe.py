@@ -1,0 +1,246 @@
+"""Recipes: the YAML files under manifests/ that a run is started from.
+
+A recipe names the run, its seed, how many shards of how many samples, and the mixture:
+for each family a weight and the family's own config. Everything is validated before any
+work starts; errors name the file, the key path and the value, and say what is valid.
+
+    name: ocr1-demo
+    seed: 20261125
+    shards: 4
+    rows_per_shard: 16
+    mixture:
+      ocr1:
+        weight: 1.0
+        config: {long_side: 1024, image_format: jpeg}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synth import families
+
+TOP_LEVEL_KEYS = {"name", "seed", "shards", "rows_per_shard", "mixture", "description"}
+MIXTURE_KEYS = {"weight", "config"}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be run; the message names file, key and value."""
+
+
+@dataclass(frozen=True)
+class MixtureEntry:
+    """One family of the mixture: its weight and validated config object."""
+
+    family: str
+    weight: float
+    config: Any  # the family's Config dataclass instance
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe."""
+
+    name: str
+    seed: int
+    shards: int
+    rows_per_shard: int
+    mixture: tuple[MixtureEntry, ...]
+    source: str = "<memory>"
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def total_rows(self) -> int:
+        """Samples in the whole run."""
+        return self.shards * self.rows_per_shard
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every family config filled with its defaults (manifest.json)."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "shards": self.shards,
+            "rows_per_shard": self.rows_per_shard,
+            "description": self.description,
+            "mixture": {
+                e.family: {"weight": e.weight, "config": dataclasses.asdict(e.config)} for e in self.mixture
+            },
+        }
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved recipe: shards of another recipe are never mixed in."""
+        blob = json.dumps(self.resolved(), sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            return False
+        if not args:
+            return True
+        inner = args[0]
+        return all(_type_ok(v, inner) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False
+        kt, vt = (typing.get_args(tp) + (Any, Any))[:2]
+        return all(_type_ok(k, kt) and _type_ok(v, vt) for k, v in value.items())
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
+    """Validate ``values`` against a family's Config dataclass and build it."""
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where}: expected a mapping of config options, got {type(values).__name__} {values!r}")
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise RecipeError(
+                f"{where}.{key}: unknown option (value {value!r}); valid options: {', '.join(sorted(fields))}"
+            )
+        tp = hints[key]
+        if not _type_ok(value, tp):
+            raise RecipeError(f"{where}.{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise RecipeError(f"{where}.{key}: must not be negative, got {value!r}")
+    kwargs = {k: (float(v) if hints[k] is float and isinstance(v, int) else v) for k, v in values.items()}
+    try:
+        cfg = config_cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"{where}: {exc}") from exc
+    return cfg
+
+
+def _require_int(data: dict, key: str, where: str, minimum: int) -> int:
+    if key not in data:
+        raise RecipeError(f"{where}: missing required key {key!r} (an integer >= {minimum})")
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RecipeError(f"{where}.{key}: expected an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise RecipeError(f"{where}.{key}: must be >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_recipe(data: Any, source: str = "<memory>", overrides: dict[str, Any] | None = None) -> Recipe:
+    """Validate a recipe mapping (as loaded from YAML) and return a Recipe.
+
+    ``overrides`` replaces top-level keys (``shards``, ``rows_per_shard``, ``seed``) before
+    validation, for command-line flags.
+    """
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a mapping with keys {sorted(TOP_LEVEL_KEYS)}, got {type(data).__name__}")
+    data = dict(data)
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            data[k] = v
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise RecipeError(f"{source}: unknown key {key!r}; valid keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise RecipeError(f"{source}.name: expected a non-empty string without '/', got {name!r}")
+    seed = _require_int(data, "seed", source, 0)
+    shards = _require_int(data, "shards", source, 1)
+    rows = _require_int(data, "rows_per_shard", source, 1)
+    if shards > 99999:
+        raise RecipeError(f"{source}.shards: at most 99999 shards, got {shards}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise RecipeError(f"{source}.description: expected a string, got {description!r}")
+    mixture = data.get("mixture")
+    if not isinstance(mixture, dict) or not mixture:
+        raise RecipeError(f"{source}.mixture: expected a non-empty mapping of family -> {{weight, config}}, got {mixture!r}")
+    entries = []
+    for fam, spec in mixture.items():
+        where = f"{source}.mixture.{fam}"
+        if fam not in families.FAMILIES:
+            raise RecipeError(f"{where}: unknown task family {fam!r}; valid families: {', '.join(families.known())}")
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            raise RecipeError(f"{where}: expected a mapping with keys weight, config; got {spec!r}")
+        for key in spec:
+            if key not in MIXTURE_KEYS:
+                raise RecipeError(f"{where}: unknown key {key!r}; valid keys: config, weight")
+        weight = spec.get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            raise RecipeError(f"{where}.weight: expected a number, got {type(weight).__name__} {weight!r}")
+        if weight < 0:
+            raise RecipeError(f"{where}.weight: must not be negative, got {weight!r}")
+        module = families.generator_module(fam)
+        config = build_config(module.Config, spec.get("config") or {}, f"{where}.config")
+        if weight > 0:
+            entries.append(MixtureEntry(fam, float(weight), config))
+    if not entries:
+        raise RecipeError(f"{source}.mixture: every weight is 0; at least one family needs a positive weight")
+    return Recipe(name, seed, shards, rows, tuple(entries), source=source, description=description, raw=data)
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a YAML recipe file."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"{p}: recipe file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{p}: not valid YAML: {exc}") from exc
+    return parse_recipe(data, source=str(p), overrides=overrides)
+
+
+_GOLDEN = (5 ** 0.5 - 1) / 2
+
+
+def row_families(recipe: Recipe, shard: int) -> list[str]:
+    """The family of each row of shard ``shard``, in row order.
+
+    Global slot ``i`` takes the family whose weight interval of [0, 1) holds
+    ``frac((i + 0.5) * golden)``: a low-discrepancy sequence, so every shard, and the whole
+    run, holds each family in proportion to its weight to within a few samples, families
+    are interleaved within a shard, and a shard's list needs no knowledge of other shards.
+    """
+    total_w = sum(e.weight for e in recipe.mixture)
+    edges, acc = [], 0.0
+    for e in recipe.mixture:
+        acc += e.weight / total_w
+        edges.append((acc, e.family))
+    out = []
+    base = shard * recipe.rows_per_shard
+    for r in range(recipe.rows_per_shard):
+        u = ((base + r + 0.5) * _GOLDEN) % 1.0
+        fam = next((f for edge, f in edges if u < edge), edges[-1][1])
+        out.append(fam)
+    return out

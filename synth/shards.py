@@ -1,0 +1,212 @@
+"""Arrow IPC stream shards, their Hugging Face metadata, and the run's manifest.
+
+Layout of an output directory (any pyarrow filesystem: local path, ``s3://`` ...):
+
+    data-00000-of-00004.arrow   Arrow IPC *stream* files, uncompressed, 100-row batches
+    ...
+    manifest.json               resolved recipe, code version, one entry per complete shard
+    dataset_info.json           Hugging Face features (written when the run is complete)
+    state.json                  lets ``datasets.load_from_disk(dir)`` open the directory
+
+Every file is written to a temporary name and renamed into place, so a reader never sees
+a partial shard, and a shard listed in manifest.json is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.ipc as ipc
+
+BATCH_ROWS = 100  # what `datasets` writes when images are present
+
+_BOX = pa.list_(pa.int16())
+SCHEMA_FIELDS = [
+    pa.field("id", pa.string()),
+    pa.field("family", pa.string()),
+    pa.field("task", pa.string()),
+    pa.field("prompt", pa.string()),
+    pa.field("target", pa.string()),
+    pa.field("records", pa.list_(pa.struct([("task", pa.string()), ("prompt", pa.string()), ("target", pa.string())]))),
+    pa.field("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("regions", pa.list_(pa.struct([("label", pa.string()), ("box", _BOX), ("text", pa.string())]))),
+    pa.field("lines", pa.list_(pa.struct([("text", pa.string()), ("box", _BOX)]))),
+    pa.field("text", pa.string()),
+    pa.field("truth", pa.string()),
+    pa.field("lang", pa.string()),
+]
+
+
+def _value(dtype: str) -> dict[str, str]:
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def _list(feature: Any) -> dict[str, Any]:
+    return {"feature": feature, "_type": "List"}
+
+
+# The `datasets` (>= 4) features of SCHEMA, as Features.to_dict() writes them.
+HF_FEATURES: dict[str, Any] = {
+    "id": _value("string"),
+    "family": _value("string"),
+    "task": _value("string"),
+    "prompt": _value("string"),
+    "target": _value("string"),
+    "records": _list({"task": _value("string"), "prompt": _value("string"), "target": _value("string")}),
+    "image": {"_type": "Image"},
+    "width": _value("int32"),
+    "height": _value("int32"),
+    "regions": _list({"label": _value("string"), "box": _list(_value("int16")), "text": _value("string")}),
+    "lines": _list({"text": _value("string"), "box": _list(_value("int16"))}),
+    "text": _value("string"),
+    "truth": _value("string"),
+    "lang": _value("string"),
+}
+
+SCHEMA = pa.schema(SCHEMA_FIELDS, metadata={"huggingface": json.dumps({"info": {"features": HF_FEATURES}})})
+MANIFEST = "manifest.json"
+
+
+def shard_name(index: int, total: int) -> str:
+    """``data-NNNNN-of-MMMMM.arrow``, the naming ``datasets.load_from_disk`` expects."""
+    return f"data-{index:05d}-of-{total:05d}.arrow"
+
+
+def resolve_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for a local path or a URI (s3://, gs://, file://, mock://)."""
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def join(base: str, name: str) -> str:
+    """Join a directory and a file name on a pyarrow filesystem path."""
+    return base.rstrip("/") + "/" + name
+
+
+def encode_table(rows: list[dict[str, Any]]) -> bytes:
+    """Serialise rows as an uncompressed Arrow IPC stream in ``BATCH_ROWS`` batches."""
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, SCHEMA) as writer:
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write bytes to a temporary sibling, then rename it onto ``path``."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with fs.open_output_stream(tmp) as out:
+        out.write(data)
+    try:
+        fs.move(tmp, path)
+    except Exception:
+        try:
+            fs.delete_file(tmp)
+        finally:
+            raise
+
+
+@dataclass(frozen=True)
+class ShardStats:
+    """What a finished shard task reports back (small: never the data itself)."""
+
+    index: int
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+    tasks: dict[str, int]
+    families: dict[str, int]
+    seconds: float
+
+    def manifest_entry(self) -> dict[str, Any]:
+        """The shard's entry in manifest.json."""
+        return {
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "tasks": dict(sorted(self.tasks.items())),
+            "families": dict(sorted(self.families.items())),
+        }
+
+
+def count_tasks(rows: Iterable[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Records per task and rows per family."""
+    tasks: dict[str, int] = {}
+    fams: dict[str, int] = {}
+    for row in rows:
+        fams[row["family"]] = fams.get(row["family"], 0) + 1
+        for rec in row["records"]:
+            tasks[rec["task"]] = tasks.get(rec["task"], 0) + 1
+    return tasks, fams
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_file_bytes(fs: pafs.FileSystem, path: str) -> bytes:
+    """Read a whole file from a pyarrow filesystem."""
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def open_table(uri: str) -> pa.Table:
+    """Read one shard (memory-mapped when local) as a Table."""
+    fs, path = resolve_filesystem(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        with pa.memory_map(path, "r") as source:
+            return ipc.open_stream(source).read_all()
+    return ipc.open_stream(pa.py_buffer(read_file_bytes(fs, path))).read_all()
+
+
+def read_manifest(fs: pafs.FileSystem, out_dir: str) -> dict[str, Any] | None:
+    """The directory's manifest.json, or None when there is none."""
+    path = join(out_dir, MANIFEST)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return None
+    try:
+        return json.loads(read_file_bytes(fs, path).decode("utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: manifest is not valid JSON ({exc}); move it away or pick another --out") from exc
+
+
+def write_json(fs: pafs.FileSystem, path: str, obj: Any) -> None:
+    """Atomically write pretty JSON."""
+    atomic_write(fs, path, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def write_hf_sidecars(fs: pafs.FileSystem, out_dir: str, shard_names: list[str], fingerprint: str, description: str) -> None:
+    """dataset_info.json and state.json so ``datasets.load_from_disk(out_dir)`` opens the run."""
+    info = {
+        "description": description,
+        "citation": "",
+        "homepage": "",
+        "license": "",
+        "features": HF_FEATURES,
+    }
+    state = {
+        "_data_files": [{"filename": n} for n in shard_names],
+        "_fingerprint": fingerprint[:16],
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    write_json(fs, join(out_dir, "dataset_info.json"), info)
+    write_json(fs, join(out_dir, "state.json"), state)

@@ -1,0 +1,315 @@
+"""The training data path: memory-mapped shards -> (row, record) examples -> padded batches.
+
+* Shards are Arrow IPC *stream* files opened with ``pa.memory_map`` + ``ipc.open_stream``:
+  reading a column touches only the pages it needs, and each DataLoader worker opens its
+  own maps (tables are never pickled into workers).
+* One stored row holds one image and several records; every (row, record) pair is an
+  example. Ranks of a distributed run get disjoint *rows*, so one image is never decoded
+  on two ranks in the same epoch.
+* Image decoding and ``fit_image`` run in the workers; batches are formed by a bucketed
+  batch sampler (examples of similar length together) that is a pure function of
+  (seed, epoch, rank, world) and can start mid-epoch for resumption.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from train.tokenizer import IGNORE_INDEX, OCRTokenizer, split_prompt
+
+# Columns the loader reads per example; everything else stays unread on disk.
+_TRAIN_COLUMNS = ("records", "image")
+
+
+def find_shards(paths: Sequence[str]) -> list[str]:
+    """Shard files of the given directories (``*.arrow``, sorted) or files, in order."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(glob.glob(os.path.join(p, "*.arrow")))
+            if not found:
+                raise FileNotFoundError(f"--data {p!r}: no *.arrow shards in this directory")
+            out.extend(found)
+        elif os.path.isfile(p):
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"--data {p!r}: neither a shard file nor a directory")
+    return out
+
+
+def open_shard(path: str) -> pa.Table:
+    """Memory-map one Arrow IPC stream shard (zero-copy)."""
+    source = pa.memory_map(path, "r")
+    return ipc.open_stream(source).read_all()
+
+
+class ShardSet:
+    """Lazily memory-mapped shards; safe to pickle into DataLoader workers."""
+
+    def __init__(self, paths: Sequence[str]):
+        self.paths = find_shards(paths)
+        self._tables: dict[int, pa.Table] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"paths": self.paths, "_tables": {}}  # workers re-open their own maps
+
+    def table(self, i: int) -> pa.Table:
+        """The i-th shard's table, opened on first use in this process."""
+        t = self._tables.get(i)
+        if t is None:
+            t = self._tables[i] = open_shard(self.paths[i])
+        return t
+
+    def num_rows(self, i: int) -> int:
+        """Rows in shard i."""
+        return self.table(i).num_rows
+
+    def cell(self, i: int, row: int, column: str) -> Any:
+        """One value of a shard as Python."""
+        t = self.table(i)
+        if column not in t.column_names:
+            return None
+        return t.column(column)[row].as_py()
+
+    def row(self, i: int, row: int) -> dict[str, Any]:
+        """A whole stored row (the dict of synth/rows.py)."""
+        return self.table(i).slice(row, 1).to_pylist()[0]
+
+
+@dataclass(frozen=True)
+class ExampleRef:
+    """Where one example lives: shard, row, record index, and its row's group id."""
+
+    shard: int
+    row: int
+    record: int
+    group: int
+
+
+def decode_image(img: Any):
+    """Decode a stored ``{bytes, path}`` image cell to RGB PIL (None when absent)."""
+    if img is None or img.get("bytes") is None:
+        return None
+    from PIL import Image
+
+    return Image.open(io.BytesIO(img["bytes"])).convert("RGB")
+
+
+@dataclass
+class DataConfig:
+    """What the dataset needs besides the shards.
+
+    mode: resolution mode (tiny/small/base/large/gundam) every image is fitted to.
+    max_len: longest sequence kept; longer targets are cut (and lose their EOS).
+    tasks: keep only records of these tasks (empty keeps all).
+    """
+
+    mode: str = "base"
+    max_len: int = 8192
+    tasks: list[str] = field(default_factory=list)
+
+
+class OCRDataset(Dataset):
+    """Flattened (row, record) examples of memory-mapped shards, tokenised on access."""
+
+    def __init__(self, shards: ShardSet, tok: OCRTokenizer, enc_cfg: Any, cfg: DataConfig):
+        self.shards, self.tok, self.enc_cfg, self.cfg = shards, tok, enc_cfg, cfg
+        self.examples: list[ExampleRef] = []
+        prompts: list[str] = []
+        targets: list[str] = []
+        n_img: list[int] = []
+        group = 0
+        for s in range(len(shards.paths)):
+            t = shards.table(s)
+            recs = t.column("records").to_pylist()
+            imgs = t.column("image").is_valid().to_pylist() if "image" in t.column_names else [False] * t.num_rows
+            sizes = zip(t.column("width").to_pylist(), t.column("height").to_pylist())
+            for r, (rlist, img_ok, (w, h)) in enumerate(zip(recs, imgs, sizes)):
+                n = self._image_tokens(w, h) if img_ok else 0
+                for k, rec in enumerate(rlist or []):
+                    if cfg.tasks and rec["task"] not in cfg.tasks:
+                        continue
+                    self.examples.append(ExampleRef(s, r, k, group))
+                    prompts.append(split_prompt(rec["prompt"], img_ok))
+                    targets.append(rec["target"])
+                    n_img.append(n)
+                group += 1
+        self.num_groups = group
+        p_len = [len(x) for x in tok.encode_batch(prompts)] if prompts else []
+        t_len = [len(x) for x in tok.encode_batch(targets)] if targets else []
+        self.lengths = np.array(
+            [min(cfg.max_len, 2 + p + t + n) for p, t, n in zip(p_len, t_len, n_img)],
+            dtype=np.int64,
+        )
+        self.groups = np.array([e.group for e in self.examples], dtype=np.int64)
+
+    def _image_tokens(self, width: int, height: int) -> int:
+        from train.model.vision_inputs import gundam_grid, num_image_tokens
+
+        if self.cfg.mode != "gundam":
+            return num_image_tokens(self.cfg.mode, self.enc_cfg)
+        return num_image_tokens("gundam", self.enc_cfg, gundam_grid(max(1, width), max(1, height), self.enc_cfg))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from train.model.vision_inputs import fit_image, num_image_tokens
+
+        ref = self.examples[i]
+        rec = self.shards.cell(ref.shard, ref.row, "records")[ref.record]
+        img = decode_image(self.shards.cell(ref.shard, ref.row, "image"))
+        vision, n_img = None, 0
+        if img is not None:
+            vision = fit_image(img, self.cfg.mode, self.enc_cfg)
+            n_img = num_image_tokens(self.cfg.mode, self.enc_cfg, vision.grid)
+        enc = self.tok.encode_example(rec["prompt"], rec["target"], n_img)
+        ids, labels = enc.input_ids, enc.labels
+        if len(ids) > self.cfg.max_len:
+            if n_img + 2 > self.cfg.max_len:
+                raise ValueError(f"max_len={self.cfg.max_len} is shorter than the {n_img} image tokens of mode {self.cfg.mode!r}")
+            ids, labels = ids[: self.cfg.max_len], labels[: self.cfg.max_len]
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "vision": vision,
+            "n_image_tokens": n_img,
+            "index": i,
+        }
+
+
+@dataclass
+class Collator:
+    """Right-pads a list of examples into one batch dict."""
+
+    pad_id: int
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        n = max(len(x["input_ids"]) for x in items)
+        ids = torch.full((len(items), n), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(items), n), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(items), n), dtype=torch.long)
+        for b, x in enumerate(items):
+            k = len(x["input_ids"])
+            ids[b, :k] = x["input_ids"]
+            labels[b, :k] = x["labels"]
+            mask[b, :k] = 1
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": labels,
+            "vision": [x["vision"] for x in items],
+            "n_images": sum(x["vision"] is not None for x in items),
+            "n_tokens": int(mask.sum()),
+            "n_target_tokens": int((labels != IGNORE_INDEX).sum()),
+            "index": [x["index"] for x in items],
+        }
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Length-bucketed batches of one rank's disjoint share of the rows.
+
+    Per epoch: rows are permuted by (seed, epoch) and dealt round-robin to ranks; the
+    rank's examples are shuffled, cut into pools of ``pool_batches`` batches, sorted by
+    length inside each pool, batched, and the batch order shuffled. Every rank yields the
+    same number of batches (the smallest share decides) so DDP steps stay in lockstep.
+    ``start`` skips the first batches of the epoch (resumption) without loading them.
+    """
+
+    def __init__(self, lengths: np.ndarray, groups: np.ndarray, batch_size: int, seed: int = 0,
+                 rank: int = 0, world: int = 1, pool_batches: int = 50, shuffle: bool = True):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be >= 1")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank={rank} must be in [0, world={world})")
+        self.lengths, self.groups = np.asarray(lengths), np.asarray(groups)
+        self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
+        self.pool_batches, self.shuffle = pool_batches, shuffle
+        self.epoch, self.start = 0, 0
+        n_groups = int(self.groups.max()) + 1 if len(self.groups) else 0
+        self._members = [[] for _ in range(n_groups)]
+        for i, g in enumerate(self.groups.tolist()):
+            self._members[g].append(i)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch and the first batch to yield in it."""
+        self.epoch, self.start = epoch, start
+
+    def _rank_groups(self) -> list[np.ndarray]:
+        n = len(self._members)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+        return [order[r :: self.world] for r in range(self.world)]
+
+    def _batches_per_rank(self) -> int:
+        counts = [sum(len(self._members[g]) for g in gs) for gs in self._rank_groups()]
+        return min(counts) // self.batch_size if counts else 0
+
+    def __len__(self) -> int:
+        return max(0, self._batches_per_rank() - self.start)
+
+    def epoch_batches(self) -> list[list[int]]:
+        """All of this rank's batches of the current epoch, in order."""
+        mine = self._rank_groups()[self.rank]
+        idx = np.array([i for g in mine for i in self._members[g]], dtype=np.int64)
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
+        if self.shuffle:
+            idx = idx[rng.permutation(len(idx))]
+        n_batches = self._batches_per_rank()
+        idx = idx[: n_batches * self.batch_size]
+        pool = self.pool_batches * self.batch_size
+        batches: list[list[int]] = []
+        for p in range(0, len(idx), pool):
+            chunk = idx[p : p + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[b : b + self.batch_size].tolist() for b in range(0, len(chunk), self.batch_size))
+        if self.shuffle:
+            batches = [batches[j] for j in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.epoch_batches()[self.start :]
+
+
+def make_loader(dataset: OCRDataset, sampler: BucketBatchSampler, workers: int, pin_memory: bool = False):
+    """A DataLoader over dataset driven by the batch sampler.
+
+    Its own generator (seeded by seed and epoch) keeps worker seeding from drawing on the
+    global torch RNG, so a resumed run's RNG stream matches an uninterrupted one.
+    """
+    from torch.utils.data import DataLoader
+
+    gen = torch.Generator().manual_seed(sampler.seed * 1_000_003 + sampler.epoch)
+    return DataLoader(
+        dataset,
+        generator=gen,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=Collator(dataset.tok.pad_id),
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def iter_texts(shards: ShardSet, limit: int | None = None) -> Iterator[str]:
+    """Prompts and targets of the shards' records (the tokenizer's training text)."""
+    seen = 0
+    for s in range(len(shards.paths)):
+        for rlist in shards.table(s).column("records").to_pylist():
+            for rec in rlist or []:
+                yield rec["prompt"]
+                yield rec["target"]
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return

@@ -1,0 +1,75 @@
+"""torch.distributed set-up for the trainer: one entry point alone or under torchrun.
+
+Under torchrun the environment carries RANK/WORLD_SIZE/LOCAL_RANK; the backend is NCCL
+on CUDA and gloo on CPU. Without those variables everything degrades to one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the run."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes logs and checkpoints."""
+        return self.rank == 0
+
+
+def init(device: str = "auto") -> DistInfo:
+    """Join the process group when launched by torchrun; pick this process's device.
+
+    device: "auto" (CUDA when available), "cpu" or "cuda".
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device={device!r}: valid values are auto, cpu, cuda")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for but torch.cuda.is_available() is False")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistInfo(rank, world, local, dev)
+
+
+def active() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op alone)."""
+    if active():
+        dist.barrier()
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over ranks in place and return it (identity alone)."""
+    if active():
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
+
+
+def cleanup() -> None:
+    """Leave the process group if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,434 @@
+"""The training loop: stage 1 (DeepEncoder + compact LM) and stage 2 (full model).
+
+One ``Trainer`` serves a single process and each rank of a torchrun/DDP run. The loss of a
+step is the mean over *all target tokens of the global batch* (every rank, every
+micro-batch), so one process with batch 2B and two processes with B each compute the same
+gradient. Everything a resumed run needs (weights, AdamW moments, RNG, epoch and batch
+position) is in the checkpoint, so a killed run continues with the same next loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from train import checkpoint as ckpt_io
+from train import distributed as dist_util
+from train.data import BucketBatchSampler, DataConfig, OCRDataset, ShardSet, iter_texts, make_loader
+from train.schedule import lr_at
+from train.tokenizer import IGNORE_INDEX, OCRTokenizer, train_tokenizer
+
+RUN_FILE = "run.json"
+TOKENIZER_FILE = "tokenizer.json"
+LOG_FILE = "log.jsonl"
+ENCODER_FILE = "encoder.safetensors"
+
+
+@dataclass
+class TrainArgs:
+    """Every option of a training run (the CLI flags of ``python -m train``).
+
+    config: model size, one of tiny/small/paper (train.configs.get_config).
+    stage: 1 = DeepEncoder + compact decoder; 2 = full model, SAM + compressor frozen.
+    data: shard directories or files.
+    out: the run directory (checkpoints, tokenizer.json, run.json, log.jsonl).
+    mode: resolution mode tiny/small/base/large/gundam.
+    init_from: stage 2 only: a stage-1 run directory or checkpoint whose encoder starts it.
+    tokenizer: an existing tokenizer.json to use instead of training one.
+    vocab_size: size of the byte-level BPE trained on the data when none is given.
+    batch_size: examples per rank per micro-batch.
+    grad_accum: micro-batches per optimizer step.
+    steps: optimizer steps of the whole run (the schedule's length).
+    stop_after: end this invocation after this many steps (0: run to ``steps``); the run
+      resumes from its last checkpoint when started again.
+    lr, min_lr_ratio, warmup: peak LR, cosine floor as a fraction of it, warm-up steps.
+    weight_decay, beta1, beta2, eps: AdamW settings (no decay on 1-d params).
+    clip: global gradient-norm clip (0 disables).
+    aux_coef: weight of the MoE load-balancing loss the model returns.
+    seed: init and data-order seed.
+    workers: DataLoader worker processes per rank.
+    max_len: longest training sequence in tokens.
+    tasks: keep only these record tasks (empty: all).
+    log_every, save_every, keep: logging/checkpoint interval in steps, checkpoints kept.
+    compile: wrap the model in torch.compile.
+    peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
+    device: auto, cpu or cuda.
+    """
+
+    config: str = "tiny"
+    stage: int = 2
+    data: list[str] = field(default_factory=list)
+    out: str = ""
+    mode: str = "base"
+    init_from: str = ""
+    tokenizer: str = ""
+    vocab_size: int = 4096
+    batch_size: int = 8
+    grad_accum: int = 1
+    steps: int = 1000
+    stop_after: int = 0
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    clip: float = 1.0
+    aux_coef: float = 0.001
+    seed: int = 0
+    workers: int = 2
+    max_len: int = 8192
+    tasks: list[str] = field(default_factory=list)
+    log_every: int = 10
+    save_every: int = 500
+    keep: int = 2
+    compile: bool = False
+    peak_flops: float = 790e12
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option that cannot work."""
+        from train.configs import MODES
+
+        if self.stage not in (1, 2):
+            raise ValueError(f"--stage {self.stage}: valid stages are 1 and 2")
+        if self.mode not in MODES:
+            raise ValueError(f"--mode {self.mode!r}: valid modes are {', '.join(MODES)}")
+        if not self.data:
+            raise ValueError("--data: give at least one shard directory")
+        if not self.out:
+            raise ValueError("--out: give a run directory")
+        if self.init_from and self.stage != 2:
+            raise ValueError(f"--init-from {self.init_from!r} is for stage 2; this run is stage {self.stage}")
+        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model under DDP and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module"):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def vision_to(vision: list[Any], device: torch.device) -> list[Any]:
+    """Move each VisionInput's tensors to device (None entries stay None)."""
+    out = []
+    for v in vision:
+        if v is None:
+            out.append(None)
+            continue
+        tiles = v.tiles.to(device, non_blocking=True) if v.tiles is not None else None
+        out.append(dataclasses.replace(v, global_view=v.global_view.to(device, non_blocking=True), tiles=tiles))
+    return out
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory from a run directory (its latest) or a checkpoint path."""
+    p = Path(path)
+    if (p / "model.safetensors").exists():
+        return p
+    found = ckpt_io.latest(p)
+    if found is None:
+        raise FileNotFoundError(f"{path}: neither a checkpoint (model.safetensors) nor a run directory with checkpoints/latest")
+    return found
+
+
+def build_model(cfg_name: str, stage: int, tok: OCRTokenizer):
+    """The OCRModel of a named config for a tokenizer; returns (model, ModelConfig)."""
+    from train.configs import get_config
+    from train.model.ocr_model import OCRModel
+
+    mcfg = get_config(cfg_name)
+    model = OCRModel(mcfg, vocab_size=tok.vocab_size, image_token_id=tok.image_id, stage=stage)
+    return model, mcfg
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable params split into decayed (matrices) and not decayed (norms, biases)."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Builds model, data and optimizer for TrainArgs and runs optimizer steps."""
+
+    def __init__(self, args: TrainArgs):
+        args.validate()
+        self.args = args
+        self.dist = dist_util.init(args.device)
+        self.dev = self.dist.device
+        self.run_dir = Path(args.out)
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        dist_util.barrier()
+        self.shards = ShardSet(args.data)
+        self.tok = self._tokenizer()
+        torch.manual_seed(args.seed)
+        self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
+        if args.stage == 2:
+            if args.init_from:
+                self._load_stage1_encoder(args.init_from)
+            self.model.freeze_for_stage2()
+        self.model.to(self.dev)
+        self.opt = torch.optim.AdamW(
+            param_groups(self.model, args.weight_decay), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
+            fused=self.dev.type == "cuda",
+        )
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.resumed_from: str | None = None
+        found = ckpt_io.latest(self.run_dir)
+        if found is not None:
+            meta = ckpt_io.restore(found, self.model, self.opt)
+            self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+            self.resumed_from = str(found)
+        self.fwd = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # Text-only batches skip the encoder and MoE routing skips experts.
+            self.fwd = DDP(self.model, device_ids=[self.dist.local_rank] if self.dev.type == "cuda" else None,
+                           find_unused_parameters=True)
+        if args.compile:
+            self.fwd = torch.compile(self.fwd)
+        self.dataset = OCRDataset(self.shards, self.tok, self.mcfg.encoder,
+                                  DataConfig(mode=args.mode, max_len=args.max_len, tasks=list(args.tasks)))
+        self.sampler = BucketBatchSampler(self.dataset.lengths, self.dataset.groups, args.batch_size, seed=args.seed,
+                                          rank=self.dist.rank, world=self.dist.world)
+        if len(self.sampler) == 0:
+            raise ValueError(f"--batch-size {args.batch_size} x {self.dist.world} ranks exceeds the {len(self.dataset)} examples of --data")
+        if self.dist.main:
+            self._write_run_file()
+        self._log_fh = open(self.run_dir / LOG_FILE, "a") if self.dist.main else None
+
+    # -- set-up helpers ---------------------------------------------------------
+    def _tokenizer(self) -> OCRTokenizer:
+        a = self.args
+        own = self.run_dir / TOKENIZER_FILE
+        candidates = [own]
+        if a.tokenizer:
+            candidates.append(Path(a.tokenizer))
+        if a.init_from:
+            p = Path(a.init_from)
+            candidates += [p / TOKENIZER_FILE, p.parent.parent / TOKENIZER_FILE]
+        for c in candidates:
+            if c.exists():
+                tok = OCRTokenizer.load(c)
+                break
+        else:
+            tok = None
+        if self.dist.main and not own.exists():
+            if tok is None:
+                tok = train_tokenizer(iter_texts(self.shards), a.vocab_size)
+            tok.save(own)
+        dist_util.barrier()
+        return OCRTokenizer.load(own)
+
+    def _load_stage1_encoder(self, init_from: str) -> None:
+        from safetensors.torch import load_file
+
+        ck = resolve_checkpoint(init_from)
+        enc_file = ck / ENCODER_FILE
+        if not enc_file.exists():
+            raise FileNotFoundError(f"--init-from {init_from}: {enc_file} missing (is it a stage-1 checkpoint?)")
+        self.model.load_encoder_state_dict(load_file(str(enc_file)))
+
+    def _write_run_file(self) -> None:
+        info = {
+            "args": dataclasses.asdict(self.args),
+            "model_config": dataclasses.asdict(self.mcfg),
+            "vocab_size": self.tok.vocab_size,
+            "image_token_id": self.tok.image_id,
+            "world": self.dist.world,
+        }
+        (self.run_dir / RUN_FILE).write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
+
+    # -- data ---------------------------------------------------------------------
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """Endless batches from the saved position; keeps epoch/batch_in_epoch current."""
+        while True:
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            for batch in make_loader(self.dataset, self.sampler, self.args.workers, pin_memory=self.dev.type == "cuda"):
+                self.batch_in_epoch += 1
+                yield batch
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    # -- one optimizer step ----------------------------------------------------------
+    def train_step(self, micro: list[dict[str, Any]]) -> dict[str, float]:
+        """Forward/backward over micro-batches, clip, AdamW step; returns step metrics."""
+        a = self.args
+        self.model.train()
+        lr = lr_at(self.step, a.lr, a.warmup, a.steps, a.min_lr_ratio)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        counts = torch.tensor([float(self._n_loss_tokens(b)) for b in micro] + [0.0], device=self.dev)
+        local_total = counts[:-1].sum()
+        counts[-1] = local_total
+        global_total = dist_util.all_reduce_sum(counts[-1:].clone()).clamp_min(1.0)
+        loss_sum = torch.zeros((), device=self.dev)
+        aux_sum = torch.zeros((), device=self.dev)
+        for i, b in enumerate(micro):
+            sync = i == len(micro) - 1
+            ctx = self.fwd.no_sync() if (not sync and hasattr(self.fwd, "no_sync")) else _null()
+            with ctx:
+                with self._autocast():
+                    out = self.fwd(
+                        input_ids=b["input_ids"].to(self.dev, non_blocking=True),
+                        attention_mask=b["attention_mask"].to(self.dev, non_blocking=True),
+                        vision=vision_to(b["vision"], self.dev),
+                        mode=a.mode,
+                        labels=b["labels"].to(self.dev, non_blocking=True),
+                    )
+                # Token-weighted: the step's loss is the mean over the global batch's targets;
+                # DDP divides gradients by world, hence the factor.
+                weight = counts[i] * self.dist.world / global_total
+                loss = out.loss.float() * weight
+                aux = getattr(out, "aux_loss", None)
+                if aux is not None and a.aux_coef > 0:
+                    loss = loss + a.aux_coef * aux.float() / len(micro)
+                    aux_sum += aux.detach().float() / len(micro)
+                loss.backward()
+                loss_sum += out.loss.detach().float() * counts[i]
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if a.clip > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(trainable, a.clip)
+        else:
+            gnorm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainable if p.grad is not None]))
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        stats = torch.stack([loss_sum, aux_sum / self.dist.world])
+        dist_util.all_reduce_sum(stats)
+        return {"loss": float(stats[0] / global_total[0]), "aux_loss": float(stats[1]), "lr": lr,
+                "grad_norm": float(gnorm)}
+
+    @staticmethod
+    def _n_loss_tokens(b: dict[str, Any]) -> int:
+        # Position 0 never carries a label after the shift, so this equals the model's count.
+        return int((b["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+    def _autocast(self):
+        if self.dev.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return _null()
+
+    # -- throughput accounting ----------------------------------------------------------
+    def step_flops(self, micro: list[dict[str, Any]]) -> float:
+        """Model FLOPs of one training step on this rank (forward + backward = 3x forward)."""
+        m = unwrap(self.model)
+        total = 0.0
+        for b in micro:
+            lens = b["attention_mask"].sum(dim=1).tolist()
+            for L in lens:
+                total += float(m.flops_per_token(int(L))) * L
+            total += float(m.encoder_flops(self.args.mode)) * b["n_images"]
+        return 3.0 * total
+
+    # -- the run -----------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train until ``steps`` (or ``stop_after`` steps in this call); return a summary."""
+        a = self.args
+        it = self.batches()
+        last_log = time.perf_counter()
+        window = {"tokens": 0, "images": 0, "targets": 0, "flops": 0.0, "data_s": 0.0, "steps": 0}
+        done_here = 0
+        history: list[dict[str, Any]] = []
+        while self.step < a.steps and (a.stop_after == 0 or done_here < a.stop_after):
+            t0 = time.perf_counter()
+            micro = [next(it) for _ in range(a.grad_accum)]
+            window["data_s"] += time.perf_counter() - t0
+            metrics = self.train_step(micro)
+            done_here += 1
+            window["steps"] += 1
+            for b in micro:
+                window["tokens"] += b["n_tokens"]
+                window["images"] += b["n_images"]
+                window["targets"] += b["n_target_tokens"]
+            window["flops"] += self.step_flops(micro)
+            history.append({"step": self.step, "loss": metrics["loss"]})
+            if self.step % a.log_every == 0 or self.step == a.steps:
+                if self.dev.type == "cuda":
+                    torch.cuda.synchronize()
+                now = time.perf_counter()
+                self._log(metrics, window, now - last_log)
+                last_log = now
+                window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
+            if self.step % a.save_every == 0 or self.step == a.steps:
+                self.save()
+        if a.stop_after and self.step % a.save_every != 0 and self.step != a.steps:
+            self.save()
+        if self._log_fh:
+            self._log_fh.close()
+            self._log_fh = None
+        return {"step": self.step, "history": history, "run_dir": str(self.run_dir)}
+
+    def _log(self, metrics: dict[str, float], w: dict[str, float], seconds: float) -> None:
+        totals = torch.tensor([w["tokens"], w["images"], w["targets"], w["flops"], w["data_s"]], dtype=torch.float64)
+        dist_util.all_reduce_sum(totals)
+        tokens, images, targets, flops, data_s = totals.tolist()
+        seconds = max(seconds, 1e-9)
+        rec = {
+            "step": self.step,
+            "epoch": self.epoch,
+            **metrics,
+            "tokens_per_s": tokens / seconds,
+            "target_tokens_per_s": targets / seconds,
+            "images_per_s": images / seconds,
+            "mfu": flops / seconds / (self.args.peak_flops * self.dist.world),
+            "step_s": seconds / max(1, w["steps"]),
+            "data_wait_frac": data_s / self.dist.world / seconds,
+        }
+        if self._log_fh is not None:
+            self._log_fh.write(json.dumps(rec) + "\n")
+            self._log_fh.flush()
+            print(
+                f"step {rec['step']:>6} loss {rec['loss']:.4f} lr {rec['lr']:.2e} gnorm {rec['grad_norm']:.2f} "
+                f"tok/s {rec['tokens_per_s']:.0f} img/s {rec['images_per_s']:.1f} mfu {rec['mfu']:.3f} "
+                f"data {rec['data_wait_frac']:.0%}",
+                flush=True,
+            )
+
+    def save(self) -> None:
+        """Checkpoint (rank 0 writes; every rank waits for it)."""
+        if self.dist.main:
+            state = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world": self.dist.world,
+                     "schedule": {"lr": self.args.lr, "warmup": self.args.warmup, "steps": self.args.steps,
+                                  "min_lr_ratio": self.args.min_lr_ratio}}
+            # Stage 1 also stores the encoder alone: what stage 2's --init-from loads.
+            extra = {ENCODER_FILE: self.model.encoder_state_dict()} if self.args.stage == 1 else None
+            ckpt_io.save(self.run_dir, self.step, self.model, self.opt, state, keep=self.args.keep, extra=extra)
+        dist_util.barrier()
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def train(args: TrainArgs) -> dict[str, Any]:
+    """Run a whole training invocation; returns the Trainer's summary."""
+    trainer = Trainer(args)
+    try:
+        return trainer.fit()
+    finally:
+        dist_util.cleanup()

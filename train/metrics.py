@@ -1,0 +1,164 @@
+"""Text and grounding metrics of DESIGN.md §3 (pure Python + numpy, no model needed).
+
+Text: character edit distance normalised by the longer string, and precision / recall /
+F1 over word *sets* (Fox/GOT style). Without a Chinese segmenter, every CJK character is
+its own word. Grounding: ``<|ref|>label<|/ref|><|det|>[[x1, y1, x2, y2], ...]<|/det|>``
+items are parsed, matched greedily by IoU, and scored by mean IoU and label accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_WORD = re.compile(rf"\d+(?:[.,]\d+)*|[{_CJK}]|[^\s{_CJK}\W_]+", re.UNICODE)
+_ITEM = re.compile(r"<\|ref\|>(.*?)<\|/ref\|>\s*<\|det\|>(.*?)<\|/det\|>", re.DOTALL)
+_BOX = re.compile(r"\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
+_MARKERS = re.compile(r"<\|/?(?:ref|det|grounding)\|>")
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings (insert, delete, substitute cost 1).
+
+    One numpy pass per character of the shorter string: the insertion recurrence of a row
+    is a running minimum of ``d[j] - j``.
+    """
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return len(a)
+    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    ar = np.frombuffer(a.encode("utf-32-le"), dtype=np.uint32)
+    j = np.arange(len(bb) + 1, dtype=np.int64)
+    prev = j.copy()
+    for i, ch in enumerate(ar, start=1):
+        sub = prev[:-1] + (bb != ch)
+        cur = np.empty_like(prev)
+        cur[0] = i
+        cur[1:] = np.minimum(prev[1:] + 1, sub)
+        # Insertions: cur[j] = min_k<=j (cur[k] + j - k).
+        cur = np.minimum.accumulate(cur - j) + j
+        prev = cur
+    return int(prev[-1])
+
+
+def normalized_edit_distance(pred: str, ref: str) -> float:
+    """Edit distance divided by the longer length (0 when both are empty)."""
+    n = max(len(pred), len(ref))
+    return 0.0 if n == 0 else edit_distance(pred, ref) / n
+
+
+def words(text: str) -> list[str]:
+    """Words of text: runs of letters/digits, and each CJK character alone."""
+    return _WORD.findall(text)
+
+
+@dataclass(frozen=True)
+class PRF:
+    """Precision, recall and F1."""
+
+    precision: float
+    recall: float
+    f1: float
+
+
+def _prf(hits: int, n_pred: int, n_ref: int) -> PRF:
+    if n_pred == 0 and n_ref == 0:
+        return PRF(1.0, 1.0, 1.0)
+    p = hits / n_pred if n_pred else 0.0
+    r = hits / n_ref if n_ref else 0.0
+    return PRF(p, r, 0.0 if p + r == 0 else 2 * p * r / (p + r))
+
+
+def word_prf(pred: str, ref: str) -> PRF:
+    """Precision/recall/F1 of the predicted word set against the reference word set.
+
+    Both empty scores 1; an empty prediction for a non-empty reference scores 0.
+    """
+    ps, rs = set(words(pred)), set(words(ref))
+    return _prf(len(ps & rs), len(ps), len(rs))
+
+
+def plain_text(text: str, keep_refs: bool) -> str:
+    """Text of a grounded output without its boxes.
+
+    keep_refs: keep what sits inside ``<|ref|>`` (line grounding, where it is the text);
+    drop it when it is a layout label (grounded markdown).
+    """
+    text = _ITEM.sub(lambda m: m.group(1) if keep_refs else "", text)
+    return _MARKERS.sub("", text).strip()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One grounded item: its label (the ref text) and a 0-999 bin box."""
+
+    label: str
+    box: tuple[int, int, int, int]
+
+
+def parse_grounded(text: str) -> list[Item]:
+    """All ``<|ref|>..<|/ref|><|det|>[[..], ..]<|/det|>`` items; one Item per box."""
+    out: list[Item] = []
+    for m in _ITEM.finditer(text):
+        label = m.group(1).strip()
+        for b in _BOX.finditer(m.group(2)):
+            out.append(Item(label, tuple(int(v) for v in b.groups())))  # type: ignore[arg-type]
+    return out
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes; 0 for empty boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_boxes(pred: Sequence[Sequence[float]], ref: Sequence[Sequence[float]], iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching, highest IoU first; pairs at or above the threshold.
+
+    Returns (pred index, ref index, iou) sorted by reference index.
+    """
+    pairs = sorted(
+        ((box_iou(p, r), i, j) for i, p in enumerate(pred) for j, r in enumerate(ref)),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    used_p: set[int] = set()
+    used_r: set[int] = set()
+    out: list[tuple[int, int, float]] = []
+    for iou, i, j in pairs:
+        if iou < iou_threshold or iou <= 0:
+            break
+        if i in used_p or j in used_r:
+            continue
+        used_p.add(i)
+        used_r.add(j)
+        out.append((i, j, iou))
+    return sorted(out, key=lambda t: t[1])
+
+
+def grounding_scores(pred: Sequence[Item], ref: Sequence[Item], iou_threshold: float = 0.5) -> dict[str, float]:
+    """Box precision/recall at the IoU threshold, mean IoU of matches, label accuracy.
+
+    Matching ignores labels; label accuracy is the share of matched pairs whose labels
+    agree (1.0 when nothing matched and nothing was expected, else 0 with no matches).
+    """
+    matches = match_boxes([p.box for p in pred], [r.box for r in ref], iou_threshold)
+    prf = _prf(len(matches), len(pred), len(ref))
+    if matches:
+        mean_iou = float(np.mean([m[2] for m in matches]))
+        label_acc = sum(pred[i].label == ref[j].label for i, j, _ in matches) / len(matches)
+    else:
+        mean_iou = 0.0
+        label_acc = 1.0 if not ref and not pred else 0.0
+    return {"box_precision": prf.precision, "box_recall": prf.recall, "box_f1": prf.f1,
+            "mean_iou": mean_iou, "label_accuracy": label_acc, "n_pred": len(pred), "n_ref": len(ref),
+            "n_matched": len(matches)}

@@ -1,0 +1,1 @@
+"""Trainer for the DeepSeek-OCR-style model: configs, model, tokenizer, data and loop."""

@@ -1,0 +1,147 @@
+"""DeepSeek-MoE-style decoder: RMSNorm, rotary MHA (SDPA, causal + padding), dense/MoE MLPs, KV cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from train.configs import DecoderConfig
+from train.model.layers import RMSNorm
+from train.model.moe import MoE, SwiGLU
+
+
+class KVCache:
+    """Preallocated per-layer keys/values [B, H, max_len, D]; ``length`` positions are filled."""
+
+    def __init__(self, cfg: DecoderConfig, batch: int, max_len: int, device, dtype):
+        shape = (batch, cfg.heads, max_len, cfg.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.layers)]
+        self.length = 0
+        self.max_len = max_len
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's k, v [B, H, T, D] after the filled part; return all keys/values so far."""
+        end = self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache overflow: {end} positions > max_len {self.max_len}")
+        self.k[layer][:, :, self.length:end] = k
+        self.v[layer][:, :, self.length:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+def rotary(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [B, 1, T, head_dim/2] for integer positions [B, T] (float32)."""
+    inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    ang = positions.float()[..., None] * inv
+    return ang.cos()[:, None], ang.sin()[:, None]
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the two halves of each head (rotate-half convention)."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
+
+
+def attention_mask(key_valid: torch.Tensor | None, q_len: int, past: int) -> torch.Tensor | None:
+    """Boolean [B, 1, q_len, past+q_len] mask (True = attend), or None when plain causal suffices.
+
+    ``key_valid`` [B, past+q_len] marks real tokens. Plain causal (SDPA's fast path) is exact
+    when there is no cache and no row has a pad before a real token (right padding only
+    pads positions whose outputs carry no loss). Rows of pad queries that would see no key
+    may attend to themselves so SDPA never returns NaN.
+    """
+    if past == 0 and (key_valid is None or bool((key_valid[:, 1:] <= key_valid[:, :-1]).all())):
+        return None
+    total = past + q_len
+    qpos = torch.arange(past, total, device=key_valid.device)[:, None]
+    kpos = torch.arange(total, device=key_valid.device)[None, :]
+    mask = (kpos <= qpos)[None] & key_valid[:, None, :]
+    mask = mask | (kpos == qpos)[None]
+    return mask[:, None]
+
+
+class Attention(nn.Module):
+    """Plain multi-head attention with rotary positions."""
+
+    def __init__(self, cfg: DecoderConfig, layer: int):
+        super().__init__()
+        self.layer, self.heads, self.head_dim = layer, cfg.heads, cfg.head_dim
+        inner = cfg.heads * cfg.head_dim
+        self.q = nn.Linear(cfg.width, inner, bias=False)
+        self.k = nn.Linear(cfg.width, inner, bias=False)
+        self.v = nn.Linear(cfg.width, inner, bias=False)
+        self.o = nn.Linear(inner, cfg.width, bias=False)
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = (p(x).view(b, t, self.heads, self.head_dim).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)
+        if mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.o(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class Block(nn.Module):
+    """Pre-norm block: attention then a dense SwiGLU or MoE MLP."""
+
+    def __init__(self, cfg: DecoderConfig, layer: int):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.width, cfg.norm_eps)
+        self.attn = Attention(cfg, layer)
+        self.mlp_norm = RMSNorm(cfg.width, cfg.norm_eps)
+        self.is_moe = cfg.is_moe_layer(layer)
+        if self.is_moe:
+            self.mlp = MoE(cfg.width, cfg.n_routed, cfg.n_shared, cfg.top_k, cfg.moe_inter, cfg.norm_topk_prob)
+        else:
+            self.mlp = SwiGLU(cfg.width, cfg.dense_inter)
+
+    def forward(self, x, cos, sin, mask, cache, valid) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache)
+        h = self.mlp_norm(x)
+        if self.is_moe:
+            y, aux = self.mlp(h, valid)
+            return x + y, aux
+        return x + self.mlp(h), None
+
+
+class Decoder(nn.Module):
+    """Token embeddings -> blocks -> norm -> logits."""
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.layers))
+        self.norm = RMSNorm(cfg.width, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+
+    def forward(self, embeds: torch.Tensor, positions: torch.Tensor, key_valid: torch.Tensor | None,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """embeds [B, T, D], positions [B, T], key_valid [B, past+T] bool -> (logits, summed aux loss).
+
+        With a cache, the T new positions are appended after ``cache.length`` and the
+        cache length advances by T.
+        """
+        past = cache.length if cache is not None else 0
+        t = embeds.shape[1]
+        if key_valid is None and past:
+            key_valid = torch.ones(embeds.shape[0], past + t, dtype=torch.bool, device=embeds.device)
+        mask = attention_mask(key_valid, t, past)
+        cos, sin = rotary(positions, self.cfg.head_dim, self.cfg.rope_theta)
+        valid = key_valid[:, past:] if key_valid is not None else None
+        x, aux = embeds, None
+        for blk in self.blocks:
+            x, a = blk(x, cos, sin, mask, cache, valid)
+            if a is not None:
+                aux = a if aux is None else aux + a
+        if cache is not None:
+            cache.length += t
+        return self.lm_head(self.norm(x)), aux

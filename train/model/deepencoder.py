@@ -1,0 +1,75 @@
+"""DeepEncoder: SAM -> compressor -> CLIP, concatenation, projector, and the token layout."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from train.configs import EncoderConfig
+from train.model.clip import ClipVision
+from train.model.compressor import Compressor
+from train.model.sam import SamEncoder
+from train.model.vision_inputs import VisionInput
+
+
+class DeepEncoder(nn.Module):
+    """Images -> decoder-width vision embeddings laid out as DESIGN.md §1 item 5."""
+
+    def __init__(self, cfg: EncoderConfig, out_width: int):
+        super().__init__()
+        self.cfg = cfg
+        self.sam = SamEncoder(cfg)
+        self.compressor = Compressor(cfg)
+        self.clip = ClipVision(cfg)
+        self.projector = nn.Linear(2 * cfg.clip_width, out_width)
+        std = out_width ** -0.5
+        self.image_newline = nn.Parameter(torch.randn(out_width) * std)
+        self.view_separator = nn.Parameter(torch.randn(out_width) * std)
+
+    def _sam_frozen(self) -> bool:
+        return not any(p.requires_grad for p in (*self.sam.parameters(), *self.compressor.parameters()))
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] normalised pixels -> [B, S/64, S/64, out_width] projected features."""
+        # A frozen SAM sits at the input end: no gradient can flow through it, so skip autograd.
+        ctx = torch.no_grad() if self._sam_frozen() else contextlib.nullcontext()
+        with ctx:
+            feats = self.compressor(self.sam(pixels))  # [B, C, h, w]
+        b, c, h, w = feats.shape
+        clip = self.clip(feats)[:, 1:]
+        x = torch.cat([clip, feats.flatten(2).transpose(1, 2)], dim=-1)
+        return self.projector(x).reshape(b, h, w, -1)
+
+    def _with_newlines(self, grid: torch.Tensor) -> torch.Tensor:
+        """[h, w, D] -> [h*(w+1), D]: each row followed by image_newline."""
+        h, w, d = grid.shape
+        nl = self.image_newline.to(grid.dtype).expand(h, 1, d)
+        return torch.cat([grid, nl], dim=1).reshape(h * (w + 1), d)
+
+    def forward(self, vision: list[VisionInput], mode: str) -> list[torch.Tensor]:
+        """Per image, its [num_image_tokens, D] embeddings: (stitched tiles), global view, separator."""
+        if not vision:
+            return []
+        p = next(self.parameters())
+        glob = self.encode(torch.stack([v.global_view for v in vision]).to(p.device, p.dtype))
+        tiles = None
+        if mode == "gundam":
+            missing = [i for i, v in enumerate(vision) if v.tiles is None]
+            if missing:
+                raise ValueError(f"mode 'gundam' needs tiles but vision inputs {missing} have none")
+            tiles = self.encode(torch.cat([v.tiles for v in vision]).to(p.device, p.dtype))
+        out, t0 = [], 0
+        sep = self.view_separator.to(glob.dtype)[None]
+        for i, v in enumerate(vision):
+            parts = []
+            if tiles is not None:
+                nw, nh = v.grid
+                q = tiles.shape[1]
+                local = tiles[t0:t0 + nw * nh].reshape(nh, nw, q, q, -1).permute(0, 2, 1, 3, 4)
+                parts.append(self._with_newlines(local.reshape(nh * q, nw * q, -1)))
+                t0 += nw * nh
+            parts += [self._with_newlines(glob[i]), sep]
+            out.append(torch.cat(parts))
+        return out

@@ -1,0 +1,124 @@
+"""SAM-style ViTDet image encoder: 16 px patches, windowed + global attention, 256-ch neck."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from train.configs import EncoderConfig
+from train.model.layers import LayerNorm2d, Mlp, interpolate_grid
+
+
+def rel_pos_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor:
+    """Relative position embeddings [q_size, k_size, C] taken from ``table`` [2L-1, C].
+
+    The table is linearly resized when it was learned for another length (SAM's rule).
+    """
+    n = 2 * max(q_size, k_size) - 1
+    if table.shape[0] != n:
+        table = F.interpolate(table.t().unsqueeze(0).float(), size=n, mode="linear")[0].t().to(table.dtype)
+    q = torch.arange(q_size, device=table.device)[:, None] * max(k_size / q_size, 1.0)
+    k = torch.arange(k_size, device=table.device)[None, :] * max(q_size / k_size, 1.0)
+    return table[((q - k) + (k_size - 1) * max(q_size / k_size, 1.0)).long()]
+
+
+class SamAttention(nn.Module):
+    """Multi-head attention over a [B, H, W, C] grid with SAM's decomposed rel-pos bias."""
+
+    def __init__(self, dim: int, heads: int, rel_pos: bool, rel_len: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.rel_pos = rel_pos
+        if rel_pos:
+            hd = dim // heads
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * rel_len - 1, hd))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * rel_len - 1, hd))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        nh, hd = self.heads, c // self.heads
+        qkv = self.qkv(x).reshape(b, h * w, 3, nh, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # [b, nh, L, hd]
+        bias = None
+        if self.rel_pos:
+            rh = rel_pos_table(h, h, self.rel_pos_h).to(q.dtype)
+            rw = rel_pos_table(w, w, self.rel_pos_w).to(q.dtype)
+            rq = q.reshape(b, nh, h, w, hd)
+            bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rh)
+            bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rw)
+            bias = (bh[..., :, None] + bw[..., None, :]).reshape(b, nh, h * w, h * w)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
+
+
+def window_partition(x: torch.Tensor, win: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Split [B, H, W, C] into [B*nW, win, win, C] windows, zero-padding H, W to multiples."""
+    b, h, w, c = x.shape
+    ph, pw = (win - h % win) % win, (win - w % win) % win
+    if ph or pw:
+        x = F.pad(x, (0, 0, 0, pw, 0, ph))
+    hp, wp = h + ph, w + pw
+    x = x.reshape(b, hp // win, win, wp // win, win, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, win, win, c), (hp, wp)
+
+
+def window_unpartition(x: torch.Tensor, win: int, padded: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`, cropping the padding."""
+    hp, wp = padded
+    h, w = size
+    b = x.shape[0] // ((hp // win) * (wp // win))
+    x = x.reshape(b, hp // win, wp // win, win, win, -1).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, -1)
+    return x[:, :h, :w].contiguous()
+
+
+class SamBlock(nn.Module):
+    """Pre-LN transformer block; ``window`` > 0 restricts attention to windows."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, window: int, rel_pos: bool, rel_len: int):
+        super().__init__()
+        self.window = window
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = SamAttention(dim, heads, rel_pos, window if window else rel_len)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm1(x)
+        if self.window:
+            size = y.shape[1:3]
+            y, padded = window_partition(y, self.window)
+            y = window_unpartition(self.attn(y), self.window, padded, size)
+        else:
+            y = self.attn(y)
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class SamEncoder(nn.Module):
+    """Patch embedding + absolute positions + ViTDet blocks + neck: [B,3,S,S] -> [B,out,S/16,S/16]."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        d, p = cfg.sam_width, cfg.patch_size
+        grid = cfg.sam_img_size // p
+        self.patch_embed = nn.Conv2d(3, d, kernel_size=p, stride=p)
+        self.pos_embed = nn.Parameter(torch.zeros(grid, grid, d))
+        glob = set(cfg.sam_global_blocks)
+        self.blocks = nn.ModuleList(
+            SamBlock(d, cfg.sam_heads, cfg.sam_mlp_ratio, 0 if i in glob else cfg.sam_window, cfg.sam_rel_pos, grid)
+            for i in range(cfg.sam_depth)
+        )
+        o = cfg.sam_out_chans
+        self.neck = nn.Sequential(
+            nn.Conv2d(d, o, 1, bias=False), LayerNorm2d(o), nn.Conv2d(o, o, 3, padding=1, bias=False), LayerNorm2d(o)
+        )
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(pixels).permute(0, 2, 3, 1)  # [B, h, w, d]
+        x = x + interpolate_grid(self.pos_embed, x.shape[1], x.shape[2]).to(x.dtype)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.neck(x.permute(0, 3, 1, 2))

@@ -1,0 +1,110 @@
+"""Fitting a page image to a resolution mode (pure CPU; runs in DataLoader workers).
+
+Modes (DESIGN.md §1): ``tiny``/``small`` resize to a square (aspect not kept), ``base``/
+``large`` letterbox into a grey square (aspect kept), ``gundam`` stretches the page to an
+i x j grid of tiles plus a letterboxed global view. Pixels are normalised with mean 0.5,
+std 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from train.configs import MODES, EncoderConfig
+
+PAD_GREY = (127, 127, 127)
+MEAN, STD = 0.5, 0.5
+
+
+@dataclass
+class VisionInput:
+    """One image ready for the encoder.
+
+    global_view: [3, S, S] normalised float tensor.
+    tiles: [n, 3, T, T] in raster order (row by row) for gundam, else None.
+    grid: (nw, nh) tiles across and down; (0, 0) when there are no tiles.
+    """
+
+    global_view: torch.Tensor
+    tiles: torch.Tensor | None
+    grid: tuple[int, int]
+
+
+def _to_tensor(img: Image.Image) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.float32)
+    return torch.from_numpy((arr / 255.0 - MEAN) / STD).permute(2, 0, 1).contiguous()
+
+
+def letterbox(img: Image.Image, size: int) -> Image.Image:
+    """The image scaled to fit a ``size`` square, aspect kept, centred on grey."""
+    w, h = img.size
+    scale = size / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = Image.new("RGB", (size, size), PAD_GREY)
+    canvas.paste(img.resize((nw, nh), Image.Resampling.BICUBIC), ((size - nw) // 2, (size - nh) // 2))
+    return canvas
+
+
+def candidate_grids(enc: EncoderConfig) -> list[tuple[int, int]]:
+    """All (nw, nh) with min_tiles <= nw*nh <= max_tiles, fewest tiles first."""
+    lo, hi = enc.gundam_min_tiles, enc.gundam_max_tiles
+    grids = [(i, j) for i in range(1, hi + 1) for j in range(1, hi + 1) if lo <= i * j <= hi]
+    return sorted(grids, key=lambda g: (g[0] * g[1], g[0], g[1]))
+
+
+def gundam_grid(width: int, height: int, enc: EncoderConfig) -> tuple[int, int]:
+    """The tiling (nw, nh) whose aspect ratio nw/nh is nearest width/height.
+
+    Ties go to the grid with more tiles when the page has more than half their pixel area
+    (the InternVL / DeepSeek-OCR rule), else to the one with fewer tiles.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width}x{height}: both sides must be positive")
+    aspect = width / height
+    best, best_diff = None, float("inf")
+    for nw, nh in candidate_grids(enc):
+        diff = abs(aspect - nw / nh)
+        if diff < best_diff:
+            best, best_diff = (nw, nh), diff
+        elif diff == best_diff and width * height > 0.5 * enc.tile_size ** 2 * nw * nh:
+            best = (nw, nh)
+    assert best is not None
+    return best
+
+
+def fit_image(img: Image.Image, mode: str, enc: EncoderConfig) -> VisionInput:
+    """Resize / pad / tile ``img`` for ``mode`` and normalise it (see module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: valid modes are {MODES}")
+    img = img.convert("RGB")
+    size = enc.image_size(mode)
+    if mode in ("tiny", "small"):
+        return VisionInput(_to_tensor(img.resize((size, size), Image.Resampling.BICUBIC)), None, (0, 0))
+    global_view = _to_tensor(letterbox(img, size))
+    if mode in ("base", "large"):
+        return VisionInput(global_view, None, (0, 0))
+    nw, nh = gundam_grid(img.width, img.height, enc)
+    t = enc.tile_size
+    page = _to_tensor(img.resize((t * nw, t * nh), Image.Resampling.BICUBIC))  # [3, t*nh, t*nw]
+    tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t).contiguous()
+    return VisionInput(global_view, tiles, (nw, nh))
+
+
+def num_image_tokens(mode: str, enc: EncoderConfig, grid: tuple[int, int] = (0, 0)) -> int:
+    """Placeholders one image takes in ``mode``: grid rows with a newline each, one separator.
+
+    Gundam needs the tiling ``grid`` = (nw, nh) and adds (q*nw + 1) * (q*nh) local tokens.
+    """
+    q = enc.token_side(enc.image_size(mode))
+    n = q * (q + 1) + 1
+    if mode != "gundam":
+        return n
+    nw, nh = grid
+    if nw < 1 or nh < 1:
+        raise ValueError(f"num_image_tokens: gundam needs a tiling grid (nw, nh) >= (1, 1), got {grid}")
+    qt = enc.token_side(enc.tile_size)
+    return n + (qt * nw + 1) * (qt * nh)

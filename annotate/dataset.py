@@ -21,7 +21,9 @@ class ShardRef:
 
 
 def _uri(base_uri: str, name: str) -> str:
-    return base_uri.rstrip("/") + "/" + name
+    # Keep a URI's query (s3://b/dir?endpoint_override=...) after the file name.
+    head, sep, query = base_uri.partition("?")
+    return head.rstrip("/") + "/" + name + sep + query
 
 
 def list_shards(location: str) -> tuple[list[ShardRef], dict[str, Any] | None]:

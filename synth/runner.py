@@ -119,6 +119,10 @@ def prepare_output(recipe: Recipe, out_uri: str) -> tuple[pafs.FileSystem, str, 
     manifest = read_manifest(fs, base)
     listing = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
     present = {info.base_name: info.size for info in listing if info.type == pafs.FileType.File}
+    for name in [n for n in present if ".tmp-" in n]:
+        # A killed writer's temporary: never listed, never renamed, safe to sweep.
+        fs.delete_file(join(base, name))
+        del present[name]
     if manifest is None:
         strays = sorted(n for n in present if n.endswith(".arrow"))
         if strays:

@@ -1,0 +1,70 @@
+"""Ray paths: the embedded local cluster, task retry, and `ray job submit` on a real head."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from synth.runner import generate_dataset
+from tests.conftest import REPO, run_cli, write_recipe
+from tests.test_runner import shard_digests
+
+pytestmark = pytest.mark.slow
+
+
+def test_embedded_ray_matches_local_and_retries_a_crashed_task(tmp_path: Path):
+    recipe = write_recipe(tmp_path / "r.yaml", shards=4, rows_per_shard=2)
+    generate_dataset(recipe, str(tmp_path / "ref"), executor="local")
+    marker = tmp_path / "crashed-once"
+    res = run_cli(
+        "-m", "synth", str(recipe), "--out", str(tmp_path / "ray"), "--workers", "2", "--no-progress",
+        env={"SYNTH_FAULT_MARKER": str(marker), "SYNTH_FAULT_SHARD": "2", "RAY_ADDRESS": "", "RAY_DISABLE_USAGE_STATS": "1"},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert marker.exists(), "the fault hook never fired: shard 2 was not retried after a crash"
+    assert shard_digests(tmp_path / "ray") == shard_digests(tmp_path / "ref")
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    env = dict(os.environ, RAY_DISABLE_USAGE_STATS="1")
+    subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+    start = subprocess.run(
+        ["ray", "start", "--head", "--num-cpus", "2", "--disable-usage-stats", "--dashboard-host", "127.0.0.1"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        yield "http://127.0.0.1:8265"
+    finally:
+        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def _submit(address: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, RAY_ADDRESS=address, RAY_DISABLE_USAGE_STATS="1")
+    deadline = time.time() + 60
+    while True:  # the dashboard's job server may need a moment after `ray start`
+        res = subprocess.run(["ray", "job", "submit", "--working-dir", ".", "--", *args],
+                             cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+        if res.returncode == 0 or "Connection" not in res.stderr or time.time() > deadline:
+            return res
+        time.sleep(2)
+
+
+def test_ray_job_submit_writes_the_same_shards(ray_head, tmp_path: Path):
+    recipe = write_recipe(REPO / "manifests" / ".test_job.yaml", shards=3, rows_per_shard=2)
+    try:
+        generate_dataset(recipe, str(tmp_path / "ref"), executor="local")
+        out = tmp_path / "job"
+        res = _submit(ray_head, "python", "-m", "synth", "manifests/.test_job.yaml", "--out", str(out), "--no-progress")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert shard_digests(out) == shard_digests(tmp_path / "ref")
+        rel = _submit(ray_head, "python", "-m", "synth", "manifests/.test_job.yaml", "--out", "relative/out", "--no-progress")
+        assert rel.returncode != 0
+        assert "is relative" in rel.stdout + rel.stderr
+    finally:
+        recipe.unlink()

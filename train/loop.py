@@ -51,7 +51,6 @@ class TrainArgs:
     lr, min_lr_ratio, warmup: peak LR, cosine floor as a fraction of it, warm-up steps.
     weight_decay, beta1, beta2, eps: AdamW settings (no decay on 1-d params).
     clip: global gradient-norm clip (0 disables).
-    aux_coef: weight of the MoE load-balancing loss the model returns.
     seed: init and data-order seed.
     workers: DataLoader worker processes per rank.
     max_len: longest training sequence in tokens.
@@ -82,7 +81,6 @@ class TrainArgs:
     beta2: float = 0.95
     eps: float = 1e-8
     clip: float = 1.0
-    aux_coef: float = 0.001
     seed: int = 0
     workers: int = 2
     max_len: int = 8192
@@ -298,14 +296,14 @@ class Trainer:
                     )
                 # Token-weighted: the step's loss is the mean over the global batch's targets;
                 # DDP divides gradients by world, hence the factor.
+                # out.loss already includes the (weighted) MoE balance loss: split it off so
+                # only the LM part is token-weighted and logged as "loss".
+                aux = out.aux_loss.float() if out.aux_loss is not None else torch.zeros((), device=self.dev)
+                lm = out.loss.float() - aux
                 weight = counts[i] * self.dist.world / global_total
-                loss = out.loss.float() * weight
-                aux = getattr(out, "aux_loss", None)
-                if aux is not None and a.aux_coef > 0:
-                    loss = loss + a.aux_coef * aux.float() / len(micro)
-                    aux_sum += aux.detach().float() / len(micro)
-                loss.backward()
-                loss_sum += out.loss.detach().float() * counts[i]
+                (lm * weight + aux / len(micro)).backward()
+                loss_sum += lm.detach() * counts[i]
+                aux_sum += aux.detach() / len(micro)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if a.clip > 0:
             gnorm = torch.nn.utils.clip_grad_norm_(trainable, a.clip)
@@ -331,15 +329,16 @@ class Trainer:
 
     # -- throughput accounting ----------------------------------------------------------
     def step_flops(self, micro: list[dict[str, Any]]) -> float:
-        """Model FLOPs of one training step on this rank (forward + backward = 3x forward)."""
+        """Model training FLOPs of one step on this rank (the model's own forward+backward counts)."""
         m = unwrap(self.model)
         total = 0.0
         for b in micro:
-            lens = b["attention_mask"].sum(dim=1).tolist()
-            for L in lens:
+            for L in b["attention_mask"].sum(dim=1).tolist():
                 total += float(m.flops_per_token(int(L))) * L
-            total += float(m.encoder_flops(self.args.mode)) * b["n_images"]
-        return 3.0 * total
+            for v in b["vision"]:
+                if v is not None:
+                    total += float(m.encoder_flops(self.args.mode, tuple(v.grid)))
+        return total
 
     # -- the run -----------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:

@@ -1,0 +1,238 @@
+"""Evaluate a trained run on held-out shards (DESIGN.md §3).
+
+    python -m train.evaluate --run RUN_DIR --data DIR --mode base --out eval.json
+
+Text outputs: normalised edit distance and word-set precision/recall/F1, overall, per
+task, per bucket of reference text tokens and per compression ratio (text tokens /
+vision tokens, the paper's Fox table). Grounded outputs: box IoU of matched regions and
+label accuracy. Charts, molecules and geometry use their family scorers when those
+modules exist; a missing scorer is reported under ``families`` instead of failing.
+Writes the JSON and ``<out>.png``, precision against compression ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from annotate.prompts import TASK_LINES
+from train.data import ShardSet, decode_image
+from train.metrics import grounding_scores, normalized_edit_distance, parse_grounded, plain_text, word_prf
+
+# family -> (module, scorer name); scorers take (prediction, reference) target strings.
+FAMILY_SCORERS = {
+    "chart": ("annotate.charts", "score_tables"),
+    "molecule": ("annotate.molecules", "score_smiles"),
+    "geometry": ("annotate.geometry", "line_f1"),
+}
+
+
+def vision_tokens(mode: str, enc: Any, grid: tuple[int, int] = (0, 0)) -> int:
+    """Vision tokens of an image before newline/separator tokens (64 for Tiny, 100 for Small ...)."""
+    q = enc.token_side(enc.image_size(mode))
+    n = q * q
+    if mode == "gundam":
+        qt = enc.token_side(enc.tile_size)
+        n += qt * qt * grid[0] * grid[1]
+    return n
+
+
+def load_scorer(family: str) -> tuple[Callable | None, str]:
+    """The family's scorer, or None with the reason it is unavailable."""
+    mod_name, fn_name = FAMILY_SCORERS[family]
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as exc:
+        return None, f"{mod_name}.{fn_name} unavailable ({type(exc).__name__}: {exc})"
+    return fn, ""
+
+
+def _numeric(d: Any) -> dict[str, float]:
+    """Numbers of a scorer's result (a number, a dict, or a dataclass-like object)."""
+    if isinstance(d, (int, float, bool)):
+        return {"score": float(d)}
+    if not isinstance(d, dict):
+        d = getattr(d, "__dict__", {})
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float, bool))}
+
+
+def _mean_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for d in ds for k in d})
+    return {k: float(np.mean([d[k] for d in ds if k in d])) for k in keys}
+
+
+def text_scores(pred: str, ref: str, task: str) -> dict[str, float]:
+    """Edit distance and word P/R/F1 of the outputs' plain text (boxes removed)."""
+    keep = task == TASK_LINES
+    p, r = plain_text(pred, keep), plain_text(ref, keep)
+    prf = word_prf(p, r)
+    return {"edit_distance": normalized_edit_distance(p, r), "precision": prf.precision,
+            "recall": prf.recall, "f1": prf.f1}
+
+
+def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("edit_distance", "precision", "recall", "f1")
+    out: dict[str, Any] = {"n": len(items)}
+    for k in keys:
+        out[k] = float(np.mean([it["text"][k] for it in items])) if items else math.nan
+    out["text_tokens"] = float(np.mean([it["text_tokens"] for it in items])) if items else math.nan
+    out["compression"] = float(np.mean([it["compression"] for it in items])) if items else math.nan
+    return out
+
+
+def _buckets(items: list[dict[str, Any]], key: str, width: float) -> list[dict[str, Any]]:
+    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for it in items:
+        groups[int(it[key] // width)].append(it)
+    return [{"range": [b * width, (b + 1) * width], **_summarise(groups[b])} for b in sorted(groups)]
+
+
+def collect(shards: ShardSet, tasks: list[str], limit: int) -> list[dict[str, Any]]:
+    """Examples to evaluate: one per (row, record), in shard order, up to limit."""
+    out: list[dict[str, Any]] = []
+    for s in range(len(shards.paths)):
+        t = shards.table(s)
+        for r in range(t.num_rows):
+            recs = shards.cell(s, r, "records") or []
+            for k, rec in enumerate(recs):
+                if tasks and rec["task"] not in tasks:
+                    continue
+                out.append({"shard": s, "row": r, "record": k, "task": rec["task"], "prompt": rec["prompt"],
+                            "target": rec["target"], "family": shards.cell(s, r, "family"),
+                            "id": shards.cell(s, r, "id")})
+                if limit and len(out) >= limit:
+                    return out
+    return out
+
+
+def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = None, limit: int = 0,
+             max_new_tokens: int = 1024, batch_size: int = 8, token_bucket: int = 100,
+             ratio_bucket: float = 2.0, keep_examples: int = 20) -> dict[str, Any]:
+    """Generate on held-out examples and score them; returns the report dict."""
+    from train.generate import generate
+    from train.model.vision_inputs import fit_image
+
+    examples = collect(shards, list(tasks or []), limit)
+    images = [decode_image(shards.cell(e["shard"], e["row"], "image")) for e in examples]
+    preds = generate(run, images, [e["prompt"] for e in examples], mode, max_new_tokens,
+                     batch_size=batch_size)
+    target_lens = run.tok.encode_batch([e["target"] for e in examples]) if examples else []
+    scorers: dict[str, tuple[Callable | None, str]] = {}
+    per_family: dict[str, list[dict[str, float]]] = defaultdict(list)
+    text_items: list[dict[str, Any]] = []
+    ground: list[dict[str, float]] = []
+    for e, img, pred, ids in zip(examples, images, preds, target_lens):
+        e["prediction"] = pred
+        n_vis = 0
+        if img is not None:
+            grid = fit_image(img, mode, run.enc_cfg).grid if mode == "gundam" else (0, 0)
+            n_vis = vision_tokens(mode, run.enc_cfg, grid)
+        e["text_tokens"] = len(ids)
+        e["vision_tokens"] = n_vis
+        e["compression"] = len(ids) / n_vis if n_vis else 0.0
+        fam = e["family"]
+        if fam in FAMILY_SCORERS:
+            if fam not in scorers:
+                scorers[fam] = load_scorer(fam)
+            fn, _ = scorers[fam]
+            if fn is not None:
+                per_family[fam].append(_numeric(fn(pred, e["target"])))
+            continue
+        e["text"] = text_scores(pred, e["target"], e["task"])
+        if "<|det|>" in e["target"]:
+            e["grounding"] = grounding_scores(parse_grounded(pred), parse_grounded(e["target"]))
+            ground.append(e["grounding"])
+        text_items.append(e)
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for it in text_items:
+        by_task[it["task"]].append(it)
+    imaged = [it for it in text_items if it["vision_tokens"]]
+    families: dict[str, Any] = {}
+    for fam, (fn, why) in sorted(scorers.items()):
+        families[fam] = {"skipped": why} if fn is None else {"n": len(per_family[fam]), **_mean_dicts(per_family[fam])}
+    return {
+        "mode": mode,
+        "n_examples": len(examples),
+        "text": _summarise(text_items),
+        "by_task": {k: _summarise(v) for k, v in sorted(by_task.items())},
+        "by_text_tokens": _buckets(text_items, "text_tokens", token_bucket),
+        "by_compression": _buckets(imaged, "compression", ratio_bucket),
+        "grounding": {"n": len(ground), **_mean_dicts(ground)} if ground else {"n": 0},
+        "families": families,
+        "examples": [{k: e.get(k) for k in ("id", "task", "prompt", "target", "prediction", "text_tokens",
+                                             "vision_tokens", "compression", "text", "grounding")}
+                     for e in examples[:keep_examples]],
+        "_points": [(it["compression"], it["text"]["precision"]) for it in imaged],
+    }
+
+
+def plot_precision(report: dict[str, Any], path: str | Path) -> None:
+    """Scatter of per-example precision against compression ratio, with bucket means."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    pts = report.get("_points", [])
+    if pts:
+        xs, ys = zip(*pts)
+        ax.scatter(xs, ys, s=8, alpha=0.4, label="examples")
+    b = report.get("by_compression", [])
+    if b:
+        ax.plot([x["compression"] for x in b], [x["precision"] for x in b], "o-", color="C3", label="bucket mean")
+    ax.set_xlabel("compression ratio (text tokens / vision tokens)")
+    ax.set_ylabel("word precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"precision vs compression ({report.get('mode')})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(str(path), format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--data", nargs="+", required=True, help="held-out shard directories or files")
+    p.add_argument("--mode", default=None, help="resolution mode (default: the run's)")
+    p.add_argument("--out", default="eval.json")
+    p.add_argument("--tasks", nargs="*", default=[])
+    p.add_argument("--limit", type=int, default=0, help="evaluate at most this many examples (0: all)")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--token-bucket", type=int, default=100, help="width of text-token buckets")
+    p.add_argument("--ratio-bucket", type=float, default=2.0, help="width of compression-ratio buckets")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    a = p.parse_args(argv)
+    from train.generate import load_run
+
+    run = load_run(a.run, a.checkpoint, a.device)
+    mode = a.mode or run.default_mode
+    report = evaluate(run, ShardSet(a.data), mode, a.tasks, a.limit, a.max_new_tokens, a.batch_size,
+                      a.token_bucket, a.ratio_bucket)
+    report["run"] = str(a.run)
+    out = Path(a.out)
+    plot_precision(report, out.with_suffix(".png"))
+    report.pop("_points", None)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=float))
+    t = report["text"]
+    print(f"{report['n_examples']} examples: edit {t['edit_distance']:.3f} P {t['precision']:.3f} "
+          f"R {t['recall']:.3f} F1 {t['f1']:.3f} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

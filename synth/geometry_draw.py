@@ -23,6 +23,7 @@ from shapely.ops import unary_union
 from annotate.slow_perception import FRAME, Figure
 
 XY = tuple[float, float]
+CENTRE_DOT = 1.4  # px radius of the dot marking a circle's centre when points have no dots
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,7 @@ def place_labels(figure: Figure, style: Style, scale: float) -> dict[str, XY]:
     pad = (style.line_width / 2 + 1.5) / scale
     obstacles = [LineString([s.start, s.end]).buffer(pad, quad_segs=2) for s in figure.segments]
     obstacles += [SPoint(c.center).buffer(c.radius, quad_segs=16).exterior.buffer(pad, quad_segs=2) for c in figure.circles]
-    if style.dot_radius > 0:
-        obstacles += [SPoint(p.xy).buffer((style.dot_radius + 1) / scale, quad_segs=2) for p in figure.points]
+    obstacles += [SPoint(xy).buffer((r + 1) / scale, quad_segs=2) for xy, r in _dots(figure, style)]
     blocked = unary_union(obstacles) if obstacles else None
     blocked_p = prepared.prep(blocked) if blocked is not None else None
 
@@ -156,6 +156,14 @@ def content_bbox(figure: Figure, labels: dict[str, XY], style: Style, scale: flo
     return (min(xs), min(ys), max(xs), max(ys))
 
 
+def _dots(figure: Figure, style: Style) -> list[tuple[XY, float]]:
+    """Dots to draw (centre, radius px): every labelled point when the style asks for dots,
+    else circle centres only (a centre off every line would otherwise show nothing)."""
+    if style.dot_radius > 0:
+        return [(p.xy, style.dot_radius) for p in figure.points]
+    return [(c.center, CENTRE_DOT) for c in figure.circles]
+
+
 def _dashes(p: XY, q: XY, on: float, off: float):
     L = math.hypot(q[0] - p[0], q[1] - p[1])
     if L == 0:
@@ -200,11 +208,9 @@ def draw_figure(
         x, y = px(c.center)
         r = c.radius * tf.scale * k + lw / 2  # PIL draws the outline inward from the box
         d.ellipse([x - r, y - r, x + r, y + r], outline=ink, width=lw)
-    if style.dot_radius > 0:
-        r = style.dot_radius * k
-        for p in figure.points:
-            x, y = px(p.xy)
-            d.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+    for xy, r in _dots(figure, style):
+        x, y = px(xy)
+        d.ellipse([x - r * k, y - r * k, x + r * k, y + r * k], fill=ink)
     if labels is None:
         labels = place_labels(figure, style, tf.scale)
     f = font(style.font_px * k, style.italic)

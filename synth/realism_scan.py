@@ -1,0 +1,86 @@
+"""Scan-like degradation of a rendered page: skew, blur, tone, sensor noise, specks, JPEG.
+
+The only geometry is a small rotation about the page centre, scaled down just enough that
+the rotated page still fits the same frame (nothing is cut off, the size is kept), plus a
+shift within the slack that leaves. ``scan`` returns that map as a 3x3 matrix so that box
+corners follow the pixels exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from synth import realism_ops as ops
+from synth.realism_geom import pil_coefficients, rotation_scale, translation
+
+MAX_SKEW_DEG = 2.0  # |rotation| bound
+SKEW_PROB = 0.85  # share of scans that are skewed at all
+GRAY_SCAN_PROB = 0.5  # colour pages scanned in greyscale (and processed 3x cheaper)
+BLUR_PASSES = (0, 1, 1, 2)  # drawn uniformly: 2x2 box passes (2 = a [1,2,1] kernel)
+BLEED_PROB = 0.2
+NOISE_PROB = 0.8
+NOISE_SIGMA = (2.0, 9.0)  # grey levels
+SPECKLE_PROB = 0.3
+SPECKLE_DENSITY = (5e-5, 6e-4)  # share of pixels
+JPEG_PROB = 0.7
+JPEG_QUALITY = (30, 90)
+DARK_LID_PROB = 0.15  # the uncovered scanner bed shows black instead of the white lid
+
+
+def _skew(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """The rotate-and-fit matrix: a small turn, scaled to fit (w, h), shifted in the slack."""
+    angle = float(rng.uniform(-MAX_SKEW_DEG, MAX_SKEW_DEG))
+    a = np.deg2rad(abs(angle))
+    c, s = np.cos(a), np.sin(a)
+    fit = min(w / (w * c + h * s), h / (w * s + h * c))
+    scale = fit * float(rng.uniform(0.97, 1.0))
+    bw, bh = scale * (w * c + h * s), scale * (w * s + h * c)
+    dx = float(rng.uniform(-0.5, 0.5)) * (w - bw)
+    dy = float(rng.uniform(-0.5, 0.5)) * (h - bh)
+    return translation(dx, dy) @ rotation_scale(angle, scale, w / 2.0, h / 2.0)
+
+
+def scan(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
+    """Degrade ``img`` ('L' or 'RGB') like a flatbed scan; returns (image, forward matrix).
+
+    The output has the input's size and mode.
+    """
+    mode = img.mode
+    w, h = img.size
+    gray_scan = rng.random() < GRAY_SCAN_PROB
+    work = img.convert("L") if mode == "L" or gray_scan or ops.is_gray(img) else img
+
+    if rng.random() < BLEED_PROB:
+        work = ops.ink_bleed(work, full=bool(rng.random() < 0.5))
+    passes = int(rng.choice(BLUR_PASSES))
+    work, shift = ops.box_blur2(work, passes)
+    # The blur moved content by `shift`; forward maps below start from the original page.
+    forward = translation(shift, shift)
+
+    if rng.random() < SKEW_PROB:
+        skew = _skew(rng, w, h)
+        dark = rng.random() < DARK_LID_PROB
+        lid = int(rng.integers(10, 60)) if dark else int(rng.integers(225, 256))
+        fill = lid if work.mode == "L" else (lid, lid, lid)
+        # Sample the blurred image: output -> original is inv(skew), original -> blurred
+        # adds `shift`; nearest sampling is enough because the blur already smoothed it.
+        coeffs = pil_coefficients(skew @ translation(-shift, -shift), affine=True)
+        work = work.transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.NEAREST, fillcolor=fill)
+        forward = skew
+
+    lo = float(rng.uniform(0.0, 50.0))
+    hi = float(rng.uniform(215.0, 255.0))
+    tone = ops.tone_lut(lo, hi, float(rng.uniform(0.7, 1.5)))
+    work = work.point(tone * (3 if work.mode == "RGB" else 1))
+
+    if rng.random() < NOISE_PROB:
+        work = ops.add_noise(work, ops.noise_layer(rng, (w, h), float(rng.uniform(*NOISE_SIGMA))))
+    if rng.random() < SPECKLE_PROB:
+        work = ops.speckle(work, rng, float(rng.uniform(*SPECKLE_DENSITY)))
+
+    if mode == "RGB" and work.mode == "L":
+        work = work.convert("RGB")
+    if rng.random() < JPEG_PROB:
+        work = ops.jpeg_roundtrip(work, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
+    return work, forward

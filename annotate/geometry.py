@@ -61,11 +61,11 @@ def render_target(
     return draw_figure(fig, (w, h), tf, st)
 
 
-def _geometry_target(row: dict[str, Any]) -> str | None:
-    for r in row.get("records") or []:
+def _geometry_record(row: dict[str, Any]) -> dict[str, Any] | None:
+    for r in row.get("records") or [{"task": row.get("task"), "prompt": row.get("prompt"), "target": row.get("target")}]:
         if r.get("task") == prompts.TASK_GEOMETRY:
-            return r.get("target")
-    return row.get("target") if row.get("task") == prompts.TASK_GEOMETRY else None
+            return r
+    return None
 
 
 def check(row: dict[str, Any]) -> list[str]:
@@ -77,11 +77,12 @@ def check(row: dict[str, Any]) -> list[str]:
     ``DIFF_LEVEL`` grey levels, so a moved, missing or extra line is caught.
     """
     rid = row.get("id", "?")
-    target = _geometry_target(row)
-    if target is None:
+    rec = _geometry_record(row)
+    if rec is None:
         return [f"{rid}: no record with task {prompts.TASK_GEOMETRY!r}"]
-    if row.get("prompt") and row.get("task") == prompts.TASK_GEOMETRY and row["prompt"] != prompts.PARSE_FIGURE:
-        return [f"{rid}: prompt {row['prompt']!r}, expected {prompts.PARSE_FIGURE!r}"]
+    if rec.get("prompt") != prompts.PARSE_FIGURE:
+        return [f"{rid}: prompt {rec.get('prompt')!r}, expected {prompts.PARSE_FIGURE!r}"]
+    target = rec.get("target") or ""
     try:
         fig = parse_target(target, strict=True)
     except TargetError as e:
@@ -114,7 +115,8 @@ def check(row: dict[str, Any]) -> list[str]:
 def overlay(row: dict[str, Any]) -> Image.Image:
     """The stored figure with its target drawn over it in red (inspection picture)."""
     img = row_image(row)
-    target = _geometry_target(row) or ""
+    rec = _geometry_record(row)
+    target = (rec or {}).get("target") or ""
     truth = row_truth(row)
     if img is None:
         img = Image.new("RGB", (270, 270), "white")

@@ -64,6 +64,9 @@ class Config:
     jpeg_quality: int = 90
     max_attempts: int = 100
 
+    def __post_init__(self) -> None:
+        validate(self)  # a recipe with a bad value fails when it is loaded, not mid-shard
+
 
 def validate(cfg: Config) -> None:
     """Raise ValueError naming the first invalid field, its value and what is valid."""
@@ -187,7 +190,6 @@ def _encode(img, cfg: Config) -> bytes:
 def generate(config: Config | dict | None, rng: np.random.Generator) -> Sample:
     """Draw one random geometry figure; its truth holds the primitives and the transform."""
     cfg = _as_config(config)
-    validate(cfg)
     kind, fig = _construct(cfg, rng)
     size = int(rng.integers(cfg.size_min, cfg.size_max + 1))
     scale = size / cfg.window

@@ -318,3 +318,13 @@ def test_registered_family_and_image_size():
     assert (s.width, s.height) == (270, 270) and s.family == "geometry"
     assert fam.annotator.check(row_of(s)) == []
     assert math.isclose(s.truth["transform"]["scale"], 270 / 30)
+
+
+def test_recipe_loader_builds_and_rejects_geometry_config():
+    from synth.recipe import RecipeError, build_config
+
+    cfg = build_config(G.Config, {"constructions": {"circle": 1.0}, "shift_prob": 0.0}, "r.geometry.config")
+    s = G.generate(cfg, np.random.default_rng(0))
+    assert s.truth["construction"] == "circle" and s.truth["transform"]["offset"] == [0, 0]
+    with pytest.raises(RecipeError, match="image_format"):
+        build_config(G.Config, {"image_format": "bmp"}, "r.geometry.config")

@@ -29,7 +29,7 @@ from synth.sample import Record, Sample
 # A pixel "differs" when redrawn and stored grey levels are this far apart; a sound PNG
 # row redraws exactly (0 such pixels), JPEG ringing stays well under it.
 DIFF_LEVEL = 96
-MAX_DIFF_PX = {"png": 4, "jpeg": 40}
+MAX_DIFF_PX = {"png": 4, "jpeg": 12}
 
 
 def records(sample: Sample) -> list[Record]:

@@ -52,6 +52,7 @@ class Segment:
 
     @property
     def length(self) -> float:
+        """Euclidean length in figure units."""
         return math.hypot(self.end[0] - self.start[0], self.end[1] - self.start[1])
 
 

@@ -32,6 +32,7 @@ class Builder:
     circles: list[tuple[str, float]] = field(default_factory=list)
 
     def name(self, prefer_o: bool = False) -> str:
+        """The next free point name ('O' first when asked for and still free)."""
         if prefer_o and "O" not in self.xy:
             return "O"
         for ch in LETTERS:
@@ -40,19 +41,23 @@ class Builder:
         raise ValueError("construction ran out of point names (more than 26 points)")
 
     def point(self, p, prefer_o: bool = False) -> str:
+        """Add a labelled point at p; return its name."""
         n = self.name(prefer_o)
         self.xy[n] = np.asarray(p, dtype=float)
         return n
 
     def seg(self, a: str, b: str, aux: bool = False, dashed: bool | None = None) -> None:
+        """Add segment ab; unless forced, its dashing is drawn (auxiliary lines more often)."""
         if dashed is None:
             dashed = bool(self.rng.random() < (self.dashed_aux if aux else self.dashed_main))
         self.segments.append((a, b, dashed))
 
     def circle(self, centre: str, r: float) -> None:
+        """Add a circle around a named centre."""
         self.circles.append((centre, float(r)))
 
     def P(self, n: str) -> np.ndarray:
+        """Coordinates of a named point."""
         return self.xy[n]
 
 

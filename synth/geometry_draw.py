@@ -39,10 +39,12 @@ class Style:
     supersample: int = 3
 
     def to_dict(self) -> dict:
+        """JSON-ready fields (stored in truth['style'])."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Style":
+        """Rebuild a style from truth['style'] (unknown keys ignored)."""
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -54,6 +56,7 @@ class Transform:
     origin: XY
 
     def to_px(self, p: XY) -> XY:
+        """Pixel position of a figure point."""
         return (self.origin[0] + self.scale * p[0], self.origin[1] - self.scale * p[1])
 
 

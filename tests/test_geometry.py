@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import math
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from shapely.geometry import LineString, box
 from shapely.geometry import Point as SPoint
 
@@ -28,11 +29,12 @@ from annotate.slow_perception import (
 from synth import geometry as G
 from synth.families import load
 from synth.rows import sample_to_row
+from synth.sample import Sample
 
 SEEDS = range(120)
 
 
-def gen(seed: int, **over) -> "G.Sample":
+def gen(seed: int, **over) -> Sample:
     return G.generate(G.Config(**over), np.random.default_rng(seed))
 
 
@@ -70,8 +72,6 @@ def test_target_grammar(samples):
     for s in samples:
         rec = A.records(s)[0]
         assert (rec.task, rec.prompt) == (prompts.TASK_GEOMETRY, prompts.PARSE_FIGURE)
-        import ast
-
         d = ast.literal_eval(rec.target)
         assert set(d) <= {"Line", "Circle"}
         assert len(d["Line"]["line"]) == len(d["Line"]["line_type"]) == len(s.truth["segments"])
@@ -187,8 +187,7 @@ def test_render_target_matches_image_after_undoing_offset(samples):
         # With the default style, every line pixel drawn still lies on the figure's ink.
         lines_only = Figure(segments=parse_target(target).segments, circles=parse_target(target).circles)
         ink = np.asarray(A.render_target(lines_only, s.width), np.int16) < 160
-        near = np.asarray(Image.fromarray(((back < 200) * 255).astype(np.uint8)).filter(
-            __import__("PIL.ImageFilter", fromlist=["MaxFilter"]).MaxFilter(5))) > 0
+        near = np.asarray(Image.fromarray(((back < 200) * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(5))) > 0
         assert (ink & near).sum() / max(1, ink.sum()) >= 0.97
 
 

@@ -1,0 +1,111 @@
+"""OCR 1.0 document pages (family "ocr1"): reportlab lays out a page, PyMuPDF renders it
+and reads every word back, and the annotations come from what was rendered.
+
+Public API: ``Config``, ``generate(config, rng) -> Sample`` and, for tests and
+debugging, ``render_pdf(config, rng)`` which returns the intermediate PDF of the page
+that ``generate`` would draw from the same generator state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from annotate.coords import box_to_bins
+from synth.ocr1.config import Config, validate
+from synth.sample import Line, Region, Sample
+
+__all__ = ["Config", "generate", "render_pdf"]
+
+
+def _config(config: Config | dict[str, Any] | None) -> Config:
+    if config is None:
+        cfg = Config()
+    elif isinstance(config, Config):
+        cfg = config
+    elif isinstance(config, dict):
+        known = set(Config.__dataclass_fields__)
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"ocr1 config: unknown keys {unknown}; valid keys: {sorted(known)}")
+        cfg = Config(**config)
+    else:
+        raise TypeError(f"ocr1 config must be a Config or a dict, got {type(config).__name__}")
+    validate(cfg)
+    return cfg
+
+
+def render_pdf(config: Config | dict[str, Any] | None, rng: np.random.Generator):
+    """Lay out one page: (PDF bytes, PagePlan, drawn records). First step of ``generate``."""
+    from synth.ocr1.content import make_plan
+    from synth.ocr1.layout import build_pdf
+
+    plan = make_plan(_config(config), rng)
+    pdf, drawn = build_pdf(plan)
+    return pdf, plan, drawn
+
+
+def _bin_boxes(boxes_px: np.ndarray, mapper, W: int, H: int) -> list[tuple[int, int, int, int]]:
+    """Map pixel boxes through the realism point map (if any), clip, and bin them."""
+    b = np.asarray(boxes_px, dtype=float).reshape(-1, 4)
+    if mapper is not None and len(b):
+        corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], axis=1)  # (N, 4, 2)
+        m = np.asarray(mapper(corners.reshape(-1, 2)), dtype=float).reshape(-1, 4, 2)
+        b = np.concatenate([m.min(axis=1), m.max(axis=1)], axis=1)
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, W)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, H)
+    return [box_to_bins(row, W, H) for row in b]
+
+
+def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -> Sample:
+    """Generate one annotated OCR 1.0 page (a pure function of config and rng state)."""
+    from synth.ocr1.layout import live_area
+    from synth.ocr1.readback import read_regions
+    from synth.ocr1.render import apply_realism, encode, open_page, rasterize
+
+    cfg = _config(config)
+    pdf, plan, drawn = render_pdf(cfg, rng)
+    page = open_page(pdf)
+    regions, orphans = read_regions(page, drawn, plan.lang, plan.font_size)
+    img, scale = rasterize(page, cfg.long_side)
+    scan = bool(rng.random() < cfg.scan_prob)
+    photo = bool(rng.random() < cfg.photo_prob)
+    img, mapper = apply_realism(img, rng, scan, photo)
+    W, H = img.size
+
+    # One batched mapping for every box: regions, then lines, then words, then the live area.
+    lx0, ly0, lx1, ly1 = live_area(plan)
+    boxes = [r.box for r in regions]
+    boxes += [b for r in regions for _t, b in r.lines]
+    boxes += [b for r in regions for _t, b in r.words]
+    boxes.append((lx0, plan.page_h - ly1, lx1, plan.page_h - ly0))
+    binned = _bin_boxes(np.asarray(boxes, dtype=float) * scale, mapper, W, H)
+    it = iter(binned)
+    out_regions = [Region(r.label, next(it), r.content) for r in regions]
+    out_lines = [Line(t, next(it)) for r in regions for t, _b in r.lines]
+    words = [[t, list(next(it))] for r in regions for t, _b in r.words]
+    live = list(next(it))
+
+    text = "\n\n".join(r.plain for r in regions if r.plain)
+    truth = {
+        "page": {"size": plan.page_name, "landscape": plan.landscape,
+                 "width_pt": round(plan.page_w, 2), "height_pt": round(plan.page_h, 2)},
+        "columns": plan.columns,
+        "font": plan.family,
+        "font_size": round(plan.font_size, 2),
+        "lang": plan.lang,
+        "realism": {"scan": scan, "photo": photo},
+        "live_box": live,
+        "unassigned_words": orphans,
+        "words": words,
+    }
+    image = encode(img, cfg.image_format, cfg.jpeg_quality, cfg.png_compress_level)
+    return Sample(family="ocr1", image=image, image_format=cfg.image_format, width=W, height=H,
+                  regions=out_regions, lines=out_lines, text=text, truth=truth, lang=plan.lang)
+
+
+def config_dict(cfg: Config) -> dict[str, Any]:
+    """The config as a plain dict (for manifests)."""
+    return asdict(cfg)

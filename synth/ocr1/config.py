@@ -1,0 +1,90 @@
+"""The recipe options of the ocr1 family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Config:
+    """Options of OCR 1.0 page generation (every field defaulted; YAML keys match).
+
+    long_side: pixels of the rasterised page's longer side.
+    image_format: "jpeg" or "png" encoding of the stored image.
+    jpeg_quality: JPEG quality (1-95) when image_format is "jpeg".
+    png_compress_level: zlib level (0-9) when image_format is "png".
+    langs: language -> weight ("en", "zh").
+    page_sizes: page size name -> weight (A4, A5, B5, LETTER, LEGAL).
+    landscape_prob: probability of a landscape page.
+    columns: number of body columns ("1", "2", "3") -> weight; narrow pages cap it.
+    font_size_min, font_size_max: body font size range in points.
+    margin_min, margin_max: page margin range as a fraction of the page's short side.
+    blocks: body block kind -> weight (paragraph, heading, list, table, equation, figure).
+    chart_prob: fraction of figures taken from the chart family (synth.charts.figure_png)
+      when it is installed; the rest are text-free vector drawings.
+    title_prob: probability of a title block (title, author line, maybe an abstract).
+    header_prob, footer_prob, page_number_prob, footnote_prob: probabilities of a running
+      header, a footer line, a page number and footnotes.
+    fill: body content generated relative to the page's estimated capacity (>1 fills the
+      page; content that does not fit on the first page is dropped).
+    scan_prob, photo_prob: probabilities of the scan and photo looks of synth.realism.
+    """
+
+    long_side: int = 1024
+    image_format: str = "jpeg"
+    jpeg_quality: int = 90
+    png_compress_level: int = 6
+    langs: dict[str, float] = field(default_factory=lambda: {"en": 0.7, "zh": 0.3})
+    page_sizes: dict[str, float] = field(
+        default_factory=lambda: {"A4": 0.45, "LETTER": 0.3, "A5": 0.1, "B5": 0.1, "LEGAL": 0.05})
+    landscape_prob: float = 0.1
+    columns: dict[str, float] = field(default_factory=lambda: {"1": 0.5, "2": 0.35, "3": 0.15})
+    font_size_min: float = 8.5
+    font_size_max: float = 12.0
+    margin_min: float = 0.06
+    margin_max: float = 0.13
+    blocks: dict[str, float] = field(default_factory=lambda: {
+        "paragraph": 0.45, "heading": 0.15, "list": 0.1, "table": 0.1, "equation": 0.1, "figure": 0.1})
+    chart_prob: float = 0.2
+    title_prob: float = 0.6
+    header_prob: float = 0.6
+    footer_prob: float = 0.4
+    page_number_prob: float = 0.7
+    footnote_prob: float = 0.25
+    fill: float = 1.15
+    scan_prob: float = 0.0
+    photo_prob: float = 0.0
+
+
+PAGE_SIZES = ("A4", "A5", "B5", "LETTER", "LEGAL")
+BLOCK_KINDS = ("paragraph", "heading", "list", "table", "equation", "figure")
+
+
+def validate(cfg: Config) -> None:
+    """Raise ValueError naming the first bad field, its value and what would be valid."""
+    def bad(name: str, valid: str) -> None:
+        raise ValueError(f"ocr1 config: {name}={getattr(cfg, name)!r} is invalid; expected {valid}")
+
+    if not 64 <= cfg.long_side <= 8192:
+        bad("long_side", "an int in 64..8192")
+    if cfg.image_format not in ("jpeg", "png"):
+        bad("image_format", "'jpeg' or 'png'")
+    if not 1 <= cfg.jpeg_quality <= 95:
+        bad("jpeg_quality", "an int in 1..95")
+    if not 0 <= cfg.png_compress_level <= 9:
+        bad("png_compress_level", "an int in 0..9")
+    for name, valid in (("langs", {"en", "zh"}), ("page_sizes", set(PAGE_SIZES)),
+                        ("columns", {"1", "2", "3"}), ("blocks", set(BLOCK_KINDS))):
+        weights = getattr(cfg, name)
+        if not weights or set(weights) - valid or min(weights.values()) < 0 or sum(weights.values()) <= 0:
+            bad(name, f"non-negative weights over keys {sorted(valid)} with a positive sum")
+    if not 4 <= cfg.font_size_min <= cfg.font_size_max <= 24:
+        bad("font_size_min", "4 <= font_size_min <= font_size_max <= 24")
+    if not 0.03 <= cfg.margin_min <= cfg.margin_max <= 0.2:
+        bad("margin_min", "0.03 <= margin_min <= margin_max <= 0.2")
+    for name in ("landscape_prob", "chart_prob", "title_prob", "header_prob", "footer_prob",
+                 "page_number_prob", "footnote_prob", "scan_prob", "photo_prob"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            bad(name, "a probability in [0, 1]")
+    if not 0.3 <= cfg.fill <= 3.0:
+        bad("fill", "a float in [0.3, 3.0]")

@@ -1,0 +1,379 @@
+"""The page plan: page geometry, fonts and the flowables of one page, drawn from the rng.
+
+Nothing here measures the result: the plan says what to draw; ``layout`` draws it and
+``readback`` reads what was drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+from reportlab.lib import colors, pagesizes
+from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY, TA_LEFT
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import ListItem, Paragraph, Spacer, TableStyle
+
+from synth import text_sources as ts
+from synth.ocr1 import equations, figures, fonts
+from synth.ocr1.config import Config
+from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TTable
+
+
+@dataclass
+class Decoration:
+    """A single-line string drawn by the page callback (header, footer, page number)."""
+
+    text: str
+    x: float
+    y: float  # baseline, PDF points, y up
+    font: str
+    size: float
+    align: str  # "left", "center", "right": how x anchors the string
+    tag: dict[str, Any]
+
+
+@dataclass
+class PagePlan:
+    """Everything ``layout.build_pdf`` needs to draw one page."""
+
+    lang: str
+    page_w: float
+    page_h: float
+    page_name: str
+    landscape: bool
+    margins: tuple[float, float, float, float]  # left, right, top, bottom
+    columns: int
+    gutter: float
+    family: str
+    font_size: float
+    title_flowables: list = field(default_factory=list)
+    title_height: float = 0.0
+    body: list = field(default_factory=list)
+    decorations: list[Decoration] = field(default_factory=list)
+    footnotes: list = field(default_factory=list)  # TPara already wrapped at full width
+    footnote_height: float = 0.0
+
+
+def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    p = np.asarray([weights[k] for k in keys], dtype=float)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+class _Styles:
+    """The paragraph styles of one page."""
+
+    def __init__(self, rng: np.random.Generator, faces: dict[str, str], fs: float, lang: str):
+        lead = fs * _u(rng, 1.15, 1.4)
+        wrap = "CJK" if lang == "zh" else None
+        align = TA_JUSTIFY if rng.random() < 0.6 else TA_LEFT
+        indent = fs * 1.5 if rng.random() < 0.4 else 0.0
+        self.fs = fs
+        self.body = ParagraphStyle("body", fontName=faces["regular"], fontSize=fs, leading=lead,
+                                   alignment=align, firstLineIndent=indent, spaceAfter=fs * 0.6,
+                                   wordWrap=wrap)
+        self.item = ParagraphStyle("item", parent=self.body, firstLineIndent=0, spaceAfter=fs * 0.15)
+        self.heading = ParagraphStyle("heading", fontName=faces["bold"], fontSize=fs * 1.2,
+                                      leading=fs * 1.5, spaceBefore=fs * 0.6, spaceAfter=fs * 0.4,
+                                      keepWithNext=1, wordWrap=wrap)
+        self.title = ParagraphStyle("title", fontName=faces["bold"], fontSize=fs * _u(rng, 1.6, 2.2),
+                                    leading=fs * 2.6, alignment=TA_CENTER if rng.random() < 0.6 else TA_LEFT,
+                                    spaceAfter=fs * 0.6, wordWrap=wrap)
+        self.author = ParagraphStyle("author", parent=self.body, fontName=faces["italic"],
+                                     alignment=self.title.alignment, firstLineIndent=0, spaceAfter=fs)
+        self.caption = ParagraphStyle("caption", parent=self.body, fontSize=fs * 0.9, leading=fs * 1.15,
+                                      alignment=TA_CENTER, firstLineIndent=0, spaceBefore=fs * 0.3,
+                                      spaceAfter=fs * 0.8)
+        self.footnote = ParagraphStyle("footnote", parent=self.body, fontSize=fs * 0.8, leading=fs,
+                                       firstLineIndent=0, spaceAfter=fs * 0.2, alignment=TA_LEFT)
+
+
+def _tag(label: str, group: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"label": label, "group": group, **extra}
+
+
+def _para(text: str, style: ParagraphStyle, tag: dict[str, Any]) -> TPara:
+    p = TPara(escape(text), style)
+    p.tag = tag
+    return p
+
+
+def _sentences(rng: np.random.Generator, lang: str, lo: int, hi: int) -> str:
+    return ts.paragraph(rng, lang, int(rng.integers(lo, hi + 1)))
+
+
+def _short_sentence(rng: np.random.Generator, lang: str) -> str:
+    if lang == "zh":
+        return ts.chinese_sentence(rng, int(rng.integers(3, 9)))
+    s = ts.english_sentences()[int(rng.integers(len(ts.english_sentences())))]
+    return s if len(s) < 140 else s[:s.rfind(" ", 0, 120)].rstrip(",;:") + "."
+
+
+class _Body:
+    """Generates body blocks for one page and estimates the height they take."""
+
+    def __init__(self, rng, cfg: Config, lang: str, faces: dict[str, str], st: _Styles, col_w: float,
+                 frame_h: float):
+        self.rng, self.cfg, self.lang, self.faces, self.st = rng, cfg, lang, faces, st
+        self.col_w, self.frame_h = col_w, frame_h
+        self.section = int(rng.integers(1, 6))
+        self.n_table = self.n_figure = 0
+        # Average advance of a character, in em: Latin prose ~0.5, CJK ideographs 1.0.
+        self.char_em = 1.0 if lang == "zh" else 0.5
+
+    def _text_height(self, text: str, style: ParagraphStyle, width: float) -> float:
+        lines = np.ceil(len(text) * self.char_em * style.fontSize / max(width, 1.0)) or 1
+        return float(lines) * style.leading + style.spaceAfter + style.spaceBefore
+
+    def paragraph(self) -> tuple[list, float]:
+        text = _sentences(self.rng, self.lang, 2, 6)
+        return [_para(text, self.st.body, _tag("text"))], self._text_height(text, self.st.body, self.col_w)
+
+    def heading(self) -> tuple[list, float]:
+        self.section += 1
+        words = ts.title(self.rng, self.lang, int(self.rng.integers(1, 5)))
+        r = self.rng.random()
+        if r < 0.4:
+            text = f"{self.section} {words}"
+        elif r < 0.6:
+            text = f"{self.section}.{int(self.rng.integers(1, 5))} {words}"
+        else:
+            text = words
+        h = _para(text, self.st.heading, _tag("sub_title"))
+        out, hh = self.paragraph()
+        return [h] + out, hh + self.st.heading.leading * 2
+
+    def list(self) -> tuple[list, float]:
+        n = int(self.rng.integers(2, 6))
+        numbered = self.rng.random() < 0.45
+        items = [_short_sentence(self.rng, self.lang) for _ in range(n)]
+        indent = self.st.fs * 1.8
+        body_w = self.col_w - indent
+        flow = TList(
+            [ListItem(Paragraph(escape(t), self.st.item)) for t in items],
+            bulletType="1" if numbered else "bullet",
+            start=None if numbered else "\u2022",
+            bulletFormat="%s." if numbered else None,
+            # Bullets in a Latin font: CJK fonts lack U+2022.
+            bulletFontName="Helvetica", bulletFontSize=self.st.fs,
+            leftIndent=indent, bulletDedent=indent * 0.8, spaceAfter=self.st.fs * 0.6,
+        )
+        flow.tag = _tag("list", numbered=numbered)
+        est = sum(self._text_height(t, self.st.item, body_w) for t in items) + self.st.fs * 0.6
+        if est > 0.8 * self.frame_h:
+            return [], 0.0
+        return [flow], est
+
+    def _cell(self, col: int, header: bool) -> str:
+        if header:
+            return ts.title(self.rng, self.lang, 1) if self.lang == "zh" else ts.words(self.rng, "en", 1)[0].capitalize()
+        if col == 0:
+            return ts.words(self.rng, self.lang, 1)[0]
+        r = self.rng.random()
+        if r < 0.5:
+            return f"{self.rng.uniform(0, 100):.{int(self.rng.integers(0, 3))}f}"
+        if r < 0.7:
+            return f"{int(self.rng.integers(0, 5000))}"
+        if r < 0.8:
+            return f"{self.rng.uniform(0, 100):.1f}%"
+        return ts.words(self.rng, self.lang, 1)[0]
+
+    def table(self) -> tuple[list, float]:
+        st, rng = self.st, self.rng
+        fs = st.fs * _u(rng, 0.8, 0.95)
+        regular, bold = self.faces["regular"], self.faces["bold"]
+        pad = fs * 0.35
+        ncols = int(rng.integers(2, 6))
+        nrows = int(rng.integers(3, 9))
+        for _ in range(3):  # shrink until it fits the column
+            data = [[self._cell(c, r == 0) for c in range(ncols)] for r in range(nrows)]
+            col_w = [max(stringWidth(data[r][c], bold if r == 0 else regular, fs) for r in range(nrows)) + 2 * pad + fs
+                     for c in range(ncols)]
+            if sum(col_w) <= self.col_w:
+                break
+            ncols = max(2, ncols - 1)
+        else:
+            return [], 0.0
+        if sum(col_w) > self.col_w:
+            return [], 0.0
+        spans: list[tuple[int, int, int, int]] = []
+        style = [("FONT", (0, 0), (-1, -1), regular, fs, fs * 1.2), ("FONT", (0, 0), (-1, 0), bold, fs, fs * 1.2),
+                 ("TOPPADDING", (0, 0), (-1, -1), pad), ("BOTTOMPADDING", (0, 0), (-1, -1), pad),
+                 ("LEFTPADDING", (0, 0), (-1, -1), pad), ("RIGHTPADDING", (0, 0), (-1, -1), pad),
+                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                 ("ALIGN", (1, 0), (-1, -1), "CENTER" if rng.random() < 0.5 else "RIGHT")]
+        hdr = 0  # index of the last header row
+        r = rng.random()
+        if r < 0.25 and ncols >= 3:  # header group spanning two columns, on an extra top row
+            top = [""] * ncols
+            top[1] = self._cell(1, True)
+            data.insert(0, top)
+            nrows += 1
+            hdr = 1
+            spans.append((0, 1, 0, 2))
+            spans.append((0, 0, 1, 0))  # the stub header spans both header rows
+            data[0][0], data[1][0] = data[1][0], ""  # stub header moves up; its width is known
+            style.append(("FONT", (0, 0), (-1, 1), bold, fs, fs * 1.2))
+        elif r < 0.45 and nrows >= 4:  # a row label spanning two body rows
+            spans.append((1, 0, 2, 0))
+            data[2][0] = ""
+        for r0, c0, r1, c1 in spans:
+            style.append(("SPAN", (c0, r0), (c1, r1)))
+        if rng.random() < 0.5:
+            style.append(("GRID", (0, 0), (-1, -1), 0.5, colors.black))
+        else:  # booktabs look
+            style += [("LINEABOVE", (0, 0), (-1, 0), 1.0, colors.black),
+                      ("LINEBELOW", (0, hdr), (-1, hdr), 0.5, colors.black),
+                      ("LINEBELOW", (0, -1), (-1, -1), 1.0, colors.black)]
+        if rng.random() < 0.3:
+            style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dddddd")))
+        t = TTable(data, colWidths=col_w, style=TableStyle(style), hAlign="CENTER")
+        t.tag = _tag("table", spans=spans)
+        self.n_table += 1
+        label = f"表{self.n_table}" if self.lang == "zh" else f"Table {self.n_table}:"
+        cap = _para(f"{label} {_short_sentence(rng, self.lang)}", st.caption, _tag("table_caption"))
+        cap.keepWithNext = 1
+        height = nrows * (fs * 1.2 + 2 * pad)
+        return [cap, t, Spacer(1, st.fs * 0.8)], height + st.fs * 3
+
+    def equation(self) -> tuple[list, float]:
+        latex = equations.pick(self.rng)
+        _img, w, h = equations.render(latex)
+        scale = self.st.fs / 12.0 * _u(self.rng, 1.0, 1.3)
+        scale = min(scale, 0.9 * self.col_w / w)
+        im = TImage(equations.reader(latex), width=w * scale, height=h * scale, hAlign="CENTER")
+        im.tag = _tag("equation", latex=latex)
+        gap = self.st.fs * 0.6
+        return [Spacer(1, gap), im, Spacer(1, gap)], h * scale + 2 * gap
+
+    def figure(self) -> tuple[list, float]:
+        rng = self.rng
+        w = self.col_w * _u(rng, 0.55, 0.95)
+        h = min(w * _u(rng, 0.45, 0.75), 0.45 * self.frame_h)
+        tag = _tag("image")
+        png = figures.chart_png(rng, w, h, self.lang) if rng.random() < self.cfg.chart_prob else None
+        if png is not None:
+            fig = TImage(ImageReader(png), width=w, height=h, hAlign="CENTER")
+            fig.tag = tag
+        else:
+            fig = TDrawing(figures.drawing(rng, w, h), tag)
+        self.n_figure += 1
+        label = f"图{self.n_figure}" if self.lang == "zh" else f"Figure {self.n_figure}:"
+        cap = _para(f"{label} {_short_sentence(rng, self.lang)}", self.st.caption, _tag("image_caption"))
+        fig.keepWithNext = 1
+        return [Spacer(1, self.st.fs * 0.5), fig, cap], h + self.st.fs * 4
+
+
+def _page_geometry(rng, cfg: Config) -> tuple[str, bool, float, float]:
+    name = _choice(rng, cfg.page_sizes)
+    w, h = getattr(pagesizes, name)
+    landscape = rng.random() < cfg.landscape_prob
+    if landscape:
+        w, h = h, w
+    return name, landscape, float(w), float(h)
+
+
+def _columns(rng, cfg: Config, usable_w: float, fs: float) -> int:
+    cols = int(_choice(rng, cfg.columns))
+    # A column narrower than ~22 em sets badly (and tables stop fitting): cap the count.
+    while cols > 1 and (usable_w - (cols - 1) * fs * 1.5) / cols < 22 * fs:
+        cols -= 1
+    return cols
+
+
+def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
+    """Draw a page plan (geometry, fonts, decorations, title block and body flowables)."""
+    lang = _choice(rng, cfg.langs)
+    page_name, landscape, pw, ph = _page_geometry(rng, cfg)
+    short = min(pw, ph)
+    ml, mr = (_u(rng, cfg.margin_min, cfg.margin_max) * short for _ in range(2))
+    mt, mb = (_u(rng, cfg.margin_min, cfg.margin_max) * short for _ in range(2))
+    family = fonts.families_for(lang)[int(rng.integers(len(fonts.families_for(lang))))]
+    faces = fonts.face_set(family)
+    fs = _u(rng, cfg.font_size_min, cfg.font_size_max)
+    if page_name == "A5":
+        fs *= 0.9
+    usable_w = pw - ml - mr
+    cols = _columns(rng, cfg, usable_w, fs)
+    gutter = fs * _u(rng, 1.5, 3.0)
+    col_w = (usable_w - (cols - 1) * gutter) / cols
+    st = _Styles(rng, faces, fs, lang)
+    plan = PagePlan(lang=lang, page_w=pw, page_h=ph, page_name=page_name, landscape=landscape,
+                    margins=(ml, mr, mt, mb), columns=cols, gutter=gutter, family=family, font_size=fs)
+
+    _decorations(rng, cfg, plan, faces, fs)
+
+    if rng.random() < cfg.footnote_prob:
+        for i in range(int(rng.integers(1, 3))):
+            p = _para(f"{i + 1} {_short_sentence(rng, lang)}", st.footnote, _tag("footnote", group=2))
+            p.wrap(usable_w, ph)
+            plan.footnotes.append(p)
+        plan.footnote_height = sum(p._ocr1_wh[1] + st.footnote.spaceAfter for p in plan.footnotes) + fs
+
+    if rng.random() < cfg.title_prob:
+        plan.title_flowables.append(_para(ts.title(rng, lang), st.title, _tag("title")))
+        if rng.random() < 0.6:
+            names = " ".join(f"{ts.words(rng, 'en', 1)[0].capitalize()} {ts.words(rng, 'en', 1)[0].capitalize()}"
+                             for _ in range(int(rng.integers(1, 4))))
+            author = ts.title(rng, "zh", int(rng.integers(2, 4))) if lang == "zh" else names.replace("  ", " ")
+            plan.title_flowables.append(_para(author, st.author, _tag("text")))
+        if cols > 1 and rng.random() < 0.5:
+            plan.title_flowables.append(_para(_sentences(rng, lang, 3, 5), st.body, _tag("text")))
+        plan.title_height = sum(f.wrap(usable_w, ph)[1] + f.style.spaceAfter + f.style.spaceBefore
+                                for f in plan.title_flowables) + 2.0
+
+    frame_h = ph - mt - mb - plan.title_height - plan.footnote_height
+    body = _Body(rng, cfg, lang, faces, st, col_w, frame_h)
+    target = cfg.fill * cols * frame_h
+    total = 0.0
+    kinds = dict(cfg.blocks)
+    tail = {"paragraph": 1.0}
+    while total < target:
+        # Near the end only splittable paragraphs: a table or figure that does not fit
+        # would end the page early and leave a blank band.
+        kind = _choice(rng, kinds if total < 0.7 * target / cfg.fill else tail)
+        flows, h = getattr(body, kind)()
+        plan.body += flows
+        total += h if flows else st.body.leading  # failed blocks still advance, so this ends
+    return plan
+
+
+def _decorations(rng, cfg: Config, plan: PagePlan, faces: dict[str, str], fs: float) -> None:
+    ml, mr, mt, mb = plan.margins
+    pw, ph, lang = plan.page_w, plan.page_h, plan.lang
+    size_top = min(fs * 0.85, mt * 0.3)
+    size_bot = min(fs * 0.85, mb * 0.3)
+    y_top = ph - mt * _u(rng, 0.45, 0.6)
+    y_bot = mb * _u(rng, 0.35, 0.5)
+    x_of = {"left": ml, "center": pw / 2, "right": pw - mr}
+    used: dict[str, set[str]] = {"top": set(), "bottom": set()}
+
+    def add(label: str, text: str, band: str, align: str, font: str) -> None:
+        used[band].add(align)
+        y, size = (y_top, size_top) if band == "top" else (y_bot, size_bot)
+        plan.decorations.append(Decoration(text, x_of[align], y, font, size, align,
+                                           _tag(label, group=0 if band == "top" else 3)))
+
+    if rng.random() < cfg.header_prob:
+        add("header", ts.title(rng, lang, int(rng.integers(2, 6))), "top",
+            ("left", "center", "right")[int(rng.integers(3))], faces["italic"] if rng.random() < 0.5 else faces["regular"])
+    if rng.random() < cfg.footer_prob:
+        text = ts.title(rng, lang, int(rng.integers(2, 5)))
+        if rng.random() < 0.5:
+            text += f" {int(rng.integers(1990, 2030))}"
+        add("footer", text, "bottom", "left" if rng.random() < 0.5 else "center", faces["regular"])
+    if rng.random() < cfg.page_number_prob:
+        n = int(rng.integers(1, 400))
+        fmt = ("{n}", "- {n} -", "Page {n}", "第{n}页" if lang == "zh" else "{n}")[int(rng.integers(4))]
+        band = "bottom" if rng.random() < 0.75 else "top"
+        free = [a for a in ("center", "right", "left") if a not in used[band]]
+        add("page_number", fmt.format(n=n), band, free[0], faces["regular"])

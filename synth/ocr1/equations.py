@@ -1,0 +1,101 @@
+"""Display equations: a finite pool of LaTeX strings rendered with matplotlib mathtext.
+
+The pool is finite on purpose: each equation is rasterised once per process (about
+20 ms) and reused from the cache afterwards. Every string is in the LaTeX subset that
+mathtext parses, so the annotation (``\\[ latex \\]``) is exactly what was drawn.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+
+import numpy as np
+
+# Rendering resolution: 3x the 72 dpi PDF unit keeps edges crisp at 1024-1600 px pages.
+_DPI = 216
+_FONT_PT = 12.0
+
+POOL: tuple[str, ...] = (
+    r"E = mc^{2}",
+    r"a^{2} + b^{2} = c^{2}",
+    r"x = \frac{-b \pm \sqrt{b^{2} - 4ac}}{2a}",
+    r"\sum_{i=1}^{n} i = \frac{n(n+1)}{2}",
+    r"\int_{0}^{\infty} e^{-x^{2}} dx = \frac{\sqrt{\pi}}{2}",
+    r"f(x) = \sum_{k=0}^{\infty} \frac{f^{(k)}(a)}{k!} (x-a)^{k}",
+    r"e^{i\pi} + 1 = 0",
+    r"\nabla \cdot \mathbf{E} = \frac{\rho}{\epsilon_{0}}",
+    r"\mathcal{L}(\theta) = -\sum_{i=1}^{N} \log p_{\theta}(y_{i} | x_{i})",
+    r"\sigma(z) = \frac{1}{1 + e^{-z}}",
+    r"\mathrm{softmax}(z)_{j} = \frac{e^{z_{j}}}{\sum_{k} e^{z_{k}}}",
+    r"\hat{y} = W x + b",
+    r"\frac{\partial u}{\partial t} = \alpha \frac{\partial^{2} u}{\partial x^{2}}",
+    r"\lim_{n \to \infty} \left(1 + \frac{1}{n}\right)^{n} = e",
+    r"P(A | B) = \frac{P(B | A) P(A)}{P(B)}",
+    r"\mu = \frac{1}{N} \sum_{i=1}^{N} x_{i}",
+    r"\sigma^{2} = \frac{1}{N} \sum_{i=1}^{N} (x_{i} - \mu)^{2}",
+    r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\left(\frac{Q K^{T}}{\sqrt{d_{k}}}\right) V",
+    r"\theta_{t+1} = \theta_{t} - \eta \nabla_{\theta} J(\theta_{t})",
+    r"\oint_{C} \mathbf{F} \cdot d\mathbf{r} = \iint_{S} (\nabla \times \mathbf{F}) \cdot d\mathbf{S}",
+    r"\binom{n}{k} = \frac{n!}{k!(n-k)!}",
+    r"\sin^{2} \alpha + \cos^{2} \alpha = 1",
+    r"\prod_{p} \frac{1}{1 - p^{-s}} = \sum_{n=1}^{\infty} \frac{1}{n^{s}}",
+    r"F = G \frac{m_{1} m_{2}}{r^{2}}",
+    r"\Delta x \, \Delta p \geq \frac{\hbar}{2}",
+    r"H(X) = -\sum_{x} p(x) \log_{2} p(x)",
+    r"D_{KL}(P \| Q) = \sum_{x} P(x) \log \frac{P(x)}{Q(x)}",
+    r"y = \beta_{0} + \beta_{1} x + \varepsilon",
+    r"\det(A - \lambda I) = 0",
+    r"\|x\|_{2} = \sqrt{\sum_{i} x_{i}^{2}}",
+    r"\frac{d}{dx} \ln x = \frac{1}{x}",
+    r"\int_{a}^{b} f'(x) dx = f(b) - f(a)",
+    r"\zeta(2) = \sum_{n=1}^{\infty} \frac{1}{n^{2}} = \frac{\pi^{2}}{6}",
+    r"i \hbar \frac{\partial \psi}{\partial t} = \hat{H} \psi",
+    r"R_{\mu\nu} - \frac{1}{2} R g_{\mu\nu} = 8 \pi G T_{\mu\nu}",
+    r"\mathbf{x}_{t} = \sqrt{\bar{\alpha}_{t}} \mathbf{x}_{0} + \sqrt{1 - \bar{\alpha}_{t}} \epsilon",
+    r"\cos(\alpha + \beta) = \cos\alpha \cos\beta - \sin\alpha \sin\beta",
+    r"A = \pi r^{2}",
+    r"v = \frac{\Delta s}{\Delta t}",
+    r"\mathrm{PPL} = \exp\left(-\frac{1}{N} \sum_{i} \log p(w_{i})\right)",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def render(latex: str):
+    """The equation's image cropped to its ink, as (PIL RGB image, width_pt, height_pt) at 12 pt.
+
+    Cached per process; raises ValueError naming the string when mathtext rejects it.
+    """
+    from matplotlib import mathtext
+    from matplotlib.font_manager import FontProperties
+    from PIL import Image
+
+    buf = io.BytesIO()
+    try:
+        mathtext.math_to_image(f"${latex}$", buf, prop=FontProperties(size=_FONT_PT), dpi=_DPI, format="png")
+    except ValueError as exc:  # mathtext parse errors
+        raise ValueError(f"equation {latex!r} is not valid mathtext: {exc}") from exc
+    buf.seek(0)
+    rgba = Image.open(buf).convert("RGBA")
+    # Composite on white: reportlab would otherwise need an alpha mask per image.
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    img = Image.alpha_composite(white, rgba).convert("RGB")
+    arr = np.asarray(img.convert("L"))
+    ys, xs = np.nonzero(arr < 250)
+    if len(xs):
+        img = img.crop((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+    scale = 72.0 / _DPI
+    return img, img.width * scale, img.height * scale
+
+
+@functools.lru_cache(maxsize=None)
+def reader(latex: str):
+    """A reportlab ImageReader of the rendered equation (cached so PDF embedding is cheap)."""
+    from reportlab.lib.utils import ImageReader
+
+    return ImageReader(render(latex)[0])
+
+
+def pick(rng: np.random.Generator) -> str:
+    """One LaTeX string from the pool."""
+    return POOL[int(rng.integers(len(POOL)))]

@@ -1,0 +1,71 @@
+"""Figures placed in pages: a chart from the chart family when it is installed, else a
+text-free vector drawing (bars, lines, dots, pie) made with reportlab.graphics.
+
+Figures carry no PDF text on purpose: whatever text a chart shows is pixels, so every
+word PyMuPDF reads back belongs to a text-bearing region.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, Wedge
+from reportlab.lib import colors
+
+_PALETTE = (
+    colors.HexColor("#1f77b4"), colors.HexColor("#ff7f0e"), colors.HexColor("#2ca02c"),
+    colors.HexColor("#d62728"), colors.HexColor("#9467bd"), colors.HexColor("#555555"),
+)
+
+
+def chart_png(rng: np.random.Generator, width_pt: float, height_pt: float, lang: str):
+    """PNG bytes of a chart from ``synth.charts.figure_png``, or None when that is not installed."""
+    try:
+        from synth.charts import figure_png
+    except ImportError:
+        return None
+    # Two pixels per point: sharp at 1024 px pages without paying for a huge chart.
+    png, _truth = figure_png(rng, int(width_pt * 2), int(height_pt * 2), lang)
+    return io.BytesIO(png)
+
+
+def drawing(rng: np.random.Generator, w: float, h: float) -> Drawing:
+    """A text-free plot-like vector figure of size w x h points."""
+    d = Drawing(w, h)
+    kind = int(rng.integers(4))
+    pad = 0.08 * min(w, h)
+    x0, y0, x1, y1 = pad, pad, w - pad, h - pad
+    axis = colors.black
+    if kind != 3:  # axes for the cartesian kinds
+        d.add(Line(x0, y0, x1, y0, strokeColor=axis, strokeWidth=0.8))
+        d.add(Line(x0, y0, x0, y1, strokeColor=axis, strokeWidth=0.8))
+    if kind == 0:  # bars
+        n = int(rng.integers(3, 9))
+        bw = (x1 - x0) / (n * 1.5 + 0.5)
+        for i in range(n):
+            bh = float(rng.uniform(0.1, 1.0)) * (y1 - y0)
+            col = _PALETTE[int(rng.integers(len(_PALETTE)))] if i == 0 else d.contents[-1].fillColor
+            d.add(Rect(x0 + bw * (0.5 + 1.5 * i), y0, bw, bh, fillColor=col, strokeColor=None))
+    elif kind == 1:  # lines
+        for s in range(int(rng.integers(1, 4))):
+            n = int(rng.integers(5, 15))
+            xs = np.linspace(x0 + 2, x1, n)
+            ys = y0 + (y1 - y0) * np.clip(np.cumsum(rng.normal(0, 0.15, n)) + 0.5, 0.02, 1.0)
+            pts = [float(v) for xy in zip(xs, ys) for v in xy]
+            d.add(PolyLine(pts, strokeColor=_PALETTE[s], strokeWidth=1.2))
+    elif kind == 2:  # scatter
+        col = _PALETTE[int(rng.integers(len(_PALETTE)))]
+        for _ in range(int(rng.integers(15, 60))):
+            d.add(Circle(float(rng.uniform(x0 + 3, x1 - 3)), float(rng.uniform(y0 + 3, y1 - 3)), 1.6,
+                         fillColor=col, strokeColor=None))
+    else:  # pie
+        fr = rng.dirichlet(np.ones(int(rng.integers(3, 7))))
+        cx, cy, r = w / 2, h / 2, 0.42 * min(w, h)
+        start = 90.0
+        for i, f in enumerate(fr):
+            ext = float(f) * 360.0
+            d.add(Wedge(cx, cy, r, start, start + ext, fillColor=_PALETTE[i % len(_PALETTE)],
+                        strokeColor=colors.white, strokeWidth=0.8))
+            start += ext
+    return d

@@ -1,0 +1,87 @@
+"""Fonts for OCR 1.0 pages, all shipped inside installed packages (nothing downloaded).
+
+A *face set* maps a style ("regular", "bold", "italic") to a reportlab font name. Sets:
+- reportlab's Bitstream Vera TTFs, matplotlib's DejaVu Sans/Serif and STIX TTFs
+  (embedded, subset per document);
+- the PDF standard fonts Helvetica/Times/Courier (not embedded: PyMuPDF draws them
+  with its built-in Nimbus clones);
+- Chinese: reportlab's ``STSong-Light`` CID font (not embedded; PyMuPDF draws it with
+  its fallback CJK font) and PyMuPDF's built-in Droid Sans Fallback registered with
+  reportlab as an embedded TrueType font.
+Registration happens once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+
+from reportlab.pdfbase import pdfmetrics
+
+STYLES = ("regular", "bold", "italic")
+
+_REPORTLAB_TTF = {"regular": "Vera.ttf", "bold": "VeraBd.ttf", "italic": "VeraIt.ttf"}
+_MPL_TTF = {
+    "DejaVuSans": {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "italic": "DejaVuSans-Oblique.ttf"},
+    "DejaVuSerif": {"regular": "DejaVuSerif.ttf", "bold": "DejaVuSerif-Bold.ttf", "italic": "DejaVuSerif-Italic.ttf"},
+    "STIX": {"regular": "STIXGeneral.ttf", "bold": "STIXGeneralBol.ttf", "italic": "STIXGeneralItalic.ttf"},
+}
+_STANDARD = {
+    "Helvetica": {"regular": "Helvetica", "bold": "Helvetica-Bold", "italic": "Helvetica-Oblique"},
+    "Times": {"regular": "Times-Roman", "bold": "Times-Bold", "italic": "Times-Italic"},
+    "Courier": {"regular": "Courier", "bold": "Courier-Bold", "italic": "Courier-Oblique"},
+}
+
+LATIN_FAMILIES = ("Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier")
+CJK_FAMILIES = ("STSong", "DroidSansFallback")
+
+
+def _register_ttf(name: str, path_or_file) -> str:
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if name not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(name, path_or_file))
+    return name
+
+
+@functools.lru_cache(maxsize=None)
+def face_set(family: str) -> dict[str, str]:
+    """Register (once) and return the reportlab font names of a family's styles.
+
+    Raises ValueError naming the family and the valid ones when it is unknown.
+    """
+    if family == "Vera":
+        import reportlab
+
+        base = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+        return {s: _register_ttf(f"ocr1-Vera-{s}", os.path.join(base, f)) for s, f in _REPORTLAB_TTF.items()}
+    if family in _MPL_TTF:
+        import matplotlib
+
+        base = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+        return {s: _register_ttf(f"ocr1-{family}-{s}", os.path.join(base, f)) for s, f in _MPL_TTF[family].items()}
+    if family in _STANDARD:
+        return dict(_STANDARD[family])
+    if family == "STSong":
+        from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+        if "STSong-Light" not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+        # The CID font has no bold/italic face; headings differ by size only.
+        return {s: "STSong-Light" for s in STYLES}
+    if family == "DroidSansFallback":
+        import pymupdf
+
+        name = _register_ttf("ocr1-DroidSansFallback", io.BytesIO(pymupdf.Font("cjk").buffer))
+        return {s: name for s in STYLES}
+    raise ValueError(f"unknown font family {family!r}; valid: {', '.join(LATIN_FAMILIES + CJK_FAMILIES)}")
+
+
+def families_for(lang: str) -> tuple[str, ...]:
+    """The font families that can set text of a language ("en" or "zh")."""
+    if lang == "zh":
+        return CJK_FAMILIES
+    if lang == "en":
+        return LATIN_FAMILIES
+    raise ValueError(f"unsupported language {lang!r}; valid: 'en', 'zh'")

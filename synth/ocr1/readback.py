@@ -1,0 +1,189 @@
+"""Read the drawn page back: PyMuPDF words -> regions, lines and markdown content.
+
+Every word comes from the rendered PDF (``page.get_text("words")``); the layout records
+only say which drawn flowable a word belongs to (its centre lies in the flowable's
+drawn rectangle). Text regions are measured as the union of their words' boxes; tables
+as their drawn grid plus words; images and equations as their drawn rectangle.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pymupdf
+
+TEXT_LABELS = ("title", "sub_title", "text", "table_caption", "image_caption", "header", "footer",
+               "page_number", "footnote")
+# Region boxes of these labels are the drawn rectangles (they carry no PDF text).
+DRAWN_LABELS = ("image", "equation")
+
+
+@dataclass
+class ReadRegion:
+    """A region read back: label, box in PDF points (y down), markdown and plain text."""
+
+    label: str
+    box: tuple[float, float, float, float]
+    content: str
+    plain: str
+    lines: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    words: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+
+
+def _join(parts: list[str], lang: str) -> str:
+    """Join word or line strings: spaces in English; in Chinese only next to Latin/digits."""
+    if lang != "zh":
+        return " ".join(parts)
+    out = ""
+    for p in parts:
+        if out and (out[-1].isascii() and out[-1].isalnum() or p[:1].isascii() and p[:1].isalnum()):
+            out += " "
+        out += p
+    return out
+
+
+def _union(boxes) -> tuple[float, float, float, float]:
+    a = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
+
+
+def _lines(words: list[tuple], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
+    """Group words (x0, y0, x1, y1, text, ...) into visual lines, top to bottom, left to right.
+
+    Returns (text, box, x0 of the first word) per line.
+    """
+    if not words:
+        return []
+    ws = sorted(words, key=lambda w: (w[1] + w[3]) / 2)
+    groups: list[list[tuple]] = [[ws[0]]]
+    for w in ws[1:]:
+        cur = groups[-1]
+        cy = (cur[0][1] + cur[0][3]) / 2
+        h = cur[0][3] - cur[0][1]
+        # Same line when the centre is within ~40% of a line height of the line's first word.
+        if abs((w[1] + w[3]) / 2 - cy) <= 0.4 * max(h, w[3] - w[1]):
+            cur.append(w)
+        else:
+            groups.append([w])
+    out = []
+    for g in groups:
+        g.sort(key=lambda w: w[0])
+        out.append((_join([w[4] for w in g], lang), _union([w[:4] for w in g]), float(g[0][0])))
+    return out
+
+
+def _list_items(lines, numbered: bool, font_size: float, lang: str) -> tuple[list[str], list[str]]:
+    """Split list lines into items at the bullet column; (markdown items, plain items)."""
+    col = min(x for _t, _b, x in lines)
+    items: list[list[str]] = []
+    for text, _box, x in lines:
+        if x <= col + 0.3 * font_size or not items:
+            items.append([text])
+        else:
+            items[-1].append(text)
+    md, plain = [], []
+    for i, parts in enumerate(items):
+        text = _join(parts, lang)
+        plain.append(text)
+        head, _, rest = text.partition(" ")
+        if numbered and head.endswith(".") and head[:-1].isdigit():
+            md.append(f"{head[:-1]}. {rest}")
+        elif not numbered and head.startswith("\u2022"):
+            body = (head[1:] + " " + rest).strip() if head != "\u2022" else rest
+            md.append(f"- {body}")
+        else:  # the bullet was not read back as its own word: keep the text whole
+            md.append(f"{i + 1}. {text}" if numbered else f"- {text}")
+    return md, plain
+
+
+def _table(rec: dict[str, Any], words: list[tuple], lang: str, H: float):
+    """HTML of a drawn table from its recorded cells and the words inside each cell."""
+    cells = rec["cells"]
+    rects = np.asarray([[c[4], H - c[7], c[6], H - c[5]] for c in cells], dtype=float)
+    by_cell: list[list[tuple]] = [[] for _ in cells]
+    for w in words:
+        cx, cy = (w[0] + w[2]) / 2, (w[1] + w[3]) / 2
+        inside = np.nonzero((rects[:, 0] <= cx) & (cx <= rects[:, 2]) & (rects[:, 1] <= cy) & (cy <= rects[:, 3]))[0]
+        by_cell[int(inside[0]) if len(inside) else 0].append(w)
+    rows: dict[int, list[str]] = {}
+    plain_rows: dict[int, list[str]] = {}
+    lines = []
+    for cell, ws in zip(cells, by_cell):
+        r, _c, rs, cs = cell[:4]
+        cl = _lines(ws, lang)
+        text = _join([t for t, _b, _x in cl], lang)
+        lines += [(t, b) for t, b, _x in cl]
+        attrs = (f' rowspan="{rs}"' if rs > 1 else "") + (f' colspan="{cs}"' if cs > 1 else "")
+        rows.setdefault(r, []).append(f"<td{attrs}>{html.escape(text, quote=False)}</td>")
+        if text:
+            plain_rows.setdefault(r, []).append(text)
+    nrows = rec["shape"][0]
+    content = "<table>" + "".join("<tr>" + "".join(rows.get(r, [])) + "</tr>" for r in range(nrows)) + "</table>"
+    plain = "\n".join(" ".join(plain_rows[r]) for r in sorted(plain_rows))
+    return content, plain, lines
+
+
+def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float) -> tuple[list[ReadRegion], int]:
+    """Regions in reading order (boxes in points, y down) and the count of unassigned words."""
+    H = float(page.rect.height)
+    words = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS, sort=False)
+    order = sorted(range(len(drawn)), key=lambda i: (drawn[i]["tag"]["group"], i))
+    recs = [drawn[i] for i in order]
+    rects = np.asarray([[r["rect"][0], H - r["rect"][3], r["rect"][2], H - r["rect"][1]] for r in recs],
+                       dtype=float).reshape(-1, 4)
+    owned: list[list[tuple]] = [[] for _ in recs]
+    orphans = 0
+    tol = 1.0
+    for w in words:
+        cx, cy = (w[0] + w[2]) / 2, (w[1] + w[3]) / 2
+        hit = np.nonzero((rects[:, 0] - tol <= cx) & (cx <= rects[:, 2] + tol)
+                         & (rects[:, 1] - tol <= cy) & (cy <= rects[:, 3] + tol))[0]
+        if len(hit) == 0:
+            orphans += 1
+            continue
+        # Overlap only happens at touching edges; prefer the smallest rectangle.
+        area = (rects[hit, 2] - rects[hit, 0]) * (rects[hit, 3] - rects[hit, 1])
+        owned[int(hit[int(np.argmin(area))])].append(w)
+
+    regions: list[ReadRegion] = []
+    for rec, rect, ws in zip(recs, rects, owned):
+        tag = rec["tag"]
+        label = tag["label"]
+        rect_t = tuple(float(v) for v in rect)
+        if label in DRAWN_LABELS:
+            content = f"\\[ {tag['latex']} \\]" if label == "equation" else ""
+            regions.append(ReadRegion(label, rect_t, content, ""))
+            continue
+        if not ws:
+            continue  # e.g. an empty paragraph fragment: nothing was drawn
+        wl = [(w[4], tuple(w[:4])) for w in ws]
+        if label == "table":
+            content, plain, lines = _table(rec, ws, lang, H)
+            regions.append(ReadRegion(label, _union([rect_t] + [w[:4] for w in ws]), content, plain, lines, wl))
+            continue
+        lines3 = _lines(ws, lang)
+        lines = [(t, b) for t, b, _x in lines3]
+        box = _union([w[:4] for w in ws])
+        if label == "list":
+            md, plain_items = _list_items(lines3, bool(tag.get("numbered")), font_size, lang)
+            regions.append(ReadRegion(label, box, "\n".join(md), "\n".join(plain_items), lines, wl))
+            continue
+        text = _join([t for t, _b in lines], lang)
+        if label == "title":
+            content = f"# {text}"
+        elif label == "sub_title":
+            content = f"## {text}"
+        elif label in ("table_caption", "image_caption"):
+            content = f"<center>{text}</center>"
+        else:
+            content = text
+        regions.append(ReadRegion(label, box, content, text, lines, wl))
+    return regions, orphans
+
+
+def page_words(page) -> list[tuple]:
+    """All words of the page as PyMuPDF reads them (x0, y0, x1, y1, text, block, line, word)."""
+    return page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS, sort=False)

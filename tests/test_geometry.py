@@ -327,3 +327,18 @@ def test_recipe_loader_builds_and_rejects_geometry_config():
     assert s.truth["construction"] == "circle" and s.truth["transform"]["offset"] == [0, 0]
     with pytest.raises(RecipeError, match="image_format"):
         build_config(G.Config, {"image_format": "bmp"}, "r.geometry.config")
+
+
+def test_same_bytes_in_a_fresh_process():
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np; from synth import geometry as G; "
+            "print(*[hashlib.sha256(G.generate(G.Config(), np.random.default_rng(s)).image).hexdigest() for s in (1, 2)])")
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = [hashlib.sha256(gen(s).image).hexdigest() for s in (1, 2)]
+    assert out.stdout.split() == here

@@ -17,13 +17,11 @@ LATIN_FAMILIES: tuple[str, ...] = ("DejaVu Sans", "DejaVu Serif", "STIXGeneral",
 
 
 @functools.lru_cache(maxsize=1)
-def cjk_family() -> str:
-    """Register PyMuPDF's CJK font with matplotlib (once per process); return its family name."""
+def cjk_font_path() -> str:
+    """Write PyMuPDF's CJK font (Droid Sans Fallback) to a per-process temp file once."""
     import pymupdf
-    from matplotlib import font_manager
 
-    font = pymupdf.Font("cjk")
-    buf = font.buffer
+    buf = pymupdf.Font("cjk").buffer
     # The file name carries the pid so concurrent workers never write the same file;
     # the content (and so the rendering) is the same everywhere.
     path = os.path.join(tempfile.gettempdir(), f"ocr_engine_cjk_{os.getpid()}_{len(buf)}.ttf")
@@ -32,6 +30,15 @@ def cjk_family() -> str:
         with open(tmp, "wb") as fh:
             fh.write(buf)
         os.replace(tmp, path)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_family() -> str:
+    """Register the CJK font with matplotlib (once per process); return its family name."""
+    from matplotlib import font_manager
+
+    path = cjk_font_path()
     font_manager.fontManager.addfont(path)
     return font_manager.FontProperties(fname=path).get_name()
 

@@ -1,0 +1,67 @@
+"""DDP with two gloo processes matches one process on the same global batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.test_train import tiny_args, write_shards
+from train.data import Collator, ShardSet, iter_texts
+from train.tokenizer import train_tokenizer
+
+STEPS = 3
+GLOBAL = [0, 1, 3, 5]  # examples of different lengths: the token weighting must hold
+
+
+def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int) -> tuple[list[float], dict]:
+    from train.loop import Trainer
+
+    # Stage 1's dense decoder: no batch-dependent MoE balance loss to differ between layouts.
+    tr = Trainer(tiny_args(shards, out, tok_path, stage=1, lr=1e-3, warmup=0, steps=100, clip=0.5))
+    per = len(GLOBAL) // world
+    batch = Collator(tr.tok.pad_id)([tr.dataset[i] for i in GLOBAL[rank * per:(rank + 1) * per]])
+    losses = [tr.train_step([batch])["loss"] for _ in range(STEPS)]
+    return losses, {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+
+
+def _worker(rank: int, world: int, port: int, shards: str, out: str, tok_path: str, result: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from train import distributed
+
+    try:
+        losses, params = _run(Path(shards), Path(out), Path(tok_path), rank, world)
+        if rank == 0:
+            torch.save({"losses": losses, "params": params}, result)
+    finally:
+        distributed.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_ddp_two_gloo_ranks_match_one_process(tmp_path):
+    shards = write_shards(tmp_path / "shards", 12)
+    tok = train_tokenizer(iter_texts(ShardSet([str(shards)])), vocab_size=400)
+    tok_path = tmp_path / "tok.json"
+    tok.save(tok_path)
+    ref_losses, ref_params = _run(shards, tmp_path / "single", tok_path, 0, 1)
+    result = tmp_path / "ddp.pt"
+    mp.spawn(_worker, args=(2, _free_port(), str(shards), str(tmp_path / "ddp"), str(tok_path), str(result)),
+             nprocs=2, join=True)
+    got = torch.load(result)
+    torch.testing.assert_close(torch.tensor(got["losses"]), torch.tensor(ref_losses), rtol=1e-4, atol=1e-5)
+    assert ref_losses[-1] < ref_losses[0]
+    for k, v in ref_params.items():
+        torch.testing.assert_close(got["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")

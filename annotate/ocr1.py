@@ -1,0 +1,177 @@
+"""Annotations of OCR 1.0 pages: grounded markdown, free OCR and line grounding.
+
+``records(sample)`` derives the three targets from one Sample; ``parse_grounded`` reads
+a grounded-markdown target back; ``check(row)`` audits a stored row (boxes, labels,
+targets against the structured truth, and word boxes against the ink of the image);
+``overlay(row)`` draws the boxes for inspection.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from annotate import prompts
+from annotate.coords import bins_to_box, valid_bin_box
+from synth.sample import Record, Sample
+
+LABELS = ("title", "sub_title", "text", "list", "table", "table_caption", "image", "image_caption",
+          "equation", "header", "footer", "page_number", "footnote")
+
+_DET = re.compile(r"<\|ref\|>(.*?)<\|/ref\|><\|det\|>\[\[(\d+), (\d+), (\d+), (\d+)\]\]<\|/det\|>")
+_HEAD = re.compile(r"^<\|ref\|>([a-z_]+)<\|/ref\|><\|det\|>\[\[(\d+), (\d+), (\d+), (\d+)\]\]<\|/det\|>\n", re.M)
+
+
+def _det(label: str, box) -> str:
+    return prompts.det(label, [box])
+
+
+def grounded_markdown(regions) -> str:
+    """The grounded-markdown target: one header line plus content per region, blank-line separated."""
+    return "\n\n".join(f"{_det(r.label, r.box)}\n{r.text}" for r in regions)
+
+
+def line_grounding(lines) -> str:
+    """The line-grounding target: one ``<|ref|>text<|/ref|><|det|>[[box]]<|/det|>`` per line."""
+    return "\n".join(_det(ln.text, ln.box) for ln in lines)
+
+
+def records(sample: Sample) -> list[Record]:
+    """The grounded-markdown, free-OCR and line-grounding records of one page."""
+    return [
+        Record(prompts.TASK_GROUNDED, prompts.GROUNDED_MARKDOWN, grounded_markdown(sample.regions)),
+        Record(prompts.TASK_FREE, prompts.FREE_OCR, sample.text),
+        Record(prompts.TASK_LINES, prompts.LINE_GROUNDING, line_grounding(sample.lines)),
+    ]
+
+
+def parse_grounded(target: str) -> list[tuple[str, tuple[int, int, int, int], str]]:
+    """Parse a grounded-markdown target into (label, box, content) triples, in order.
+
+    Content is the text between a region's header line and the blank line before the
+    next header (or the end). Text before the first header is ignored.
+    """
+    heads = list(_HEAD.finditer(target))
+    out = []
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(target)
+        content = target[m.end():end]
+        if i + 1 < len(heads) and content.endswith("\n\n"):
+            content = content[:-2]
+        box = tuple(int(v) for v in m.groups()[1:])
+        out.append((m.group(1), box, content))
+    return out
+
+
+def parse_lines(target: str) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Parse a line-grounding target into (text, box) pairs."""
+    return [(m.group(1), tuple(int(v) for v in m.groups()[1:])) for m in _DET.finditer(target)]
+
+
+def _gray(row: dict[str, Any]) -> np.ndarray | None:
+    from synth.rows import row_image
+
+    img = row_image(row)
+    return None if img is None else np.asarray(img.convert("L"), dtype=np.int16)
+
+
+def word_on_ink(gray: np.ndarray, box, min_contrast: int = 60) -> bool:
+    """True when the pixels under a bin box hold ink: a dark stroke against lighter paper."""
+    H, W = gray.shape
+    x1, y1, x2, y2 = bins_to_box(box, W, H)
+    crop = gray[max(0, int(np.floor(y1))):min(H, int(np.ceil(y2)) + 1),
+                max(0, int(np.floor(x1))):min(W, int(np.ceil(x2)) + 1)]
+    if crop.size == 0:
+        return False
+    return int(np.percentile(crop, 90)) - int(crop.min()) >= min_contrast
+
+
+def check(row: dict[str, Any]) -> list[str]:
+    """Problems found in a stored ocr1 row (empty when sound)."""
+    from synth.rows import row_truth
+
+    problems: list[str] = []
+    rid = row.get("id", "?")
+    regions = row.get("regions") or []
+    lines = row.get("lines") or []
+    for i, r in enumerate(regions):
+        if r["label"] not in LABELS:
+            problems.append(f"{rid}: region {i} has unknown label {r['label']!r}; valid: {', '.join(LABELS)}")
+        if not valid_bin_box(r["box"]):
+            problems.append(f"{rid}: region {i} ({r['label']}) box {r['box']} is not a valid 0-999 box")
+    for i, ln in enumerate(lines):
+        if not valid_bin_box(ln["box"]):
+            problems.append(f"{rid}: line {i} box {ln['box']} is not a valid 0-999 box")
+        if not ln["text"].strip():
+            problems.append(f"{rid}: line {i} has empty text")
+
+    by_task = {r["task"]: r for r in row.get("records") or []}
+    for task in (prompts.TASK_GROUNDED, prompts.TASK_FREE, prompts.TASK_LINES):
+        if task not in by_task:
+            problems.append(f"{rid}: record {task!r} is missing")
+    if prompts.TASK_GROUNDED in by_task:
+        rec = by_task[prompts.TASK_GROUNDED]
+        if rec["prompt"] != prompts.GROUNDED_MARKDOWN:
+            problems.append(f"{rid}: grounded record has prompt {rec['prompt']!r}")
+        parsed = parse_grounded(rec["target"])
+        want = [(r["label"], tuple(int(v) for v in r["box"]), r["text"]) for r in regions]
+        if parsed != want:
+            bad = next((i for i, (a, b) in enumerate(zip(parsed, want)) if a != b), min(len(parsed), len(want)))
+            problems.append(f"{rid}: grounded target disagrees with regions at region {bad} "
+                            f"({len(parsed)} parsed, {len(want)} stored)")
+    if prompts.TASK_FREE in by_task and by_task[prompts.TASK_FREE]["target"] != row.get("text"):
+        problems.append(f"{rid}: free-OCR target differs from the row's text")
+    if prompts.TASK_LINES in by_task:
+        parsed_l = parse_lines(by_task[prompts.TASK_LINES]["target"])
+        want_l = [(ln["text"], tuple(int(v) for v in ln["box"])) for ln in lines]
+        if parsed_l != want_l:
+            problems.append(f"{rid}: line-grounding target disagrees with lines "
+                            f"({len(parsed_l)} parsed, {len(want_l)} stored)")
+
+    truth = row_truth(row)
+    gray = _gray(row)
+    if gray is None:
+        problems.append(f"{rid}: row has no image")
+        return problems
+    if gray.shape != (row["height"], row["width"]):
+        problems.append(f"{rid}: image is {gray.shape[1]}x{gray.shape[0]}, row says {row['width']}x{row['height']}")
+    # Degraded looks (scan, photo) lower contrast: accept fainter ink there.
+    looks = truth.get("realism", {})
+    min_contrast = 30 if looks.get("scan") or looks.get("photo") else 60
+    off_ink = [w for w in truth.get("words", []) if valid_bin_box(w[1]) and not word_on_ink(gray, w[1], min_contrast)]
+    for text, box in off_ink[:5]:
+        problems.append(f"{rid}: word {text!r} box {box} lies on no ink")
+    if len(off_ink) > 5:
+        problems.append(f"{rid}: {len(off_ink) - 5} more word boxes lie on no ink")
+    if truth.get("unassigned_words"):
+        problems.append(f"{rid}: {truth['unassigned_words']} PDF words belong to no region")
+    return problems
+
+
+_COLORS = {
+    "title": (200, 0, 0), "sub_title": (230, 90, 0), "text": (0, 90, 220), "list": (0, 150, 150),
+    "table": (140, 0, 200), "table_caption": (200, 0, 160), "image": (0, 160, 0),
+    "image_caption": (90, 160, 0), "equation": (220, 160, 0), "header": (120, 120, 120),
+    "footer": (120, 120, 120), "page_number": (60, 60, 60), "footnote": (150, 90, 40),
+}
+
+
+def overlay(row: dict[str, Any]):
+    """The page with every region's box and label drawn, and thin line boxes."""
+    from PIL import ImageDraw
+
+    from synth.rows import row_image
+
+    img = row_image(row)
+    W, H = img.size
+    draw = ImageDraw.Draw(img)
+    for ln in row.get("lines") or []:
+        draw.rectangle(bins_to_box(ln["box"], W, H), outline=(255, 170, 170), width=1)
+    for r in row.get("regions") or []:
+        color = _COLORS.get(r["label"], (255, 0, 0))
+        x1, y1, x2, y2 = bins_to_box(r["box"], W, H)
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=2)
+        draw.text((x1 + 2, max(0, y1 - 11)), r["label"], fill=color)
+    return img

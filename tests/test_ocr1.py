@@ -1,0 +1,246 @@
+"""Tests of the ocr1 family on pages it really generates (English and Chinese)."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotate import ocr1 as ann
+from annotate import prompts
+from annotate.coords import bins_to_box, valid_bin_box
+from synth.ocr1 import Config, generate, render_pdf
+from synth.rows import sample_to_row
+
+SEEDS = {"en": (0, 1, 2, 3), "zh": (0, 1, 2)}
+
+
+def _cfg(lang: str, **kw) -> Config:
+    return Config(langs={lang: 1.0}, image_format="png", **kw)
+
+
+@pytest.fixture(scope="module")
+def pages():
+    """(lang, seed, sample, row) for every test page, generated once."""
+    out = []
+    for lang, seeds in SEEDS.items():
+        for seed in seeds:
+            # Chinese pages always get a title block so both languages' titles are covered.
+            s = generate(_cfg(lang, title_prob=1.0 if lang == "zh" else 0.6), np.random.default_rng(seed))
+            out.append((lang, seed, s, sample_to_row(f"t/{lang}/{seed}", s, ann.records(s))))
+    return out
+
+
+def _gray(sample) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(sample.image)).convert("L"))
+
+
+def test_pages_have_the_expected_content(pages):
+    labels = Counter(r.label for _l, _s, s, _r in pages for r in s.regions)
+    for must in ("text", "sub_title", "title", "table", "equation", "image", "list"):
+        assert labels[must] > 0, f"no {must} region in {dict(labels)}"
+    for lang, _seed, s, _row in pages:
+        assert s.family == "ocr1" and s.lang == lang
+        assert max(s.width, s.height) == 1024
+        assert s.truth["unassigned_words"] == 0
+        assert len(s.lines) >= 10 and len(s.truth["words"]) >= 10
+
+
+def test_every_box_is_valid(pages):
+    for _lang, _seed, s, _row in pages:
+        boxes = [r.box for r in s.regions] + [ln.box for ln in s.lines] + [w[1] for w in s.truth["words"]]
+        for b in boxes:
+            assert valid_bin_box(b), b
+            assert all(0 <= v <= 999 for v in b) and b[0] < b[2] and b[1] < b[3]
+
+
+def test_words_lie_on_ink_and_margins_are_blank(pages):
+    for lang, seed, s, _row in pages:
+        gray = _gray(s)
+        H, W = gray.shape
+        for text, box in s.truth["words"]:
+            x1, y1, x2, y2 = (int(round(v)) for v in bins_to_box(box, W, H))
+            crop = gray[y1:y2 + 1, x1:x2 + 1]
+            # Thin glyphs ("_", ".") at small sizes are anti-aliased grey, not black.
+            assert crop.min() < 200, f"{lang}/{seed}: word {text!r} at {box} has no ink"
+        x1, y1, x2, y2 = bins_to_box(s.truth["live_box"], W, H)
+        outside = np.ones_like(gray, dtype=bool)
+        outside[max(0, int(y1) - 2):int(y2) + 3, max(0, int(x1) - 2):int(x2) + 3] = False
+        assert gray[outside].min() == 255, f"{lang}/{seed}: ink outside the live area"
+
+
+def test_ink_belongs_to_regions(pages):
+    for lang, seed, s, _row in pages:
+        gray = _gray(s)
+        H, W = gray.shape
+        inside = np.zeros_like(gray, dtype=bool)
+        for r in s.regions:
+            x1, y1, x2, y2 = bins_to_box(r.box, W, H)
+            inside[max(0, int(y1) - 2):int(y2) + 3, max(0, int(x1) - 2):int(x2) + 3] = True
+        ink = gray < 160
+        assert ink[inside].sum() / max(1, ink.sum()) > 0.995, f"{lang}/{seed}: ink outside region boxes"
+
+
+def test_region_boxes_contain_their_lines(pages):
+    for _lang, _seed, s, _row in pages:
+        text_boxes = [r.box for r in s.regions if r.label not in ("image", "equation")]
+        for ln in s.lines:
+            assert any(b[0] <= ln.box[0] and b[1] <= ln.box[1] and ln.box[2] <= b[2] and ln.box[3] <= b[3]
+                       for b in text_boxes), ln
+
+
+@pytest.mark.parametrize("lang,seed", [("en", 1), ("zh", 2)])
+def test_free_ocr_equals_pdf_text(lang, seed):
+    import pymupdf
+
+    cfg = _cfg(lang)
+    sample = generate(cfg, np.random.default_rng(seed))
+    pdf, _plan, _drawn = render_pdf(cfg, np.random.default_rng(seed))
+    page = pymupdf.open(stream=pdf, filetype="pdf")[0]
+    pdf_words = [w[4] for w in page.get_text("words")]
+    assert sorted(w for w, _b in sample.truth["words"]) == sorted(pdf_words)
+    pdf_chars = Counter("".join(page.get_text("text").split()))
+    assert Counter("".join(sample.text.split())) == pdf_chars
+    free = next(r for r in ann.records(sample) if r.task == prompts.TASK_FREE)
+    assert free.prompt == prompts.FREE_OCR and free.target == sample.text
+
+
+def test_chinese_glyphs_are_real_ink(pages):
+    for lang, seed, s, _row in pages:
+        if lang != "zh":
+            continue
+        han = [(t, b) for t, b in s.truth["words"] if re.search(r"[\u4e00-\u9fff]", t)]
+        assert len(han) > 5, f"zh/{seed}: no Chinese words read back"
+        gray = _gray(s)
+        H, W = gray.shape
+        for t, b in han:
+            x1, y1, x2, y2 = (int(round(v)) for v in bins_to_box(b, W, H))
+            dark = (gray[y1:y2 + 1, x1:x2 + 1] < 128).sum()
+            # Ideographs are dense: several dark pixels per character even at small sizes.
+            assert dark >= 3 * len(t), (t, b, dark)
+
+
+def test_determinism():
+    cfg = Config()
+    a = generate(cfg, np.random.default_rng(7))
+    b = generate(cfg, np.random.default_rng(7))
+    c = generate(cfg, np.random.default_rng(8))
+    assert a.image == b.image and a.image_format == "jpeg"
+    assert [r.target for r in ann.records(a)] == [r.target for r in ann.records(b)]
+    assert a.truth == b.truth
+    assert a.image != c.image
+
+
+def test_markdown_parses_back_to_regions(pages):
+    for _lang, _seed, s, _row in pages:
+        recs = ann.records(s)
+        assert [r.task for r in recs] == [prompts.TASK_GROUNDED, prompts.TASK_FREE, prompts.TASK_LINES]
+        parsed = ann.parse_grounded(recs[0].target)
+        assert parsed == [(r.label, r.box, r.text) for r in s.regions]
+        assert ann.parse_lines(recs[2].target) == [(ln.text, ln.box) for ln in s.lines]
+        for label, _box, content in parsed:
+            if label == "title":
+                assert content.startswith("# ")
+            elif label == "sub_title":
+                assert content.startswith("## ")
+            elif label == "list":
+                assert all(re.match(r"(- |\d+\. )", item) for item in content.split("\n")), content
+            elif label == "table":
+                assert content.startswith("<table><tr><td") and content.endswith("</td></tr></table>")
+            elif label == "equation":
+                assert content.startswith("\\[ ") and content.endswith(" \\]")
+            elif label in ("image_caption", "table_caption"):
+                assert content.startswith("<center>") and content.endswith("</center>")
+            elif label == "image":
+                assert content == ""
+
+
+def test_table_html_has_consistent_spans():
+    rng = np.random.default_rng(0)
+    seen_span = False
+    for seed in range(40):
+        s = generate(Config(blocks={"table": 1.0, "paragraph": 0.3}, image_format="png", long_side=512),
+                     np.random.default_rng(seed))
+        for r in s.regions:
+            if r.label != "table":
+                continue
+            rows = re.findall(r"<tr>(.*?)</tr>", r.text)
+            grid_w = []
+            carry: dict[int, int] = {}
+            for i, row in enumerate(rows):
+                width = sum(carry.get(i, 0) for _ in [0])
+                for m in re.finditer(r'<td(?: rowspan="(\d+)")?(?: colspan="(\d+)")?>', row):
+                    rs, cs = int(m.group(1) or 1), int(m.group(2) or 1)
+                    seen_span |= rs > 1 or cs > 1
+                    width += cs
+                    for k in range(1, rs):
+                        carry[i + k] = carry.get(i + k, 0) + cs
+                grid_w.append(width)
+            assert len(set(grid_w)) == 1, r.text  # every row spans the same number of columns
+        if seen_span:
+            break
+    assert seen_span
+    del rng
+
+
+def test_check_passes_and_catches_tampering(pages):
+    for _lang, _seed, _s, row in pages:
+        assert ann.check(row) == []
+    _lang, _seed, s, row = pages[0]
+    gray = _gray(s)
+    H, W = gray.shape
+    # Move one word's box to a blank strip of the top margin.
+    live = s.truth["live_box"]
+    bad = dict(row)
+    truth = dict(s.truth)
+    words = [list(w) for w in truth["words"]]
+    words[3] = [words[3][0], [10, 0, 60, max(1, live[1] - 2)]]
+    truth["words"] = words
+    import json
+
+    bad["truth"] = json.dumps(truth)
+    assert any("lies on no ink" in p for p in ann.check(bad))
+    # A region box that disagrees with the grounded target.
+    bad2 = dict(row)
+    regions = [dict(r) for r in row["regions"]]
+    x1, y1, x2, y2 = regions[0]["box"]
+    regions[0]["box"] = [x1, y1, min(999, x2 + 5), y2]
+    bad2["regions"] = regions
+    assert any("grounded target disagrees" in p for p in ann.check(bad2))
+    bad3 = dict(row, regions=[dict(r, label="paragraph") if i == 0 else r for i, r in enumerate(row["regions"])])
+    assert any("unknown label" in p for p in ann.check(bad3))
+
+
+def test_overlay_draws_boxes(pages):
+    _lang, _seed, s, row = pages[0]
+    img = ann.overlay(row)
+    assert img.size == (s.width, s.height)
+    before = np.asarray(Image.open(io.BytesIO(s.image)).convert("RGB")).astype(int)
+    after = np.asarray(img).astype(int)
+    assert (np.abs(after - before).sum(axis=2) > 0).mean() > 0.005
+
+
+def test_realism_boxes_follow_the_warp():
+    cfg = Config(scan_prob=1.0, photo_prob=1.0, long_side=768)
+    s = generate(cfg, np.random.default_rng(3))
+    assert s.truth["realism"] == {"scan": True, "photo": True}
+    row = sample_to_row("t/real/3", s, ann.records(s))
+    assert all(valid_bin_box(r["box"]) for r in row["regions"])
+    problems = ann.check(row)
+    # Photographed pages may blur a few tiny words below the contrast threshold; the
+    # vast majority must still sit on ink.
+    off = sum(1 for p in problems if "no ink" in p)
+    assert off <= 1, problems
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="image_format"):
+        generate({"image_format": "gif"}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="columns"):
+        generate({"columns": {"4": 1.0}}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown keys"):
+        generate({"colour": True}, np.random.default_rng(0))

@@ -12,12 +12,16 @@ from train.model.moe import MoE, SwiGLU
 
 
 class KVCache:
-    """Preallocated per-layer keys/values [B, H, max_len, D]; ``length`` positions are filled."""
+    """Preallocated per-layer keys/values [B, H, max_len, D]; ``length`` positions are filled.
 
-    def __init__(self, cfg: DecoderConfig, batch: int, max_len: int, device, dtype):
-        shape = (batch, cfg.heads, max_len, cfg.head_dim)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.layers)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.layers)]
+    Buffers are allocated on the first update with that step's dtype, so the cache agrees
+    with autocast (bf16 keys from fp32 weights) as well as with a bf16 model.
+    """
+
+    def __init__(self, cfg: DecoderConfig, batch: int, max_len: int):
+        self.shape = (batch, cfg.heads, max_len, cfg.head_dim)
+        self.k: list[torch.Tensor | None] = [None] * cfg.layers
+        self.v: list[torch.Tensor | None] = [None] * cfg.layers
         self.length = 0
         self.max_len = max_len
 
@@ -26,6 +30,9 @@ class KVCache:
         end = self.length + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {end} positions > max_len {self.max_len}")
+        if self.k[layer] is None:
+            self.k[layer] = k.new_zeros(self.shape)
+            self.v[layer] = v.new_zeros(self.shape)
         self.k[layer][:, :, self.length:end] = k
         self.v[layer][:, :, self.length:end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]

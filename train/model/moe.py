@@ -73,7 +73,10 @@ class MoE(nn.Module):
 
     def _experts(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         w_gu, w_dn = self.w_gate_up, self.w_down
-        if xs.is_cuda and xs.dtype == torch.bfloat16 and MoE._grouped_ok is not False:
+        bf16 = xs.dtype == torch.bfloat16 or (
+            torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16)
+        if xs.is_cuda and bf16 and MoE._grouped_ok is not False:
+            xs = xs.to(torch.bfloat16)
             try:
                 out = _expert_grouped(xs, counts, w_gu, w_dn)
                 if MoE._grouped_ok is None:

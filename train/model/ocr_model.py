@@ -113,7 +113,7 @@ class OCRModel(nn.Module):
         blocker = NgramBlocker(no_repeat_ngram_size, prompts)
         embeds = self.embed_inputs(input_ids, vision, mode)
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        cache = KVCache(self.dec_cfg, bsz, t0 + max_new_tokens, embeds.device, embeds.dtype) if use_cache else None
+        cache = KVCache(self.dec_cfg, bsz, t0 + max_new_tokens) if use_cache else None
         logits, _ = self.decoder(embeds, positions, valid, cache)
         out: list[list[int]] = [[] for _ in range(bsz)]
         done = [False] * bsz

@@ -14,8 +14,8 @@ import io
 import numpy as np
 from PIL import Image, ImageChops
 
-NOISE_TILE = 1024  # side of a cached noise tile; larger images tile it
-NOISE_VARIANTS = 4  # distinct tiles per process (4 MiB each)
+NOISE_TILE = 1536  # side of a cached noise tile; larger images tile it
+NOISE_VARIANTS = 4  # distinct tiles per process (2.25 MiB each)
 _NOISE_SIGMA = 24.0  # the tiles' own standard deviation, in grey levels
 
 
@@ -30,14 +30,18 @@ def _noise_tile(key: int) -> Image.Image:
 def noise_layer(rng: np.random.Generator, size: tuple[int, int], sigma: float) -> Image.Image:
     """An 'L' image of zero-mean noise (stored around 128) with std ``sigma`` grey levels."""
     key = int(rng.integers(NOISE_VARIANTS))
-    ox, oy = (int(v) for v in rng.integers(NOISE_TILE, size=2))
-    tile = _noise_tile(key)
     w, h = size
-    out = Image.new("L", size)
-    # Paste the tile on a grid shifted by the random offset; negative positions clip.
-    for y in range(-oy, h, NOISE_TILE):
-        for x in range(-ox, w, NOISE_TILE):
-            out.paste(tile, (x, y))
+    tile = _noise_tile(key)
+    if w <= NOISE_TILE and h <= NOISE_TILE:
+        ox, oy = int(rng.integers(NOISE_TILE - w + 1)), int(rng.integers(NOISE_TILE - h + 1))
+        out = tile.crop((ox, oy, ox + w, oy + h))
+    else:
+        # Larger than a tile: lay tiles on a grid shifted by a random offset.
+        ox, oy = (int(v) for v in rng.integers(NOISE_TILE, size=2))
+        out = Image.new("L", size)
+        for y in range(-oy, h, NOISE_TILE):
+            for x in range(-ox, w, NOISE_TILE):
+                out.paste(tile, (x, y))
     k = sigma / _NOISE_SIGMA
     lut = np.clip(np.round(128.0 + (np.arange(256) - 128.0) * k), 0, 255).astype(np.uint8)
     return out.point(lut.tolist())

@@ -24,7 +24,9 @@ MARGIN = 0.01  # the page quad stays this share of the frame inside it
 BLUR_PASSES = (1, 1, 2)
 SHADOW_PROB = 0.5
 NOISE_SIGMA = (2.0, 7.0)
-_BG_HEADROOM = 2.0  # surface intensities reach ~1.6; stored halved in 8 bits
+_BG_HEADROOM = 2.0  # surface intensities reach ~1.6; index 127 stands for 2.0
+# Grey page value -> palette index 128..255 (the page's half of the shared palette).
+_PAGE_INDEX = (128 + np.round(np.arange(256) * 127 / 255)).astype(np.uint8).tolist()
 
 
 def _page_quad(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -108,22 +110,35 @@ def photo(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.n
     paper[2] = paper[1] - rng.uniform(0, 18)
     paper *= cast
     ink = rng.uniform(10, 45) * cast
-    ramp = np.arange(256) / 255.0
-    luts = [np.clip(np.round(ink[c] + (paper[c] - ink[c]) * ramp), 0, 255).astype(np.uint8).tolist() for c in range(3)]
-    warped = ops.apply_luts(warped, luts)
 
-    # The surface is one grey channel (intensity x light x drop shadow), upsampled, then
-    # coloured by curves: a third of the cost of upsampling RGB.
     t, colour = background(rng, low, float(LOW))
     sil = Image.new("L", (low[1], low[0]), 0)
     nudge = rng.uniform(-1.5, 1.5, size=2)
     ImageDraw.Draw(sil).polygon([tuple(p) for p in quad / LOW + nudge], fill=255)
     sil = sil.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.0, 3.0))))
     t = t * light * (1.0 - float(rng.uniform(0.2, 0.5)) * np.asarray(sil, np.float32) / 255.0)
-    bg = _to_image(t / _BG_HEADROOM).resize((w, h), Image.Resampling.BILINEAR)
-    tint = colour * cast * _BG_HEADROOM
-    bg = ops.apply_luts(bg, [np.clip(np.round(ramp * tint[c]), 0, 255).astype(np.uint8).tolist() for c in range(3)])
+    # The surface is one grey channel (intensity x light x drop shadow) of palette indices
+    # 0-127, upsampled; one palette lookup colours it, a third of the cost of RGB.
+    levels = np.arange(128)[:, None] / 127.0
+    surface_pal = levels * (colour * cast * _BG_HEADROOM)[None, :]
+    bg = Image.fromarray(np.clip(t * (127.0 / _BG_HEADROOM) + 0.5, 0, 127).astype(np.uint8), "L")
+    bg = bg.resize((w, h), Image.Resampling.BILINEAR)
 
     mask = Image.new("L", (w, h), 0)
     ImageDraw.Draw(mask).polygon([tuple(p) for p in quad], fill=255)
-    return Image.composite(warped, bg, mask), forward
+    if warped.mode == "L":
+        # A grey page takes indices 128-255 (its ink-to-paper ramp): page and surface are
+        # merged as single-channel images and coloured by one lookup.
+        page_pal = ink[None, :] + levels * (paper - ink)[None, :]
+        out = Image.composite(warped.point(_PAGE_INDEX), bg, mask)
+        return _colour(out, np.concatenate([surface_pal, page_pal])), forward
+    ramp = np.arange(256) / 255.0
+    luts = [np.clip(np.round(ink[c] + (paper[c] - ink[c]) * ramp), 0, 255).astype(np.uint8).tolist() for c in range(3)]
+    return Image.composite(ops.apply_luts(warped, luts), _colour(bg, surface_pal), mask), forward
+
+
+def _colour(index: Image.Image, palette: np.ndarray) -> Image.Image:
+    """Colour an 'L' image of palette indices with an (n, 3) float RGB palette."""
+    pal = np.clip(np.round(palette), 0, 255).astype(np.uint8)
+    index.putpalette(pal.tobytes(), "RGB")  # turns the 'L' image into 'P' in place
+    return index.convert("RGB")

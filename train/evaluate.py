@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from annotate.prompts import TASK_LINES
+from annotate.prompts import TASK_GROUNDED, TASK_LINES
 from train.data import ShardSet, decode_image
-from train.metrics import grounding_scores, normalized_edit_distance, parse_grounded, plain_text, word_prf
+from train.metrics import Item, grounding_scores, normalized_edit_distance, parse_grounded, plain_text, word_prf
 
 # family -> (module, scorer name); scorers take (prediction, reference) target strings.
 FAMILY_SCORERS = {
@@ -55,13 +55,29 @@ def load_scorer(family: str) -> tuple[Callable | None, str]:
     return fn, ""
 
 
-def _numeric(d: Any) -> dict[str, float]:
-    """Numbers of a scorer's result (a number, a dict, or a dataclass-like object)."""
+def _numeric(d: Any, prefix: str = "") -> dict[str, float]:
+    """Numbers of a scorer's result (a number, a possibly nested dict, or an object), flattened."""
     if isinstance(d, (int, float, bool)):
-        return {"score": float(d)}
+        return {prefix or "score": float(d)}
     if not isinstance(d, dict):
         d = getattr(d, "__dict__", {})
-    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float, bool))}
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, (dict, int, float, bool)):
+            out.update(_numeric(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def parse_items(text: str, task: str) -> list[Item]:
+    """Grounded items of an output: annotate.ocr1's parser for grounded markdown when present."""
+    if task == TASK_GROUNDED:
+        try:
+            from annotate.ocr1 import parse_grounded as ocr1_parse
+        except ImportError:
+            pass
+        else:
+            return [Item(label, tuple(int(v) for v in box)) for label, box, _ in ocr1_parse(text)]  # type: ignore[misc]
+    return parse_grounded(text)
 
 
 def _mean_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
@@ -148,7 +164,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
             continue
         e["text"] = text_scores(pred, e["target"], e["task"])
         if "<|det|>" in e["target"]:
-            e["grounding"] = grounding_scores(parse_grounded(pred), parse_grounded(e["target"]))
+            e["grounding"] = grounding_scores(parse_items(pred, e["task"]), parse_items(e["target"], e["task"]))
             ground.append(e["grounding"])
         text_items.append(e)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -79,8 +79,7 @@ def scan(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.nd
     if rng.random() < SPECKLE_PROB:
         work = ops.speckle(work, rng, float(rng.uniform(*SPECKLE_DENSITY)))
 
-    if mode == "RGB" and work.mode == "L":
-        work = work.convert("RGB")
     if rng.random() < JPEG_PROB:
+        # A grey scan is saved as a grey JPEG (as scanners do), at half the cost of colour.
         work = ops.jpeg_roundtrip(work, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
-    return work, forward
+    return (work.convert("RGB") if work.mode != mode else work), forward

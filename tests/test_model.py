@@ -63,6 +63,10 @@ def test_tiny_forward_emits_exactly_the_counted_vision_tokens(mode):
     ids = torch.tensor([_row(mode, v, [10, 11], enc)])
     out = m(ids, torch.ones_like(ids), [v], mode, labels=ids)
     assert out.logits.shape == (1, ids.shape[1], VOCAB) and torch.isfinite(out.loss)
+    ce = torch.nn.functional.cross_entropy(out.logits[0, :-1], ids[0, 1:])
+    torch.testing.assert_close(out.loss, ce + out.aux_loss)
+    unlabelled = m(ids, torch.ones_like(ids), [v], mode, labels=torch.full_like(ids, -100))
+    torch.testing.assert_close(unlabelled.loss, unlabelled.aux_loss)
 
 
 def test_gundam_layout_puts_stitched_tiles_before_global_view():

@@ -92,8 +92,10 @@ class OCRModel(nn.Module):
             aux = aux * self.dec_cfg.aux_loss_coef
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                                   ignore_index=IGNORE_INDEX)
+            target = labels[:, 1:].flatten()
+            # Sum / count (not "mean") so a micro-batch without any label gives 0, not NaN.
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target, ignore_index=IGNORE_INDEX,
+                                   reduction="sum") / (target != IGNORE_INDEX).sum().clamp(min=1)
             if aux is not None:
                 loss = loss + aux
         return ModelOutput(loss, logits, aux)

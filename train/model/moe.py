@@ -65,7 +65,9 @@ class MoE(nn.Module):
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Softmax scores [N, E] (float32), top-k weights [N, k] and expert ids [N, k]."""
-        probs = self.gate(x).float().softmax(dim=-1)
+        # Route in float32 even under autocast: near-tied bf16 scores would flip experts.
+        with torch.autocast(x.device.type, enabled=False):
+            probs = F.linear(x.float(), self.gate.weight.float()).softmax(dim=-1)
         w, idx = probs.topk(self.top_k, dim=-1)
         if self.norm_topk_prob:
             w = w / w.sum(dim=-1, keepdim=True)

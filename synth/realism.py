@@ -30,10 +30,12 @@ def apply(
     """Return (degraded image, point map input->output px) for a rendered page.
 
     ``image`` is 'L' or 'RGB' ('RGBA'/'P' pages are flattened to RGB first). With
-    ``scan`` and ``photo`` both False the image comes back unchanged with the identity
+    ``scan`` and ``photo`` both False the same image object comes back with the identity
     map, and ``rng`` is not drawn from. The result is a pure function of the image and
     the generator's state.
     """
+    if not (scan or photo):
+        return image, IDENTITY
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     mapping = IDENTITY

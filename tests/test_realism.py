@@ -161,14 +161,14 @@ def test_identity_when_no_mode_is_asked() -> None:
     rng = np.random.default_rng(3)
     state = rng.bit_generator.state
     out, fn = realism.apply(page, rng, False, False)
-    assert out.tobytes() == page.tobytes() and out.size == page.size
+    assert out is page
     pts = np.array([[0.0, 0.0], [123.5, 456.25], [W, H]])
     assert np.array_equal(fn(pts), pts)
     assert rng.bit_generator.state == state
     assert realism.transform_box(fn, (1, 2, 3, 4)) == (1.0, 2.0, 3.0, 4.0)
 
 
-@pytest.mark.parametrize("size", [(724, 1024), (1024, 724), (1280, 905), (300, 200)])
+@pytest.mark.parametrize("size", [(724, 1024), (1024, 724), (1280, 905), (1600, 1100), (300, 200), (9, 7)])
 @pytest.mark.parametrize("scan,photo", MODES)
 def test_size_mode_and_page_stays_in_frame(size: tuple[int, int], scan: bool, photo: bool) -> None:
     for mode in ("L", "RGB"):

@@ -197,3 +197,14 @@ def test_config_errors_name_the_field():
         charts.generate(charts.Config(zh_prob=1.5), np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown chart config keys"):
         charts.generate({"colour": "red"}, np.random.default_rng(0))
+
+
+def test_png_writer_round_trips_pixels():
+    from synth.charts_png import encode_rgb
+
+    rgba = np.random.default_rng(0).integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    data = encode_rgb(rgba, 6)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), rgba[..., :3])
+    assert encode_rgb(rgba, 6) == data
+    with pytest.raises(ValueError, match="level"):
+        encode_rgb(rgba, 12)

@@ -63,7 +63,8 @@ def write_figures(out_dir: Path, long_side: int) -> None:
     sheet.save(out_dir / "realism_modes.jpg", quality=80, optimize=False)
     gallery = []
     for seed in range(20, 26):
-        gallery.append(realism.apply(render_page(long_side, colour=seed % 3 == 0)[0], np.random.default_rng(seed), False, True)[0])
+        shot, _ = realism.apply(render_page(long_side, seed % 3 == 0)[0], np.random.default_rng(seed), False, True)
+        gallery.append(shot)
     sheet = Image.new("RGB", (page.width * len(gallery), page.height))
     for i, p in enumerate(gallery):
         sheet.paste(p, (i * page.width, 0))
@@ -105,7 +106,8 @@ def main() -> None:
         for name, scan, photo in (("scan", True, False), ("photo", False, True), ("scan+photo", True, True)):
             wall, cpu = time_mode(page, scan, photo, args.n)
             kind = "colour" if colour else "grey"
-            print(f"{kind:6s} {name:10s} {page.size[0]}x{page.size[1]}: {wall:6.1f} ms wall, {cpu:6.1f} ms CPU (median of {args.n})")
+            size = f"{page.size[0]}x{page.size[1]}"
+            print(f"{kind:6s} {name:10s} {size}: {wall:6.1f} ms wall, {cpu:6.1f} ms CPU (median of {args.n})")
 
 
 if __name__ == "__main__":

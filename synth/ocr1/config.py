@@ -22,6 +22,8 @@ class Config:
     blocks: body block kind -> weight (paragraph, heading, list, table, equation, figure).
     chart_prob: fraction of figures taken from the chart family (synth.charts.figure_png)
       when it is installed; the rest are text-free vector drawings.
+    chart_pool: charts per language in the per-process pool that figures draw from (each
+      chart is rendered once per process; larger pools cost more warm-up, add variety).
     title_prob: probability of a title block (title, author line, maybe an abstract).
     header_prob, footer_prob, page_number_prob, footnote_prob: probabilities of a running
       header, a footer line, a page number and footnotes.
@@ -45,7 +47,8 @@ class Config:
     margin_max: float = 0.13
     blocks: dict[str, float] = field(default_factory=lambda: {
         "paragraph": 0.45, "heading": 0.15, "list": 0.1, "table": 0.1, "equation": 0.1, "figure": 0.1})
-    chart_prob: float = 0.2
+    chart_prob: float = 0.3
+    chart_pool: int = 48
     title_prob: float = 0.6
     header_prob: float = 0.6
     footer_prob: float = 0.4
@@ -86,5 +89,7 @@ def validate(cfg: Config) -> None:
                  "page_number_prob", "footnote_prob", "scan_prob", "photo_prob"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             bad(name, "a probability in [0, 1]")
+    if not 1 <= cfg.chart_pool <= 10_000:
+        bad("chart_pool", "an int in 1..10000")
     if not 0.3 <= cfg.fill <= 3.0:
         bad("fill", "a float in [0.3, 3.0]")

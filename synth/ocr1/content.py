@@ -14,7 +14,6 @@ import numpy as np
 from reportlab.lib import colors, pagesizes
 from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY, TA_LEFT
 from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import ListItem, Paragraph, Spacer, TableStyle
 
@@ -260,9 +259,11 @@ class _Body:
         w = self.col_w * _u(rng, 0.55, 0.95)
         h = min(w * _u(rng, 0.45, 0.75), 0.45 * self.frame_h)
         tag = _tag("image")
-        png = figures.chart_png(rng, w, h, self.lang) if rng.random() < self.cfg.chart_prob else None
-        if png is not None:
-            fig = TImage(ImageReader(png), width=w, height=h, hAlign="CENTER")
+        got = figures.chart(rng, self.cfg.chart_pool, self.lang) if rng.random() < self.cfg.chart_prob else None
+        if got is not None:
+            reader, aspect = got
+            h = min(w * aspect, 0.45 * self.frame_h)
+            fig = TImage(reader, width=h / aspect, height=h, hAlign="CENTER")
             fig.tag = tag
         else:
             fig = TDrawing(figures.drawing(rng, w, h), tag)

@@ -136,17 +136,23 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
                        dtype=float).reshape(-1, 4)
     owned: list[list[tuple]] = [[] for _ in recs]
     orphans = 0
-    tol = 1.0
-    for w in words:
-        cx, cy = (w[0] + w[2]) / 2, (w[1] + w[3]) / 2
-        hit = np.nonzero((rects[:, 0] - tol <= cx) & (cx <= rects[:, 2] + tol)
-                         & (rects[:, 1] - tol <= cy) & (cy <= rects[:, 3] + tol))[0]
-        if len(hit) == 0:
-            orphans += 1
-            continue
-        # Overlap only happens at touching edges; prefer the smallest rectangle.
-        area = (rects[hit, 2] - rects[hit, 0]) * (rects[hit, 3] - rects[hit, 1])
-        owned[int(hit[int(np.argmin(area))])].append(w)
+    if words and len(recs):
+        tol = 1.0
+        wa = np.asarray([w[:4] for w in words], dtype=float)
+        cx = ((wa[:, 0] + wa[:, 2]) / 2)[:, None]
+        cy = ((wa[:, 1] + wa[:, 3]) / 2)[:, None]
+        hit = ((rects[None, :, 0] - tol <= cx) & (cx <= rects[None, :, 2] + tol)
+               & (rects[None, :, 1] - tol <= cy) & (cy <= rects[None, :, 3] + tol))  # (words, recs)
+        # Rectangles only overlap at touching edges: the smallest one containing the centre wins.
+        area = (rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])
+        owner = np.where(hit, area[None, :], np.inf).argmin(axis=1)
+        found = hit.any(axis=1)
+        orphans = int((~found).sum())
+        for w, o, f in zip(words, owner.tolist(), found.tolist()):
+            if f:
+                owned[o].append(w)
+    else:
+        orphans = len(words)
 
     regions: list[ReadRegion] = []
     for rec, rect, ws in zip(recs, rects, owned):

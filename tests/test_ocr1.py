@@ -109,19 +109,19 @@ def test_free_ocr_equals_pdf_text(lang, seed):
     assert free.prompt == prompts.FREE_OCR and free.target == sample.text
 
 
-def test_chinese_glyphs_are_real_ink(pages):
-    for lang, seed, s, _row in pages:
-        if lang != "zh":
-            continue
-        han = [(t, b) for t, b in s.truth["words"] if re.search(r"[\u4e00-\u9fff]", t)]
-        assert len(han) > 5, f"zh/{seed}: no Chinese words read back"
-        gray = _gray(s)
-        H, W = gray.shape
-        for t, b in han:
-            x1, y1, x2, y2 = (int(round(v)) for v in bins_to_box(b, W, H))
-            dark = (gray[y1:y2 + 1, x1:x2 + 1] < 128).sum()
-            # Ideographs are dense: several dark pixels per character even at small sizes.
-            assert dark >= 3 * len(t), (t, b, dark)
+@pytest.mark.parametrize("family", ["STSong", "DroidSansFallback"])
+def test_chinese_glyphs_are_real_ink(family):
+    s = generate(_cfg("zh", fonts=[family]), np.random.default_rng(5))
+    assert s.truth["font"] == family
+    han = [(t, b) for t, b in s.truth["words"] if re.search(r"[\u4e00-\u9fff]", t)]
+    assert len(han) > 5, f"{family}: no Chinese words read back"
+    gray = _gray(s)
+    H, W = gray.shape
+    for t, b in han:
+        x1, y1, x2, y2 = (int(round(v)) for v in bins_to_box(b, W, H))
+        dark = (gray[y1:y2 + 1, x1:x2 + 1] < 128).sum()
+        # Ideographs are dense: several dark pixels per character even at small sizes.
+        assert dark >= 3 * len(t), (t, b, dark)
 
 
 def test_determinism():
@@ -133,6 +133,19 @@ def test_determinism():
     assert [r.target for r in ann.records(a)] == [r.target for r in ann.records(b)]
     assert a.truth == b.truth
     assert a.image != c.image
+    assert ann.check(sample_to_row("t/jpeg/7", a, ann.records(a))) == []
+
+
+def test_reading_order_follows_columns():
+    multi = 0
+    for seed in range(12):
+        s = generate(Config(columns={"2": 0.5, "3": 0.5}, long_side=512), np.random.default_rng(seed))
+        multi += s.truth["columns"] > 1
+        body = [r for r in s.regions if r.label not in ("header", "footer", "page_number", "footnote")]
+        for prev, nxt in zip(body, body[1:]):
+            if nxt.box[1] < prev.box[1] - 5:  # moved up the page: must be the next column
+                assert nxt.box[0] > prev.box[0], (prev, nxt)
+    assert multi >= 6
 
 
 def test_markdown_parses_back_to_regions(pages):
@@ -160,7 +173,6 @@ def test_markdown_parses_back_to_regions(pages):
 
 
 def test_table_html_has_consistent_spans():
-    rng = np.random.default_rng(0)
     seen_span = False
     for seed in range(40):
         s = generate(Config(blocks={"table": 1.0, "paragraph": 0.3}, image_format="png", long_side=512),
@@ -169,22 +181,21 @@ def test_table_html_has_consistent_spans():
             if r.label != "table":
                 continue
             rows = re.findall(r"<tr>(.*?)</tr>", r.text)
-            grid_w = []
-            carry: dict[int, int] = {}
+            widths = []
+            pending: dict[int, int] = {}  # row -> columns occupied by rowspans from above
             for i, row in enumerate(rows):
-                width = sum(carry.get(i, 0) for _ in [0])
+                width = pending.get(i, 0)
                 for m in re.finditer(r'<td(?: rowspan="(\d+)")?(?: colspan="(\d+)")?>', row):
                     rs, cs = int(m.group(1) or 1), int(m.group(2) or 1)
                     seen_span |= rs > 1 or cs > 1
                     width += cs
                     for k in range(1, rs):
-                        carry[i + k] = carry.get(i + k, 0) + cs
-                grid_w.append(width)
-            assert len(set(grid_w)) == 1, r.text  # every row spans the same number of columns
+                        pending[i + k] = pending.get(i + k, 0) + cs
+                widths.append(width)
+            assert len(set(widths)) == 1, r.text  # every row covers the same number of columns
         if seen_span:
             break
     assert seen_span
-    del rng
 
 
 def test_check_passes_and_catches_tampering(pages):
@@ -242,5 +253,7 @@ def test_config_errors_name_the_field():
         generate({"image_format": "gif"}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="columns"):
         generate({"columns": {"4": 1.0}}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="fonts"):
+        generate({"langs": {"zh": 1.0}, "fonts": ["Times"]}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown keys"):
         generate({"colour": True}, np.random.default_rng(0))

@@ -17,6 +17,9 @@ class Config:
     page_sizes: page size name -> weight (A4, A5, B5, LETTER, LEGAL).
     landscape_prob: probability of a landscape page.
     columns: number of body columns ("1", "2", "3") -> weight; narrow pages cap it.
+    fonts: font families allowed (empty: every family that sets the page's language);
+      Latin: Vera, DejaVuSans, DejaVuSerif, STIX, Helvetica, Times, Courier; Chinese:
+      STSong, DroidSansFallback.
     font_size_min, font_size_max: body font size range in points.
     margin_min, margin_max: page margin range as a fraction of the page's short side.
     blocks: body block kind -> weight (paragraph, heading, list, table, equation, figure).
@@ -41,6 +44,7 @@ class Config:
         default_factory=lambda: {"A4": 0.45, "LETTER": 0.3, "A5": 0.1, "B5": 0.1, "LEGAL": 0.05})
     landscape_prob: float = 0.1
     columns: dict[str, float] = field(default_factory=lambda: {"1": 0.5, "2": 0.35, "3": 0.15})
+    fonts: list[str] = field(default_factory=list)
     font_size_min: float = 8.5
     font_size_max: float = 12.0
     margin_min: float = 0.06
@@ -81,6 +85,13 @@ def validate(cfg: Config) -> None:
         weights = getattr(cfg, name)
         if not weights or set(weights) - valid or min(weights.values()) < 0 or sum(weights.values()) <= 0:
             bad(name, f"non-negative weights over keys {sorted(valid)} with a positive sum")
+    from synth.ocr1.fonts import CJK_FAMILIES, LATIN_FAMILIES, families_for
+
+    if set(cfg.fonts) - set(LATIN_FAMILIES + CJK_FAMILIES):
+        bad("fonts", f"a list of font families from {list(LATIN_FAMILIES + CJK_FAMILIES)}")
+    for lang, weight in cfg.langs.items():
+        if weight > 0 and lang in ("en", "zh") and not allowed_families(cfg, lang):
+            bad("fonts", f"at least one family that sets {lang!r}: {list(families_for(lang))}")
     if not 4 <= cfg.font_size_min <= cfg.font_size_max <= 24:
         bad("font_size_min", "4 <= font_size_min <= font_size_max <= 24")
     if not 0.03 <= cfg.margin_min <= cfg.margin_max <= 0.2:
@@ -93,3 +104,10 @@ def validate(cfg: Config) -> None:
         bad("chart_pool", "an int in 1..10000")
     if not 0.3 <= cfg.fill <= 3.0:
         bad("fill", "a float in [0.3, 3.0]")
+
+
+def allowed_families(cfg: Config, lang: str) -> tuple[str, ...]:
+    """The font families a page in ``lang`` may use under this config."""
+    from synth.ocr1.fonts import families_for
+
+    return tuple(f for f in families_for(lang) if not cfg.fonts or f in cfg.fonts)

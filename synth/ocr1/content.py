@@ -19,7 +19,7 @@ from reportlab.platypus import ListItem, Paragraph, Spacer, TableStyle
 
 from synth import text_sources as ts
 from synth.ocr1 import equations, figures, fonts
-from synth.ocr1.config import Config
+from synth.ocr1.config import Config, allowed_families
 from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TTable
 
 
@@ -298,7 +298,8 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     short = min(pw, ph)
     ml, mr = (_u(rng, cfg.margin_min, cfg.margin_max) * short for _ in range(2))
     mt, mb = (_u(rng, cfg.margin_min, cfg.margin_max) * short for _ in range(2))
-    family = fonts.families_for(lang)[int(rng.integers(len(fonts.families_for(lang))))]
+    allowed = allowed_families(cfg, lang)
+    family = allowed[int(rng.integers(len(allowed)))]
     faces = fonts.face_set(family)
     fs = _u(rng, cfg.font_size_min, cfg.font_size_max)
     if page_name == "A5":

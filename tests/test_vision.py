@@ -1,0 +1,107 @@
+"""General-vision family: deterministic scenes whose boxes cover the drawn objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotate import prompts
+from annotate import vision as ann
+from annotate.coords import bins_to_box, valid_bin_box
+from synth import vision as gen
+from synth.rows import row_image, row_truth, sample_to_row
+
+N_SEEDS = 30
+NEAR = 50.0  # RGB distance within which a JPEG pixel counts as the named colour
+
+
+def _row(seed: int, cfg: gen.Config | None = None) -> dict:
+    sample = gen.generate(cfg or gen.Config(), np.random.default_rng(seed))
+    return sample_to_row(f"test/0/{seed}", sample, ann.records(sample))
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return [_row(s) for s in range(N_SEEDS)]
+
+
+def test_same_seed_same_bytes_and_targets():
+    a, b = _row(11), _row(11)
+    assert a["image"]["bytes"] == b["image"]["bytes"]
+    assert a["records"] == b["records"] and a["truth"] == b["truth"]
+    assert _row(12)["image"]["bytes"] != a["image"]["bytes"]
+
+
+def test_rows_pass_check_and_have_both_tasks(rows):
+    for row in rows:
+        assert ann.check(row) == [], row["id"]
+        tasks = [r["task"] for r in row["records"]]
+        assert tasks[-1] == prompts.TASK_VISION_CAPTION and prompts.TASK_VISION_GROUND in tasks
+        for reg in row["regions"]:
+            assert valid_bin_box(reg["box"])
+
+
+def test_boxes_tightly_cover_the_objects_colour(rows):
+    cfg = gen.Config()
+    checked = 0
+    for row in rows:
+        img = np.asarray(row_image(row), dtype=float)
+        h, w = img.shape[:2]
+        for obj in row_truth(row)["objects"]:
+            assert obj["visible"] >= cfg.min_visible
+            x1, y1, x2, y2 = bins_to_box(obj["box"], w, h)
+            x1, y1 = int(np.floor(x1)), int(np.floor(y1))
+            x2, y2 = int(np.ceil(x2)), int(np.ceil(y2))
+            crop = img[y1:y2, x1:x2]
+            near = np.linalg.norm(crop - np.asarray(gen.COLOURS[obj["colour"]], float), axis=2) < NEAR
+            assert near.mean() > 0.1, (row["id"], obj)
+            # Tight: the colour reaches every side of the box (within 2 px).
+            assert near[:3].any() and near[-3:].any() and near[:, :3].any() and near[:, -3:].any(), (row["id"], obj)
+            checked += 1
+    assert checked >= 2 * N_SEEDS
+
+
+def test_grounding_lists_every_matching_object():
+    cfg = gen.Config(min_objects=7, max_objects=9, max_queries=6)
+    multi = 0
+    for seed in range(10):
+        row = _row(seed, cfg)
+        truth = row_truth(row)
+        for q in truth["queries"]:
+            expected = [i for i, o in enumerate(truth["objects"]) if gen.matches(o, q["attrs"])]
+            assert q["objects"] == expected
+            multi += len(expected) > 1
+        assert ann.check(row) == []
+    assert multi > 0  # some queries ("the circle") match several objects
+
+
+def test_check_catches_wrong_targets(rows):
+    row = next(r for r in rows if r["records"][0]["task"] == prompts.TASK_VISION_GROUND)
+    rec = row["records"][0]
+    ref, boxes = ann.parse_det(rec["target"])
+    moved = [[b[0], b[1], b[2], min(999, b[3] + 40) if b[3] < 959 else b[3] - 40] for b in boxes]
+    for bad in (prompts.det(ref, moved), prompts.det("the purple unicorn", boxes), rec["target"][:-3]):
+        broken = dict(row, records=[dict(rec, target=bad)] + row["records"][1:])
+        assert ann.check(broken), bad
+    bad_region = dict(row, regions=[dict(row["regions"][0], box=[500, 10, 400, 20])] + row["regions"][1:])
+    assert ann.check(bad_region)
+
+
+def test_parse_det_roundtrip():
+    target = prompts.det("the red circle", [[1, 2, 30, 40], [5, 6, 70, 80]])
+    assert ann.parse_det(target) == ("the red circle", [[1, 2, 30, 40], [5, 6, 70, 80]])
+    assert ann.parse_det("<|ref|>x<|/ref|><|det|>[[1, 2, 3]]<|/det|>") is None
+
+
+def test_overlay_draws_boxes(rows):
+    row = rows[0]
+    pic = ann.overlay(row)
+    assert pic.width == row["width"] and pic.height > row["height"]
+    assert np.asarray(pic).tobytes() != np.asarray(row_image(row)).tobytes()
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="min_visible"):
+        gen.generate(gen.Config(min_visible=0.0), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="background_weights"):
+        gen.generate(gen.Config(background_weights={"marble": 1.0}), np.random.default_rng(0))

@@ -189,7 +189,3 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         regions.append(ReadRegion(label, box, content, text, lines, wl))
     return regions, orphans
 
-
-def page_words(page) -> list[tuple]:
-    """All words of the page as PyMuPDF reads them (x0, y0, x1, y1, text, block, line, word)."""
-    return page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS, sort=False)

@@ -38,7 +38,7 @@ class Config:
 
     min_size: smallest image side in pixels.
     max_size: largest image side in pixels (width and height are drawn independently).
-    seed_prob: probability of drawing a bundled seed molecule unchanged.
+    seed_prob: probability of drawing a bundled seed molecule unchanged (one within the atom/ring limits).
     min_heavy_atoms: fewest heavy atoms a built molecule may have.
     max_heavy_atoms: most heavy atoms a built molecule may have.
     max_rings: most rings a built molecule may have.
@@ -261,7 +261,7 @@ def choose_molecule(cfg: Config, rng: np.random.Generator) -> tuple[Chem.Mol, st
             if mol is not None:
                 break
     if mol is None:
-        seeds = _seed_mols()
+        seeds = [s for s in _seed_mols() if _within_limits(s[1], cfg)] or list(_seed_mols())
         source, mol = seeds[int(rng.integers(len(seeds)))]
     varied = _randomise_charges(_randomise_stereo(mol, cfg, rng), cfg, rng)
     out = _canonical_roundtrip(varied) or _canonical_roundtrip(mol)

@@ -62,6 +62,10 @@ class Config:
     scan_prob: float = 0.0
     photo_prob: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Recipes build the Config directly: fail at load time, not in a worker.
+        validate(self)
+
 
 PAGE_SIZES = ("A4", "A5", "B5", "LETTER", "LEGAL")
 BLOCK_KINDS = ("paragraph", "heading", "list", "table", "equation", "figure")

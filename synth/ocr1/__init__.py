@@ -8,7 +8,6 @@ that ``generate`` would draw from the same generator state.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -105,7 +104,3 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
     return Sample(family="ocr1", image=image, image_format=cfg.image_format, width=W, height=H,
                   regions=out_regions, lines=out_lines, text=text, truth=truth, lang=plan.lang)
 
-
-def config_dict(cfg: Config) -> dict[str, Any]:
-    """The config as a plain dict (for manifests)."""
-    return asdict(cfg)

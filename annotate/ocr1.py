@@ -21,7 +21,9 @@ LABELS = ("title", "sub_title", "text", "list", "table", "table_caption", "image
           "equation", "header", "footer", "page_number", "footnote")
 
 _DET = re.compile(r"<\|ref\|>(.*?)<\|/ref\|><\|det\|>\[\[(\d+), (\d+), (\d+), (\d+)\]\]<\|/det\|>")
-_HEAD = re.compile(r"^<\|ref\|>([a-z_]+)<\|/ref\|><\|det\|>\[\[(\d+), (\d+), (\d+), (\d+)\]\]<\|/det\|>\n", re.M)
+# A header may end the text without its newline (a model output cut after an image box).
+_HEAD = re.compile(r"^<\|ref\|>([a-z_]+)<\|/ref\|><\|det\|>\[\[(\d+), (\d+), (\d+), (\d+)\]\]<\|/det\|>(?:\n|\Z)",
+                   re.M)
 
 
 def _det(label: str, box) -> str:

@@ -71,7 +71,7 @@ def overlay(row: dict[str, Any]) -> Image.Image:
     """The passage rendered on a white canvas (first lines only), so ``show`` works for text."""
     lang = row.get("lang", "en")
     font = _font("zh" if lang == "zh" else "en")
-    width_chars = 45 if lang == "zh" else 100  # CJK glyphs are about twice as wide
+    width_chars = 45 if lang == "zh" else 92  # CJK glyphs are about twice as wide
     lines: list[str] = []
     for para in (row.get("text") or "").split("\n"):
         lines.extend(textwrap.wrap(para, width_chars) or [""])

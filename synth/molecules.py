@@ -73,6 +73,10 @@ class Config:
     stereo_annotation_prob: float = 0.1
     serif_font_prob: float = 0.2
 
+    def __post_init__(self) -> None:
+        # Fail when a recipe is loaded, not in the middle of a shard.
+        _validate(self)
+
 
 def _validate(cfg: Config) -> None:
     if not 64 <= cfg.min_size <= cfg.max_size:

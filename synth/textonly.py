@@ -37,6 +37,10 @@ class Config:
     max_sentences: int = 7
     max_chars: int = 6000
 
+    def __post_init__(self) -> None:
+        # Fail when a recipe is loaded, not in the middle of a shard.
+        _validate(self)
+
 
 def _validate(cfg: Config) -> None:
     for name in ("zh_prob", "markdown_prob"):

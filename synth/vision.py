@@ -87,6 +87,10 @@ class Config:
     max_queries: int = 3
     jpeg_quality: int = JPEG_QUALITY
 
+    def __post_init__(self) -> None:
+        # Fail when a recipe is loaded, not in the middle of a shard.
+        _validate(self)
+
 
 _BACKGROUNDS = ("plain", "gradient", "noise")
 

@@ -13,6 +13,7 @@ import functools
 
 import numpy as np
 
+from synth import charts_pool
 from synth.charts_data import PIE_KINDS, ChartData, format_value
 from synth.charts_fonts import families_for
 from synth.charts_png import encode_rgb
@@ -26,16 +27,6 @@ def _base_rc() -> dict:
 
     skip = ("backend", "interactive", "toolbar", "timezone", "webagg", "savefig.directory", "tk.", "macosx")
     return {k: v for k, v in matplotlib.rcParamsDefault.items() if not k.startswith(skip)}
-
-
-@functools.lru_cache(maxsize=1)
-def _canvas():
-    """The per-process Figure and its Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure()
-    return fig, FigureCanvasAgg(fig)
 
 
 def _rc(style: Style, lang: str) -> dict:
@@ -221,9 +212,12 @@ def _draw_pie(ax, data: ChartData, style: Style) -> None:
         ax.figure.legend(wedges, data.categories, loc="center right", frameon=style.legend_frame)
 
 
-def draw(fig, data: ChartData, style: Style) -> None:
-    """Draw ``data`` onto a cleared ``fig`` (inside the chart's rc_context)."""
-    ax = fig.add_subplot()
+def draw(axes: tuple, data: ChartData, style: Style) -> None:
+    """Draw ``data`` onto freshly reset ``axes`` (inside the chart's rc_context).
+
+    ``axes`` is (ax,) or, for composite charts, (ax, twin_ax) from synth.charts_pool.
+    """
+    ax = axes[0]
     kind = data.kind
     show_title = style.show_title or kind in PIE_KINDS or (len(data.series) == 1 and not data.y_label)
     if kind in PIE_KINDS:
@@ -243,7 +237,7 @@ def draw(fig, data: ChartData, style: Style) -> None:
     elif kind == "area":
         _draw_area(ax, data, style)
     elif kind == "composite":
-        _draw_composite(ax, data, style)
+        _draw_composite(ax, axes[1], data, style)
     else:
         raise ValueError(f"unknown chart kind {kind!r}")
 
@@ -280,13 +274,12 @@ def _draw_area(ax, data: ChartData, style: Style) -> None:
     ax.margins(y=0.12)
 
 
-def _draw_composite(ax, data: ChartData, style: Style) -> None:
+def _draw_composite(ax, ax2, data: ChartData, style: Style) -> None:
     bar_series = [s for s in range(len(data.series)) if s not in data.secondary]
     _draw_bars(ax, data, style, bar_series, False, False)
     _category_axis(ax, data, style)
     _value_axis(ax, data, bar_series[0])
     ax.margins(y=0.15)
-    ax2 = ax.twinx()
     ax2.grid(False)
     for s in data.secondary:
         _draw_points(ax2, data, style, s, True, style.value_labels)
@@ -356,14 +349,13 @@ def render_png(data: ChartData, style: Style, width_px: int, height_px: int, dpi
 
     if not 0 <= compress_level <= 9:
         raise ValueError(f"png compress_level must be 0..9, got {compress_level}")
-    fig, canvas = _canvas()
     with matplotlib.rc_context(_rc(style, data.lang)):
-        fig.clear()
+        fig, canvas, axes = charts_pool.take(twin=data.kind == "composite")
         fig.set_dpi(dpi)
         # A quarter pixel of slack: Agg truncates the float size to whole pixels.
         fig.set_size_inches((width_px + 0.25) / dpi, (height_px + 0.25) / dpi, forward=False)
         fig.set_facecolor(style.theme.figure)
-        draw(fig, data, style)
+        draw(axes, data, style)
         _layout(fig, canvas, pad_px=0.08 * style.font_size * dpi / 72 + 3)
         canvas.draw()
         rgba = np.asarray(canvas.buffer_rgba())

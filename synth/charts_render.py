@@ -16,6 +16,7 @@ import numpy as np
 from synth import charts_pool
 from synth.charts_data import PIE_KINDS, ChartData, format_value
 from synth.charts_fonts import families_for
+from synth.charts_layout import place_axes
 from synth.charts_png import encode_rgb
 from synth.charts_style import Style
 
@@ -65,6 +66,8 @@ def _rc(style: Style, lang: str) -> dict:
         "legend.labelcolor": t.ink,
         "axes.unicode_minus": False,
         "path.simplify": False,
+        # A fixed title height: matplotlib's automatic one measures both y axes again.
+        "axes.titley": 1.0,
         # Autohinting is a quarter of the drawing time; unhinted antialiased text reads fine.
         "text.hinting": "no_hinting",
     })
@@ -296,52 +299,6 @@ def _draw_composite(ax, ax2, data: ChartData, style: Style) -> None:
     _legend(ax2, style_for_legend, h1 + h2, l1 + l2)
 
 
-def _text_extent(ax, renderer):
-    """The axes' tight box counting only text and legends (ticks, labels, titles, values).
-
-    Patches and lines stay inside the axes, and measuring every bar is what makes
-    matplotlib's own tight box slow.
-    """
-    from matplotlib.legend import Legend
-    from matplotlib.text import Text
-
-    extra = [a for a in ax.get_children() if isinstance(a, (Text, Legend)) and a.get_visible()]
-    return ax.get_tightbbox(renderer, bbox_extra_artists=extra)
-
-
-def _layout(fig, canvas, pad_px: float) -> None:
-    """One-pass tight layout: measure what sticks out of the axes once, then move them.
-
-    matplotlib's tight_layout measures twice (it iterates) and is the single largest
-    cost of a small chart; one pass with a few pixels of slack is enough here because
-    the only text whose size depends on the axes size (tick labels) changes little.
-    Every axes of a chart shares one position (twin axes included).
-    """
-    from matplotlib.transforms import Bbox
-
-    renderer = canvas.get_renderer()
-    W, H = fig.bbox.width, fig.bbox.height
-    axes = fig.axes
-    for ax in axes:
-        ax.set_position((0.1, 0.1, 0.8, 0.8))
-        ax.apply_aspect()
-    inner = Bbox.union([ax.bbox for ax in axes])
-    outer = Bbox.union([_text_extent(ax, renderer) for ax in axes] + [inner])
-    right_edge = W
-    if fig.legends:
-        right_edge = W - fig.legends[0].get_window_extent(renderer).width - pad_px
-    left = inner.x0 - outer.x0 + pad_px
-    bottom = inner.y0 - outer.y0 + pad_px
-    right = right_edge - (outer.x1 - inner.x1) - pad_px
-    top = H - (outer.y1 - inner.y1) - pad_px
-    if right - left < 0.3 * W or top - bottom < 0.3 * H:
-        # Labels too long for the canvas: keep a usable plot, accept some clipping.
-        left, bottom, right, top = 0.15 * W, 0.15 * H, 0.9 * W, 0.88 * H
-    pos = (left / W, bottom / H, (right - left) / W, (top - bottom) / H)
-    for ax in axes:
-        ax.set_position(pos)
-
-
 def render_png(data: ChartData, style: Style, width_px: int, height_px: int, dpi: float,
                compress_level: int) -> tuple[bytes, int, int]:
     """Draw the chart at about ``width_px`` x ``height_px`` and return (PNG bytes, width, height)."""
@@ -356,7 +313,7 @@ def render_png(data: ChartData, style: Style, width_px: int, height_px: int, dpi
         fig.set_size_inches((width_px + 0.25) / dpi, (height_px + 0.25) / dpi, forward=False)
         fig.set_facecolor(style.theme.figure)
         draw(axes, data, style)
-        _layout(fig, canvas, pad_px=0.08 * style.font_size * dpi / 72 + 3)
+        place_axes(fig, canvas, axes, pad_px=0.08 * style.font_size * dpi / 72 + 3)
         canvas.draw()
         rgba = np.asarray(canvas.buffer_rgba())
     return encode_rgb(rgba, compress_level), rgba.shape[1], rgba.shape[0]

@@ -1,0 +1,126 @@
+"""Place a chart's axes so its text fits the canvas, measuring each text once.
+
+matplotlib measures every tick label several times per chart: its tight box positions
+the axis labels from the tick labels of all "sibling" axes, the automatic title
+position measures both y axes again, and drawing repeats all of it. Here the tick
+labels, axis labels, titles, value labels and outside legends are measured once with
+the axes at a provisional position; the margins follow from how far each sticks out of
+the axes. Those overhangs do not depend on the axes size (tick labels sit a fixed number
+of points from their spine), so the axes are moved once and each axis is told where its
+tick labels ended up, which the draw then uses to place the axis label instead of
+measuring the tick labels again.
+"""
+
+from __future__ import annotations
+
+from matplotlib.transforms import Bbox
+
+
+def _ticklabel_box(axis, renderer):
+    """Union of the visible tick labels of ``axis`` at the current position (or None)."""
+    if not axis.get_visible():
+        return None, None
+    ticks = axis._update_ticks()
+    b1, b2 = axis._get_ticklabel_bboxes(ticks, renderer)
+    return (Bbox.union(b1) if b1 else None), (Bbox.union(b2) if b2 else None)
+
+
+def _pin_label_boxes(axis, ax, side1: float | None, side2: float | None) -> None:
+    """Make ``axis`` place its label from known tick-label overhangs (pixels past the spine).
+
+    ``side1`` is the overhang below (x) or left of (y) the axes, ``side2`` above or right;
+    None means no tick labels there. The boxes are rebuilt from the axes' final bbox when
+    the axis asks, so they follow the move.
+    """
+    is_x = axis.axis_name == "x"
+
+    def boxes(renderer=None):
+        bb = ax.bbox
+        first, second = [], []
+        if side1 is not None:
+            first.append(Bbox([[bb.x0, bb.y0 - side1], [bb.x1, bb.y0]]) if is_x
+                         else Bbox([[bb.x0 - side1, bb.y0], [bb.x0, bb.y1]]))
+        if side2 is not None:
+            second.append(Bbox([[bb.x0, bb.y1], [bb.x1, bb.y1 + side2]]) if is_x
+                          else Bbox([[bb.x1, bb.y0], [bb.x1 + side2, bb.y1]]))
+        return first, second
+
+    axis._get_tick_boxes_siblings = boxes
+
+
+def _axis_extent(axis, ax, renderer) -> list:
+    """Boxes (at the provisional position) for the tick labels and label of ``axis``."""
+    dots = ax.figure.dpi / 72
+    bb = ax.bbox
+    tl1, tl2 = _ticklabel_box(axis, renderer)
+    is_x = axis.axis_name == "x"
+    if is_x:
+        side1 = None if tl1 is None else max(0.0, bb.y0 - tl1.y0)
+        side2 = None if tl2 is None else max(0.0, tl2.y1 - bb.y1)
+    else:
+        side1 = None if tl1 is None else max(0.0, bb.x0 - tl1.x0)
+        side2 = None if tl2 is None else max(0.0, tl2.x1 - bb.x1)
+    _pin_label_boxes(axis, ax, side1, side2)
+    out = [b for b in (tl1, tl2) if b is not None]
+    label = axis.label
+    if axis.get_visible() and label.get_visible() and label.get_text():
+        lb = label.get_window_extent(renderer)  # only its size is used
+        gap = axis.labelpad * dots
+        if is_x and axis.label_position == "bottom":
+            y1 = bb.y0 - (side1 or 0.0) - gap
+            out.append(Bbox([[lb.x0, y1 - lb.height], [lb.x1, y1]]))
+        elif is_x:
+            y0 = bb.y1 + (side2 or 0.0) + gap
+            out.append(Bbox([[lb.x0, y0], [lb.x1, y0 + lb.height]]))
+        elif axis.label_position == "left":
+            x1 = bb.x0 - (side1 or 0.0) - gap
+            out.append(Bbox([[x1 - lb.width, lb.y0], [x1, lb.y1]]))
+        else:
+            x0 = bb.x1 + (side2 or 0.0) + gap
+            out.append(Bbox([[x0, lb.y0], [x0 + lb.width, lb.y1]]))
+    return out
+
+
+def _text_boxes(ax, renderer) -> list:
+    """Titles, value labels, pie labels and outside legends of ``ax``."""
+    out = []
+    for title in (ax.title, ax._left_title, ax._right_title):
+        if title.get_visible() and title.get_text():
+            out.append(title.get_window_extent(renderer))
+    for text in ax.texts:
+        if text.get_visible() and text.get_text():
+            out.append(text.get_window_extent(renderer))
+    legend = ax.get_legend()
+    # Legends placed inside the axes ("best", "upper left") never need room; finding
+    # the "best" spot is costly and is left to the draw.
+    if legend is not None and legend.get_visible() and legend._bbox_to_anchor is not None:
+        out.append(legend.get_window_extent(renderer))
+    return out
+
+
+def place_axes(fig, canvas, axes: tuple, pad_px: float) -> None:
+    """Size and place ``axes`` (one shared position) so the chart's text fits ``fig``."""
+    renderer = canvas.get_renderer()
+    W, H = fig.bbox.width, fig.bbox.height
+    for ax in axes:
+        ax.set_position((0.1, 0.1, 0.8, 0.8))
+        ax.apply_aspect()
+    inner = Bbox.union([ax.bbox for ax in axes])
+    boxes = [inner]
+    for ax in axes:
+        boxes += _axis_extent(ax.xaxis, ax, renderer) + _axis_extent(ax.yaxis, ax, renderer)
+        boxes += _text_boxes(ax, renderer)
+    outer = Bbox.union([b for b in boxes if b._is_finite()])
+    right_edge = W
+    if fig.legends:
+        right_edge = W - fig.legends[0].get_window_extent(renderer).width - pad_px
+    left = inner.x0 - outer.x0 + pad_px
+    bottom = inner.y0 - outer.y0 + pad_px
+    right = right_edge - (outer.x1 - inner.x1) - pad_px
+    top = H - (outer.y1 - inner.y1) - pad_px
+    if right - left < 0.3 * W or top - bottom < 0.3 * H:
+        # Labels too long for the canvas: keep a usable plot, accept some clipping.
+        left, bottom, right, top = 0.15 * W, 0.15 * H, 0.9 * W, 0.88 * H
+    pos = (left / W, bottom / H, (right - left) / W, (top - bottom) / H)
+    for ax in axes:
+        ax.set_position(pos)

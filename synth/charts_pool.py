@@ -17,6 +17,8 @@ five artists per tick.
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib as mpl
 
 _POOL: dict[str, tuple] = {}
@@ -76,11 +78,19 @@ def _install_tick_store(axis) -> None:
     axis._chart_stash_ticks = stash
 
 
+def _drop_ticks(axis) -> None:
+    axis.__dict__.pop("majorTicks", None)
+    axis.__dict__.pop("minorTicks", None)
+
+
 def _reset(ax) -> None:
     """cla() plus what a new Axes gets in __init__ from rcParams and cla() does not redo."""
     rc = mpl.rcParams
     for axis in (ax.xaxis, ax.yaxis):
         axis._chart_stash_ticks()
+        # cla() resets the ticks once per spine, building a new tick 0 each time; only
+        # the last reset counts, so defer it to the end (same end state, one build).
+        axis.reset_ticks = functools.partial(_drop_ticks, axis)
     ax.cla()
     ax.set_facecolor(rc["axes.facecolor"])
     ax.set_frame_on(True)
@@ -93,6 +103,9 @@ def _reset(ax) -> None:
         spine.set_visible(rc[f"axes.spines.{side}"])
     ax.tick_params(which="minor", **_rc_minor_tick_sides())
     ax.tick_params(which="major", **_rc_tick_sides())
+    for axis in (ax.xaxis, ax.yaxis):
+        del axis.reset_ticks
+        axis.reset_ticks()
 
 
 def _new(twin: bool) -> tuple:

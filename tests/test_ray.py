@@ -45,7 +45,9 @@ def ray_head():
 
 
 def _submit(address: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_ADDRESS=address, RAY_DISABLE_USAGE_STATS="1")
+    # Ray >= 2.59 turns token auth on for local heads (token in ~/.ray/auth_token), but its
+    # CLI client only sends the token when told to: the README's submit command sets this.
+    env = dict(os.environ, RAY_ADDRESS=address, RAY_DISABLE_USAGE_STATS="1", RAY_AUTH_MODE="token")
     deadline = time.time() + 60
     while True:  # the dashboard's job server may need a moment after `ray start`
         res = subprocess.run(["ray", "job", "submit", "--working-dir", ".", "--", *args],

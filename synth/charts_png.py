@@ -27,7 +27,12 @@ def encode_rgb(pixels: np.ndarray, level: int) -> bytes:
     if not 0 <= level <= 9:
         raise ValueError(f"png compress level must be 0..9, got {level}")
     h, w = pixels.shape[:2]
-    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # leading 0 per row: filter type None
-    rows[:, 1:].reshape(h, w, 3)[...] = pixels[..., :3]
+    rows = np.empty((h, 1 + 3 * w), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type None
+    rgb = rows[:, 1:].reshape(h, w, 3)
+    # One channel at a time: numpy copies single bytes at a stride several times
+    # faster than it copies 3-byte pixel slices out of 4-byte ones.
+    for c in range(3):
+        rgb[..., c] = pixels[..., c]
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + _chunk(b"IEND", b"")

@@ -89,7 +89,8 @@ def _reset(ax) -> None:
     for axis in (ax.xaxis, ax.yaxis):
         axis._chart_stash_ticks()
         # cla() resets the ticks once per spine, building a new tick 0 each time; only
-        # the last reset counts, so defer it to the end (same end state, one build).
+        # the last reset counts, so skip them (cla() still sets the
+        # clip path, which builds the ticks once from the reset tick parameters).
         axis.reset_ticks = functools.partial(_drop_ticks, axis)
     ax.cla()
     ax.set_facecolor(rc["axes.facecolor"])
@@ -105,7 +106,6 @@ def _reset(ax) -> None:
     ax.tick_params(which="major", **_rc_tick_sides())
     for axis in (ax.xaxis, ax.yaxis):
         del axis.reset_ticks
-        axis.reset_ticks()
 
 
 def _new(twin: bool) -> tuple:

@@ -7,8 +7,8 @@ labels, axis labels, titles, value labels and outside legends are measured once 
 the axes at a provisional position; the margins follow from how far each sticks out of
 the axes. Those overhangs do not depend on the axes size (tick labels sit a fixed number
 of points from their spine), so the axes are moved once and each axis is told where its
-tick labels ended up, which the draw then uses to place the axis label instead of
-measuring the tick labels again.
+tick labels ended up, which the draw then uses to place the axis label (and the
+unused offset text) instead of measuring the tick labels again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def _ticklabel_box(axis, renderer):
     if not axis.get_visible():
         return None, None
     ticks = axis._update_ticks()
-    b1, b2 = axis._get_ticklabel_bboxes(ticks, renderer)
+    # The class's method: the instance's one is the pinned stand-in from the last chart.
+    b1, b2 = type(axis)._get_ticklabel_bboxes(axis, ticks, renderer)
     return (Bbox.union(b1) if b1 else None), (Bbox.union(b2) if b2 else None)
 
 
@@ -46,6 +47,8 @@ def _pin_label_boxes(axis, ax, side1: float | None, side2: float | None) -> None
         return first, second
 
     axis._get_tick_boxes_siblings = boxes
+    # Axis.draw measures the tick labels again only to place the (empty) offset text.
+    axis._get_ticklabel_bboxes = lambda ticks, renderer: boxes()
 
 
 def _axis_extent(axis, ax, renderer) -> list:

@@ -57,10 +57,15 @@ def _rc_minor_tick_sides() -> dict:
 def _install_tick_store(axis) -> None:
     """Make ``axis`` reuse its old major Ticks (beyond tick 0) instead of building new ones."""
     spare: list = []
+    spare_minor: list = []
     build = axis._get_tick
 
     def get_tick(major: bool):
         # Tick 0 is built new (majorTicks is still empty then): it is the style source.
+        if not major and spare_minor:
+            # Charts have no minor ticks (NullLocator): the one matplotlib keeps per
+            # axis is never drawn, so an old one serves.
+            return spare_minor.pop()
         if major and spare and len(axis.majorTicks) > 0:
             tick = spare.pop()
             # Not covered by _copy_tick_props (Text.update_from skips them).
@@ -73,6 +78,8 @@ def _install_tick_store(axis) -> None:
     def stash() -> None:
         if "majorTicks" in axis.__dict__:
             spare.extend(reversed(axis.majorTicks[1:]))
+        if "minorTicks" in axis.__dict__ and not spare_minor:
+            spare_minor.extend(axis.minorTicks[:1])
 
     axis._get_tick = get_tick
     axis._chart_stash_ticks = stash

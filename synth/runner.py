@@ -173,9 +173,12 @@ def _run_ray(recipe: Recipe, pending: list[int], out_uri: str, workers: int | No
     if not ray.is_initialized():
         init_kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
         if not (os.environ.get("RAY_ADDRESS") or running_under_ray_job()):
-            # Embedded local Ray: size it, and keep its object store small (tasks return stats only).
-            init_kwargs.update(num_cpus=workers or os.cpu_count() or 1, object_store_memory=256 * 1024 * 1024,
-                               include_dashboard=False)
+            # Embedded local Ray: always a fresh one (address="local"), never a stale cluster
+            # that /tmp/ray/ray_current_cluster still names; sized by --workers, with a small
+            # object store (tasks return stats only). Attach to a running cluster with
+            # RAY_ADDRESS or `ray job submit`.
+            init_kwargs.update(address="local", num_cpus=workers or os.cpu_count() or 1,
+                               object_store_memory=256 * 1024 * 1024, include_dashboard=False)
         ray.init(**init_kwargs)
     task = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=True)(build_shard)
     limit = max(1, workers or int(ray.cluster_resources().get("CPU", 1))) * 2

@@ -38,12 +38,12 @@ def ocr1_dataset(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
     """An embedded local Ray (2 CPUs) for the session's Ray tests; shut down afterwards."""
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, logging_level="ERROR")
     yield ray
     ray.shutdown()
 

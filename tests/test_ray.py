@@ -11,7 +11,7 @@ import pytest
 
 from synth.runner import generate_dataset
 from tests.conftest import REPO, run_cli, write_recipe
-from tests.test_runner import shard_digests
+from tests.test_runner import _free_port, shard_digests
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +31,18 @@ def test_embedded_ray_matches_local_and_retries_a_crashed_task(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def ray_head():
+    # Own ports, so a developer's running cluster is not reused by mistake. `ray stop` at the
+    # end stops every Ray process of this user: that is Ray's only stop command.
     env = dict(os.environ, RAY_DISABLE_USAGE_STATS="1")
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+    dash = _free_port()
     start = subprocess.run(
-        ["ray", "start", "--head", "--num-cpus", "2", "--disable-usage-stats", "--dashboard-host", "127.0.0.1"],
+        ["ray", "start", "--head", "--num-cpus", "2", "--disable-usage-stats", "--port", str(_free_port()),
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash)],
         capture_output=True, text=True, env=env, timeout=180,
     )
     assert start.returncode == 0, start.stdout + start.stderr
     try:
-        yield "http://127.0.0.1:8265"
+        yield f"http://127.0.0.1:{dash}"
     finally:
         subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
 

@@ -19,6 +19,7 @@ from synth.charts_fonts import families_for
 from synth.charts_layout import place_axes
 from synth.charts_png import encode_rgb
 from synth.charts_style import Style
+from synth.charts_textcache import memoised_text_layout
 
 
 @functools.lru_cache(maxsize=1)
@@ -306,7 +307,7 @@ def render_png(data: ChartData, style: Style, width_px: int, height_px: int, dpi
 
     if not 0 <= compress_level <= 9:
         raise ValueError(f"png compress_level must be 0..9, got {compress_level}")
-    with matplotlib.rc_context(_rc(style, data.lang)):
+    with matplotlib.rc_context(_rc(style, data.lang)), memoised_text_layout():
         fig, canvas, axes = charts_pool.take(twin=data.kind == "composite")
         fig.set_dpi(dpi)
         # A quarter pixel of slack: Agg truncates the float size to whole pixels.

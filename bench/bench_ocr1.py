@@ -56,10 +56,12 @@ def main(argv=None) -> None:
     ap.add_argument("--long-side", type=int, default=1024)
     ap.add_argument("--format", default="jpeg", choices=("jpeg", "png"))
     ap.add_argument("--chart-prob", type=float, default=None, help="override Config.chart_prob")
+    ap.add_argument("--scan-prob", type=float, default=0.0, help="share of pages with the scan look")
+    ap.add_argument("--photo-prob", type=float, default=0.0, help="share of pages with the photo look")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one full run")
     args = ap.parse_args(argv)
 
-    cfg = Config(long_side=args.long_side, image_format=args.format)
+    cfg = Config(long_side=args.long_side, image_format=args.format, scan_prob=args.scan_prob, photo_prob=args.photo_prob)
     if args.chart_prob is not None:
         cfg.chart_prob = args.chart_prob
     # Warm-up: imports, font registration, the equation cache and the chart pool are
@@ -81,7 +83,7 @@ def main(argv=None) -> None:
     floor_w, floor_c = min(f[0] for f, _p in floors), min(f[1] for f, _p in floors)
     plan = min(p for _f, p in floors)
     print(f"ocr1 bench: {n} pages x {args.repeat} runs, long side {args.long_side}, {args.format}, "
-          f"chart_prob {cfg.chart_prob}")
+          f"chart_prob {cfg.chart_prob}, scan_prob {cfg.scan_prob}, photo_prob {cfg.photo_prob}")
     print("                               wall: pages/s (ms/page)   CPU: pages/s (ms/page)")
     print(f"full  (generate + records):     {n / full_w:6.1f} ({1000 * full_w / n:5.1f})"
           f"            {n / full_c:6.1f} ({1000 * full_c / n:5.1f})")

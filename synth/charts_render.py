@@ -9,6 +9,7 @@ leaks from one chart into the next.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -140,6 +141,29 @@ def _value_axis(ax, data: ChartData, s: int, horizontal: bool = False) -> None:
     axis.set_major_formatter(_value_formatter(pre, suf, data.thousands_sep))
 
 
+@contextlib.contextmanager
+def _deferred_patch_limits(ax, update: bool):
+    """Collect the data limits of patches added in the block and apply them once.
+
+    ``add_patch`` works out each patch's limits from its transformed path, which is
+    most of the cost of a bar or pie. Bars are plain data-space rectangles, so their
+    corners give the same limits in one ``update_datalim``; pies set their own view
+    limits, so theirs are not needed at all (``update=False``).
+    """
+    added: list = []
+    ax._update_patch_limits = added.append  # instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del ax._update_patch_limits
+    if update and added:
+        corners = []
+        for p in added:
+            x, y = p.get_x(), p.get_y()
+            corners += [(x, y), (x + p.get_width(), y + p.get_height())]
+        ax.update_datalim(corners)
+
+
 def _draw_bars(ax, data: ChartData, style: Style, series: list[int], stacked: bool, horizontal: bool,
                slot: float | None = None) -> list:
     """Grouped or stacked bars of the given series; returns the containers."""
@@ -157,10 +181,11 @@ def _draw_bars(ax, data: ChartData, style: Style, series: list[int], stacked: bo
         kw = {"color": color, "label": data.series[s]}
         if style.bar_edge:
             kw.update(edgecolor=style.bar_edge, linewidth=0.6)
-        if horizontal:
-            c = ax.barh(pos + off, vals, height=width, left=base if stacked else None, **kw)
-        else:
-            c = ax.bar(pos + off, vals, width=width, bottom=base if stacked else None, **kw)
+        with _deferred_patch_limits(ax, update=True):
+            if horizontal:
+                c = ax.barh(pos + off, vals, height=width, left=base if stacked else None, **kw)
+            else:
+                c = ax.bar(pos + off, vals, width=width, bottom=base if stacked else None, **kw)
         if style.value_labels:
             labels = [data.cell(s, i) for i in range(n_cat)]
             if stacked:
@@ -199,17 +224,18 @@ def _draw_pie(ax, data: ChartData, style: Style) -> None:
     if data.kind == "donut":
         wedgeprops["width"] = style.donut_width
     colors = [style.colors[i % len(style.colors)] for i in range(len(data.categories))]
-    wedges = ax.pie(
-        data.values[0],
-        labels=data.categories if style.pie_labels_outside else None,
-        colors=colors,
-        startangle=style.pie_start,
-        counterclock=False,
-        wedgeprops=wedgeprops,
-        autopct=(lambda _pct: next(cells)) if style.value_labels else None,
-        pctdistance=1.0 - style.donut_width / 2 if data.kind == "donut" else 0.68,
-        textprops={"fontsize": style.font_size * 0.85},
-    )[0]
+    with _deferred_patch_limits(ax, update=False):
+        wedges = ax.pie(
+            data.values[0],
+            labels=data.categories if style.pie_labels_outside else None,
+            colors=colors,
+            startangle=style.pie_start,
+            counterclock=False,
+            wedgeprops=wedgeprops,
+            autopct=(lambda _pct: next(cells)) if style.value_labels else None,
+            pctdistance=1.0 - style.donut_width / 2 if data.kind == "donut" else 0.68,
+            textprops={"fontsize": style.font_size * 0.85},
+        )[0]
     ax.set_aspect("equal")
     if not style.pie_labels_outside:
         # A figure legend at the right edge; render_png keeps the axes clear of it.

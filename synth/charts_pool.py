@@ -6,7 +6,7 @@ an Axes with a twin y axis) and one store of spare Ticks per axis. ``take`` clea
 Axes (``cla``) and then re-applies, from the active rcParams, everything a brand-new
 Axes gets in ``__init__`` but ``cla`` leaves alone (face colour, frame, aspect, spine
 colours, tick sides, twin settings), so a pooled chart is pixel-identical to one drawn
-on a new Figure; tests/test_charts_speed.py checks that byte for byte.
+on a new Figure; tests/test_charts_pool.py checks that byte for byte.
 
 Spare Ticks: after ``cla`` an axis creates tick 0 new (it carries the chart's style);
 further ticks would be new objects whose properties matplotlib then copies from tick 0

@@ -142,11 +142,22 @@ def check(row: dict[str, Any]) -> list[str]:
     # Degraded looks (scan, photo) lower contrast: accept fainter ink there.
     looks = truth.get("realism", {})
     min_contrast = 30 if looks.get("scan") or looks.get("photo") else 60
-    off_ink = [w for w in truth.get("words", []) if valid_bin_box(w[1]) and not word_on_ink(gray, w[1], min_contrast)]
-    for text, box in off_ink[:5]:
-        problems.append(f"{rid}: word {text!r} box {box} lies on no ink")
+    # Every box that claims text must sit on ink: words (truth), lines, and text-bearing
+    # regions (a region's content is empty only for figures). A box edited consistently in
+    # the target and the columns still fails here.
+    degraded = bool(looks.get("scan") or looks.get("photo"))
+    # On a photographed or scanned page a lone dash or dot can fall below the noise (a
+    # 3x7 px "-" at contrast 20); words with a letter, digit or CJK character cannot.
+    boxed = [("word", w[0], w[1]) for w in truth.get("words", [])
+             if not degraded or any(ch.isalnum() for ch in w[0])]
+    boxed += [("line", ln["text"], ln["box"]) for ln in lines]
+    boxed += [(f"region {r['label']}", r["text"][:30], r["box"]) for r in regions if r["text"].strip()]
+    off_ink = [(kind, text, box) for kind, text, box in boxed
+               if valid_bin_box(box) and not word_on_ink(gray, box, min_contrast)]
+    for kind, text, box in off_ink[:5]:
+        problems.append(f"{rid}: {kind} {text!r} box {list(box)} lies on no ink")
     if len(off_ink) > 5:
-        problems.append(f"{rid}: {len(off_ink) - 5} more word boxes lie on no ink")
+        problems.append(f"{rid}: {len(off_ink) - 5} more boxes lie on no ink")
     if truth.get("unassigned_words"):
         problems.append(f"{rid}: {truth['unassigned_words']} PDF words belong to no region")
     return problems

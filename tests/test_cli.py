@@ -78,10 +78,19 @@ def test_verify_catches_tampered_box(ocr1_dataset: Path, tmp_path: Path):
     shard = sorted(copy.glob("*.arrow"))[0]
 
     def move_a_region(rows):
+        from annotate.ocr1 import grounded_markdown
+        from synth.sample import Region
+
         row = rows[2]
-        # shift the first text-bearing region into the page's blank top-left corner
+        # Move the first text-bearing region into the page's blank top-left corner, in the
+        # regions column AND the grounded target alike: only the ink check can notice.
         i = next(k for k, r in enumerate(row["regions"]) if r["text"].strip())
         row["regions"][i]["box"] = [1, 1, 9, 5]
+        target = grounded_markdown([Region(r["label"], tuple(r["box"]), r["text"]) for r in row["regions"]])
+        rec = next(r for r in row["records"] if r["task"] == "ocr1.grounded_markdown")
+        rec["target"] = target
+        if row["task"] == "ocr1.grounded_markdown":
+            row["target"] = target
         return row["id"]
 
     bad_id = _rewrite(shard, copy / "manifest.json", move_a_region)
@@ -89,6 +98,7 @@ def test_verify_catches_tampered_box(ocr1_dataset: Path, tmp_path: Path):
     assert res.returncode == 1, res.stdout
     bad_lines = [ln for ln in res.stdout.splitlines() if ln.startswith("BAD")]
     assert bad_lines and all(bad_id in ln for ln in bad_lines), res.stdout
+    assert any("box [1, 1, 9, 5] lies on no ink" in ln for ln in bad_lines), res.stdout
 
 
 def test_verify_catches_out_of_range_box(ocr1_dataset: Path, tmp_path: Path):

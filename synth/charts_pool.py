@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 
 import matplotlib as mpl
+import matplotlib.lines as mlines
+from matplotlib.markers import MarkerStyle
 
 _POOL: dict[str, tuple] = {}
 # Set False (tests) to draw every chart on a brand-new Figure instead.
@@ -81,8 +83,27 @@ def _install_tick_store(axis) -> None:
         if "minorTicks" in axis.__dict__ and not spare_minor:
             spare_minor.extend(axis.minorTicks[:1])
 
+    copy_props = axis._copy_tick_props
+
+    def copy_tick_props(src, dest) -> None:
+        # Line2D.update_from deep-copies the source's MarkerStyle for each of a tick's
+        # three lines; sharing it is equivalent (a Line2D replaces, never mutates, its
+        # MarkerStyle) and skips most of the copy's cost.
+        mlines.MarkerStyle = _share_marker
+        try:
+            copy_props(src, dest)
+        finally:
+            mlines.MarkerStyle = MarkerStyle
+
     axis._get_tick = get_tick
+    axis._copy_tick_props = copy_tick_props
     axis._chart_stash_ticks = stash
+
+
+def _share_marker(marker=None, *args, **kwargs):
+    if isinstance(marker, MarkerStyle) and not args and not kwargs:
+        return marker
+    return MarkerStyle(marker, *args, **kwargs)
 
 
 def _drop_ticks(axis) -> None:

@@ -1,69 +1,52 @@
-"""Trainer tests on CPU with the tiny config: tokenizer, loader, loop, resume, stages, generation."""
+"""Trainer tests on CPU with the tiny config, on shards the project's own runner generates (vision + text)."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from annotate.coords import box_to_bins
-from annotate.prompts import FREE_OCR, GROUNDED_MARKDOWN, TASK_FREE, TASK_GROUNDED, TASK_TEXT, det
-from synth.rows import sample_to_row
-from synth.sample import Record, Region, Sample
+from annotate.prompts import CAPTION, TASK_TEXT, TASK_VISION_CAPTION, TASK_VISION_GROUND
+from synth.recipe import parse_recipe
+from synth.runner import generate_dataset
 from train import checkpoint as ckpt_io
 from train.data import BucketBatchSampler, Collator, DataConfig, OCRDataset, ShardSet, iter_texts
 from train.loop import TrainArgs, Trainer
 from train.tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, OCRTokenizer, train_tokenizer
 
-WORDS = "alpha beta gamma delta echo fox golf hotel india july kilo lima 中文 测试".split()
+# Small scenes and one-sentence passages: real rows of the project's own families whose
+# sequences stay short enough for the tiny model on CPU.
+VISION = {"min_size": 96, "max_size": 160, "max_objects": 3, "max_queries": 2}
+TEXT = {"zh_prob": 0.4, "markdown_prob": 0.0, "max_paragraphs": 1, "min_sentences": 1, "max_sentences": 1,
+        "max_chars": 120}
 
 
-def make_rows(n: int, seed: int = 0, text_every: int = 5) -> list[dict]:
-    """n rows: images with a few words (free OCR + grounded records); every text_every-th is text-only."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        if text_every and i % text_every == text_every - 1:
-            s = Sample("text", None, "", 0, 0, text=" ".join(rng.choice(WORDS, 6)))
-            rows.append(sample_to_row(f"fx/{i}", s, [Record(TASK_TEXT, "", s.text)]))
-            continue
-        w, h = 160, 120
-        img = Image.new("RGB", (w, h), "white")
-        d = ImageDraw.Draw(img)
-        text = " ".join(str(x) for x in rng.choice(WORDS[:12], 3))
-        x, y = int(rng.integers(5, 40)), int(rng.integers(5, 80))
-        d.text((x, y), text, fill="black")
-        box = box_to_bins(d.textbbox((x, y), text), w, h)
-        buf = io.BytesIO()
-        img.save(buf, format="PNG", compress_level=1)
-        s = Sample("ocr1", buf.getvalue(), "png", w, h, regions=[Region("text", box, text)], text=text)
-        rows.append(sample_to_row(f"fx/{i}", s, [Record(TASK_FREE, FREE_OCR, text),
-                                                  Record(TASK_GROUNDED, GROUNDED_MARKDOWN, det("text", [box]) + "\n" + text)]))
-    return rows
-
-
-def write_shards(out: Path, n_rows: int, n_shards: int = 1, seed: int = 0) -> Path:
-    """Write rows as Arrow IPC stream shards ``data-NNNNN-of-MMMMM.arrow`` in out."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = make_rows(n_rows, seed)
-    per = -(-n_rows // n_shards)
-    for k in range(n_shards):
-        table = pa.Table.from_pylist(rows[k * per:(k + 1) * per])
-        with ipc.new_stream(str(out / f"data-{k:05d}-of-{n_shards:05d}.arrow"), table.schema) as w:
-            w.write_table(table, max_chunksize=100)
+def generate_shards(out: Path, shards: int = 2, rows_per_shard: int = 15, seed: int = 3,
+                    vision: dict | None = None, text_weight: float = 0.2) -> Path:
+    """Run synth.runner on a vision (+ text-only) recipe; the shards land in ``out``."""
+    mixture = {"vision": {"weight": 1.0 - text_weight, "config": {**VISION, **(vision or {})}}}
+    if text_weight:
+        mixture["text"] = {"weight": text_weight, "config": TEXT}
+    recipe = parse_recipe({"name": "train-test", "seed": seed, "shards": shards, "rows_per_shard": rows_per_shard,
+                           "mixture": mixture})
+    generate_dataset(recipe, str(out), workers=1, executor="local")
     return out
+
+
+def all_rows(ss: ShardSet) -> list[dict]:
+    """Every stored row of a shard set, in order."""
+    return [row for s in range(len(ss.paths)) for row in ss.table(s).to_pylist()]
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
-    return write_shards(tmp_path_factory.mktemp("shards"), 30, n_shards=2)
+    return generate_shards(tmp_path_factory.mktemp("shards") / "ds")
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +64,10 @@ def tiny_args(shards: Path, out: Path, tok_path: Path | None = None, **kw) -> Tr
 
 # -- tokenizer -----------------------------------------------------------------------
 def test_tokenizer_round_trips_targets_and_keeps_specials_atomic(shards, tok):
-    ss = ShardSet([str(shards)])
-    targets = [rec["target"] for s in range(2) for rl in ss.table(s).column("records").to_pylist() for rec in rl]
-    assert any("<|det|>" in t for t in targets) and any("中文" in t for t in targets)
+    targets = [rec["target"] for row in all_rows(ShardSet([str(shards)])) for rec in row["records"]]
+    assert any("<|det|>" in t for t in targets)  # vision grounding
+    assert any(re.search("[\u4e00-\u9fff]", t) for t in targets)  # Chinese text-only passages
+    assert any(t.count(" ") > 10 for t in targets)  # captions / English prose
     for t in targets:
         assert tok.decode(tok.encode(t)) == t
     for s in SPECIAL_TOKENS:
@@ -91,13 +75,13 @@ def test_tokenizer_round_trips_targets_and_keeps_specials_atomic(shards, tok):
     ids = tok.encode("x<|ref|>title<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>")
     assert ids.count(tok.tok.token_to_id("<|det|>")) == 1
     # Saved and loaded, the ids are the same.
-    enc = tok.encode_example(FREE_OCR, "alpha beta", 5)
+    enc = tok.encode_example(CAPTION, "A small red circle", 5)
     assert enc.input_ids[:6] == [tok.bos_id] + [tok.image_id] * 5
     assert enc.input_ids[-1] == tok.eos_id
     n_head = len(enc.input_ids) - enc.n_target_tokens - 1
     assert enc.labels[:n_head] == [IGNORE_INDEX] * n_head
     assert enc.labels[n_head:] == enc.input_ids[n_head:]
-    assert tok.decode(enc.input_ids[n_head:]) == "alpha beta"
+    assert tok.decode(enc.input_ids[n_head:]) == "A small red circle"
 
 
 # -- loader --------------------------------------------------------------------------
@@ -105,8 +89,10 @@ def test_dataset_flattens_records_and_text_only_rows_have_no_vision(shards, tok)
     from train.configs import get_config
 
     ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(mode="base"))
-    n_text = sum(1 for i in range(30) if i % 5 == 4)
-    assert len(ds) == (30 - n_text) * 2 + n_text
+    rows = all_rows(ShardSet([str(shards)]))
+    assert len(rows) == 30 and {r["family"] for r in rows} == {"vision", "text"}
+    assert len(ds) == sum(len(r["records"]) for r in rows)
+    assert {rec["task"] for r in rows for rec in r["records"]} == {TASK_TEXT, TASK_VISION_CAPTION, TASK_VISION_GROUND}
     kinds = {ds[i]["vision"] is None for i in range(len(ds))}
     assert kinds == {True, False}
     item = next(ds[i] for i in range(len(ds)) if ds[i]["vision"] is not None)
@@ -194,13 +180,21 @@ def test_stage2_cli_keeps_sam_frozen_and_trains_clip(shards, tok, tmp_path):
 
 @pytest.mark.slow
 def test_generation_reproduces_an_overfitted_sample(tmp_path):
+    from annotate.coords import bins_to_box
     from train.evaluate import evaluate
     from train.generate import draw_boxes, generate, load_run
+    from train.metrics import parse_grounded
 
-    data = write_shards(tmp_path / "one", 1)
+    # One generated scene with exactly one grounding query: its target is a real box.
+    data = generate_shards(tmp_path / "one", shards=1, rows_per_shard=1, seed=5, vision={"max_queries": 1},
+                           text_weight=0.0)
+    ss = ShardSet([str(data)])
+    row = ss.row(0, 0)
+    (rec,) = [r for r in row["records"] if r["task"] == TASK_VISION_GROUND]
     args = tiny_args(data, tmp_path / "run", None, stage=2, batch_size=1, lr=3e-3, warmup=0, steps=150,
-                     save_every=1000, log_every=1000, tasks=[TASK_FREE], vocab_size=300)
+                     save_every=1000, log_every=1000, tasks=[TASK_VISION_GROUND], vocab_size=300)
     tr = Trainer(args)
+    assert len(tr.dataset) == 1
     batch = Collator(tr.tok.pad_id)([tr.dataset[0]])
     for _ in range(args.steps):
         loss = tr.train_step([batch])["loss"]
@@ -208,13 +202,22 @@ def test_generation_reproduces_an_overfitted_sample(tmp_path):
             break
     tr.save()
     run = load_run(tmp_path / "run", device="cpu")
-    ss = ShardSet([str(data)])
-    row = ss.row(0, 0)
     img = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB")
-    out = generate(run, [img, img], FREE_OCR, "base", max_new_tokens=30)
-    assert out == [row["text"], row["text"]]
-    report = evaluate(run, ss, "base", tasks=[TASK_FREE], max_new_tokens=30)
+    n_new = len(run.tok.encode(rec["target"])) + 5
+    out = generate(run, [img, img], rec["prompt"], "base", max_new_tokens=n_new)
+    assert out == [rec["target"], rec["target"]]
+    report = evaluate(run, ss, "base", tasks=[TASK_VISION_GROUND], max_new_tokens=n_new)
+    assert report["n_examples"] == 1
     assert report["text"]["precision"] == 1.0 and report["text"]["edit_distance"] == 0.0
+    assert report["grounding"]["n"] == 1 and report["grounding"]["mean_iou"] == 1.0
+    assert report["grounding"]["label_accuracy"] == 1.0
     assert report["by_compression"] and report["by_text_tokens"]
-    drawn = draw_boxes(img, det("text", [row["regions"][0]["box"]]))
-    assert drawn.size == img.size and drawn.tobytes() != img.tobytes()
+    # The generated box drawn back: its bottom edge is painted, its inside is untouched.
+    (item,) = parse_grounded(out[0])
+    x1, y1, x2, y2 = bins_to_box(item.box, img.width, img.height)
+    drawn = draw_boxes(img, out[0])
+    assert drawn.size == img.size
+    mx, my = round((x1 + x2) / 2), round((y1 + y2) / 2)
+    edge = [drawn.getpixel((mx, y)) for y in range(max(0, int(y2) - 2), min(img.height, int(y2) + 2))]
+    assert (220, 40, 40) in edge, edge
+    assert drawn.getpixel((mx, my)) == img.getpixel((mx, my))

@@ -10,19 +10,29 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.test_train import tiny_args, write_shards
+from tests.test_train import generate_shards, tiny_args
 from train.data import Collator, ShardSet, iter_texts
-from train.tokenizer import train_tokenizer
+from train.tokenizer import IGNORE_INDEX, train_tokenizer
 
 STEPS = 3
-GLOBAL = [0, 1, 3, 5]  # examples of different lengths: the token weighting must hold
+# Grounding + caption on rank 0, a text-only passage + a long caption on rank 1: different
+# lengths and target-token counts per rank (the token weighting must hold), image and no image.
+GLOBAL = [0, 2, 3, 11]
 
 
-def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int) -> tuple[list[float], dict]:
+def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int,
+         check_lengths: bool = False) -> tuple[list[float], dict]:
     from train.loop import Trainer
 
     # Stage 1's dense decoder: no batch-dependent MoE balance loss to differ between layouts.
     tr = Trainer(tiny_args(shards, out, tok_path, stage=1, lr=1e-3, warmup=0, steps=100, clip=0.5))
+    if check_lengths:  # the fixture really has the mix the comment on GLOBAL promises
+        items = [tr.dataset[i] for i in GLOBAL]
+        lens = [len(it["input_ids"]) for it in items]
+        n_target = [int((it["labels"] != IGNORE_INDEX).sum()) for it in items]
+        assert len(set(lens)) == len(lens), lens
+        assert n_target[0] + n_target[1] != n_target[2] + n_target[3], n_target
+        assert [it["vision"] is None for it in items] == [False, False, True, False]
     per = len(GLOBAL) // world
     batch = Collator(tr.tok.pad_id)([tr.dataset[i] for i in GLOBAL[rank * per:(rank + 1) * per]])
     losses = [tr.train_step([batch])["loss"] for _ in range(STEPS)]
@@ -49,14 +59,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """12 real rows (vision scenes + text-only passages) from the project's runner."""
+    return generate_shards(tmp_path_factory.mktemp("ddp") / "ds", shards=1, rows_per_shard=12)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_ddp_two_gloo_ranks_match_one_process(tmp_path):
-    shards = write_shards(tmp_path / "shards", 12)
+def test_ddp_two_gloo_ranks_match_one_process(shards, tmp_path):
     tok = train_tokenizer(iter_texts(ShardSet([str(shards)])), vocab_size=400)
     tok_path = tmp_path / "tok.json"
     tok.save(tok_path)
-    ref_losses, ref_params = _run(shards, tmp_path / "single", tok_path, 0, 1)
+    ref_losses, ref_params = _run(shards, tmp_path / "single", tok_path, 0, 1, check_lengths=True)
     result = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, _free_port(), str(shards), str(tmp_path / "ddp"), str(tok_path), str(result)),
              nprocs=2, join=True)

@@ -18,11 +18,15 @@ from matplotlib.transforms import Bbox
 
 def _ticklabel_box(axis, renderer):
     """Union of the visible tick labels of ``axis`` at the current position (or None)."""
+    axis.__dict__.pop("_update_ticks", None)  # the last chart's pinned ticks
     if not axis.get_visible():
         return None, None
-    ticks = axis._update_ticks()
-    # The class's method: the instance's one is the pinned stand-in from the last chart.
+    # The class's methods: the instance's are the pinned stand-ins from the last chart.
+    ticks = type(axis)._update_ticks(axis)
     b1, b2 = type(axis)._get_ticklabel_bboxes(axis, ticks, renderer)
+    # Moving the axes changes neither the view limits nor the tick values, so the draw
+    # can use these ticks as they are (they were just updated in place).
+    axis._update_ticks = lambda: ticks
     return (Bbox.union(b1) if b1 else None), (Bbox.union(b2) if b2 else None)
 
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from annotate.matching import greedy_match
+
 RULER = 4.0  # length of the perceptual ruler, figure units
 DECIMALS = 2
 FRAME = 15.0  # every coordinate of a target lies in [-FRAME, FRAME]
@@ -413,17 +415,6 @@ def _box(s: Segment, min_thick: float) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x1, y1, x2, y2) boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def line_f1(
     pred: str | Figure,
     truth: str | Figure,
@@ -442,21 +433,9 @@ def line_f1(
     t_fig = parse_target(truth) if isinstance(truth, str) else truth
     pb = [_box(s, min_thickness) for s in p_fig.segments]
     tb = [_box(s, min_thickness) for s in t_fig.segments]
-    pairs = sorted(
-        ((box_iou(a, b), i, j) for i, a in enumerate(pb) for j, b in enumerate(tb)),
-        key=lambda x: (-x[0], x[1], x[2]),
-    )
     out: dict[float, dict[str, float]] = {}
     for thr in ious:
-        used_p, used_t, tp = set(), set(), 0
-        for iou, i, j in pairs:
-            if iou < thr:
-                break
-            if i in used_p or j in used_t:
-                continue
-            used_p.add(i)
-            used_t.add(j)
-            tp += 1
+        tp = len(greedy_match(pb, tb, thr))
         if not pb and not tb:
             p = r = f = 1.0
         else:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annotate.matching import box_iou, greedy_match  # noqa: F401  (box_iou re-exported)
+
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _WORD = re.compile(rf"\d+(?:[.,]\d+)*|[{_CJK}]|[^\s{_CJK}\W_]+", re.UNICODE)
 _ITEM = re.compile(r"<\|ref\|>(.*?)<\|/ref\|>\s*<\|det\|>(.*?)<\|/det\|>", re.DOTALL)
@@ -111,38 +113,12 @@ def parse_grounded(text: str) -> list[Item]:
     return out
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes; 0 for empty boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_boxes(pred: Sequence[Sequence[float]], ref: Sequence[Sequence[float]], iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:
     """Greedy one-to-one matching, highest IoU first; pairs at or above the threshold.
 
     Returns (pred index, ref index, iou) sorted by reference index.
     """
-    pairs = sorted(
-        ((box_iou(p, r), i, j) for i, p in enumerate(pred) for j, r in enumerate(ref)),
-        key=lambda t: (-t[0], t[1], t[2]),
-    )
-    used_p: set[int] = set()
-    used_r: set[int] = set()
-    out: list[tuple[int, int, float]] = []
-    for iou, i, j in pairs:
-        if iou < iou_threshold or iou <= 0:
-            break
-        if i in used_p or j in used_r:
-            continue
-        used_p.add(i)
-        used_r.add(j)
-        out.append((i, j, iou))
-    return sorted(out, key=lambda t: t[1])
+    return greedy_match(pred, ref, iou_threshold)
 
 
 def grounding_scores(pred: Sequence[Item], ref: Sequence[Item], iou_threshold: float = 0.5) -> dict[str, float]:

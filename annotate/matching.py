@@ -1,0 +1,43 @@
+"""Box overlap and greedy one-to-one matching, shared by every metric that pairs boxes
+(grounding IoU in train.metrics, Slow Perception line F1 in annotate.slow_perception)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes; 0 for empty boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def greedy_match(
+    pred: Sequence[Sequence[float]], ref: Sequence[Sequence[float]], iou_threshold: float
+) -> list[tuple[int, int, float]]:
+    """Pairs (pred index, ref index, iou), highest IoU first, each box used at most once.
+
+    Only pairs with IoU >= ``iou_threshold`` and > 0 are kept; ties break by index so the
+    result is deterministic. Sorted by reference index.
+    """
+    pairs = sorted(
+        ((box_iou(p, r), i, j) for i, p in enumerate(pred) for j, r in enumerate(ref)),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    used_p: set[int] = set()
+    used_r: set[int] = set()
+    out: list[tuple[int, int, float]] = []
+    for iou, i, j in pairs:
+        if iou < iou_threshold or iou <= 0:
+            break
+        if i in used_p or j in used_r:
+            continue
+        used_p.add(i)
+        used_r.add(j)
+        out.append((i, j, iou))
+    return sorted(out, key=lambda t: t[1])

@@ -76,6 +76,29 @@ def _rc(style: Style, lang: str) -> dict:
     return rc
 
 
+def _changed(rc: dict) -> dict:
+    """The entries of ``rc`` that differ from the active rcParams.
+
+    Setting a key validates its value; most of the ~300 keys already hold the
+    bundled default, so only the rest need setting (the end state is the same).
+    """
+    import matplotlib
+
+    current = dict.items(matplotlib.rcParams)  # raw values, no per-key lookup overhead
+    active = dict(current)
+    return {k: v for k, v in rc.items() if not _same(active.get(k, _MISSING), v)}
+
+
+_MISSING = object()
+
+
+def _same(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays whose == is elementwise
+        return False
+
+
 def _value_formatter(prefix: str, suffix: str, sep: bool):
     """A tick formatter that prints the unit like the data and only the decimals needed."""
     from matplotlib.ticker import Formatter
@@ -333,7 +356,7 @@ def render_png(data: ChartData, style: Style, width_px: int, height_px: int, dpi
 
     if not 0 <= compress_level <= 9:
         raise ValueError(f"png compress_level must be 0..9, got {compress_level}")
-    with matplotlib.rc_context(_rc(style, data.lang)), memoised_text_layout():
+    with matplotlib.rc_context(_changed(_rc(style, data.lang))), memoised_text_layout():
         fig, canvas, axes = charts_pool.take(twin=data.kind == "composite")
         fig.set_dpi(dpi)
         # A quarter pixel of slack: Agg truncates the float size to whole pixels.

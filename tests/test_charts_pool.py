@@ -79,3 +79,13 @@ def test_pool_actually_reuses_figures_and_ticks():
     assert charts_pool._POOL["single"][0] is fig
     # Ticks beyond the first come back from the spare store, not new objects.
     assert set(map(id, ax.xaxis.majorTicks[1:])) & set(map(id, ticks))
+
+
+def test_foreign_rcparams_do_not_leak_into_charts():
+    import matplotlib
+
+    before = [_chart(k, 21) for k in ("bar", "composite", "pie")]
+    with matplotlib.rc_context({"font.size": 20, "axes.grid": True, "axes.facecolor": "#ff0000",
+                                "xtick.major.size": 9, "lines.linewidth": 5}):
+        during = [_chart(k, 21) for k in ("bar", "composite", "pie")]
+    assert during == before

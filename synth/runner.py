@@ -223,8 +223,8 @@ def generate_dataset(
         manifest["complete"] = len(manifest["shards"]) == recipe.shards
         write_json(fs, join(base, MANIFEST), manifest)
         if bar is not None:
+            bar.set_postfix(pages=manifest["totals"]["rows"], refresh=False)
             bar.update(1)
-            bar.set_postfix(pages=manifest["totals"]["rows"])
         if on_shard is not None:
             on_shard(stats)
     if bar is not None:

@@ -115,7 +115,12 @@ def prepare_output(recipe: Recipe, out_uri: str) -> tuple[pafs.FileSystem, str, 
     count as done; anything else is (re)generated.
     """
     fs, base = resolve_filesystem(out_uri)
-    fs.create_dir(base, recursive=True)
+    if fs.get_file_info(base).type == pafs.FileType.File:
+        raise RunError(f"--out {out_uri}: is a file; give a directory (new or holding this recipe's shards)")
+    try:
+        fs.create_dir(base, recursive=True)
+    except OSError as exc:
+        raise RunError(f"--out {out_uri}: cannot create the output directory: {exc}") from exc
     manifest = read_manifest(fs, base)
     listing = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
     present = {info.base_name: info.size for info in listing if info.type == pafs.FileType.File}

@@ -139,3 +139,12 @@ def test_s3_uri_output_via_pyarrow_fs(tmp_path: Path, monkeypatch):
     finally:
         server.terminate()
         server.wait()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path):
+    recipe = write_recipe(tmp_path / "r.yaml", shards=1, rows_per_shard=1, mixture={"text": {"weight": 1}})
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    with pytest.raises(RunError, match="is a file"):
+        generate_dataset(recipe, str(target), executor="local")
+    assert target.read_text() == "keep me"

@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from annotate import prompts
+from annotate.matching import edit_distance
 from synth.charts_data import UNIT_AFFIXES, format_value
 from synth.rows import row_image, row_truth
 from synth.sample import Record, Sample
@@ -207,19 +208,6 @@ def overlay(row: dict[str, Any]):
 
 
 # ---- metric -----------------------------------------------------------------------------
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
 
 def parse_number(cell: str) -> float | None:
     """The number in a cell with its unit and thousands separators dropped (12.5k -> 12.5)."""

@@ -1,9 +1,12 @@
-"""Box overlap and greedy one-to-one matching, shared by every metric that pairs boxes
-(grounding IoU in train.metrics, Slow Perception line F1 in annotate.slow_perception)."""
+"""Distances shared by the metrics: box IoU and greedy one-to-one box matching (grounding
+IoU in train.metrics, Slow Perception line F1 in annotate.slow_perception), and string edit
+distance (OCR edit distance in train.metrics, chart cell tolerance in annotate.charts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -41,3 +44,28 @@ def greedy_match(
         used_r.add(j)
         out.append((i, j, iou))
     return sorted(out, key=lambda t: t[1])
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings (insert, delete, substitute cost 1).
+
+    One numpy pass per character of the shorter string: the insertion recurrence of a row
+    is a running minimum of ``d[j] - j``.
+    """
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return len(a)
+    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    ar = np.frombuffer(a.encode("utf-32-le"), dtype=np.uint32)
+    j = np.arange(len(bb) + 1, dtype=np.int64)
+    prev = j.copy()
+    for i, ch in enumerate(ar, start=1):
+        sub = prev[:-1] + (bb != ch)
+        cur = np.empty_like(prev)
+        cur[0] = i
+        cur[1:] = np.minimum(prev[1:] + 1, sub)
+        # Insertions: cur[j] = min_k<=j (cur[k] + j - k).
+        cur = np.minimum.accumulate(cur - j) + j
+        prev = cur
+    return int(prev[-1])

@@ -14,38 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotate.matching import box_iou, greedy_match  # noqa: F401  (box_iou re-exported)
+from annotate.matching import box_iou, edit_distance, greedy_match  # noqa: F401  (re-exported)
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _WORD = re.compile(rf"\d+(?:[.,]\d+)*|[{_CJK}]|[^\s{_CJK}\W_]+", re.UNICODE)
 _ITEM = re.compile(r"<\|ref\|>(.*?)<\|/ref\|>\s*<\|det\|>(.*?)<\|/det\|>", re.DOTALL)
 _BOX = re.compile(r"\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
 _MARKERS = re.compile(r"<\|/?(?:ref|det|grounding)\|>")
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings (insert, delete, substitute cost 1).
-
-    One numpy pass per character of the shorter string: the insertion recurrence of a row
-    is a running minimum of ``d[j] - j``.
-    """
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
-    ar = np.frombuffer(a.encode("utf-32-le"), dtype=np.uint32)
-    j = np.arange(len(bb) + 1, dtype=np.int64)
-    prev = j.copy()
-    for i, ch in enumerate(ar, start=1):
-        sub = prev[:-1] + (bb != ch)
-        cur = np.empty_like(prev)
-        cur[0] = i
-        cur[1:] = np.minimum(prev[1:] + 1, sub)
-        # Insertions: cur[j] = min_k<=j (cur[k] + j - k).
-        cur = np.minimum.accumulate(cur - j) + j
-        prev = cur
-    return int(prev[-1])
 
 
 def normalized_edit_distance(pred: str, ref: str) -> float:

@@ -17,7 +17,7 @@ from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Draw import rdMolDraw2D
 
 from annotate import prompts
-from synth.rows import row_image, row_truth
+from synth.rows import row_image, row_image_problems, row_truth
 from synth.sample import Record, Sample
 
 # Invalid predictions are expected input of the metrics; RDKit's parse errors are noise.
@@ -74,22 +74,8 @@ def check(row: dict[str, Any]) -> list[str]:
             problems.append(f"target {target!r} is canonical {got!r}, truth is {ref_canon!r}")
         elif target != got:
             problems.append(f"target {target!r} is not canonical (RDKit gives {got!r})")
-    problems.extend(_check_image(row))
+    problems.extend(row_image_problems(row))
     return problems
-
-
-def _check_image(row: dict[str, Any]) -> list[str]:
-    img = row.get("image")
-    data = img.get("bytes") if isinstance(img, dict) else None
-    if not data:
-        return ["molecule row has no image bytes"]
-    try:
-        size = Image.open(io.BytesIO(data)).size  # header only; no full decode
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding
-        return [f"image does not decode: {exc}"]
-    if size != (row.get("width"), row.get("height")):
-        return [f"image is {size[0]}x{size[1]} but the row says {row.get('width')}x{row.get('height')}"]
-    return []
 
 
 @functools.lru_cache(maxsize=1)

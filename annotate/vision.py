@@ -11,7 +11,6 @@ Records of a scene (``synth.vision``):
 from __future__ import annotations
 
 import functools
-import io
 import os
 import re
 import textwrap
@@ -21,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from annotate import prompts
 from annotate.coords import bins_to_box, valid_bin_box
-from synth.rows import row_image, row_truth
+from synth.rows import row_image, row_image_problems, row_truth
 from synth.sample import Record, Sample
 from synth.vision import matches
 
@@ -92,7 +91,7 @@ def check(row: dict[str, Any]) -> list[str]:
         problems.append("scene has objects but no grounding record")
     if n_caption != 1:
         problems.append(f"expected one caption record, found {n_caption}")
-    problems.extend(_check_image(row))
+    problems.extend(row_image_problems(row))
     return problems
 
 
@@ -112,20 +111,6 @@ def _check_grounding(rec: dict, queries: dict[str, dict], objs: list[dict]) -> l
     expected = [objs[i]["box"] for i, o in enumerate(objs) if matches(o, q["attrs"])]
     if [list(b) for b in boxes] != [list(b) for b in expected]:
         return [f"grounding {ref!r}: boxes {boxes} but the matching objects' boxes are {expected}"]
-    return []
-
-
-def _check_image(row: dict[str, Any]) -> list[str]:
-    img = row.get("image")
-    data = img.get("bytes") if isinstance(img, dict) else None
-    if not data:
-        return ["vision row has no image bytes"]
-    try:
-        size = Image.open(io.BytesIO(data)).size
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding
-        return [f"image does not decode: {exc}"]
-    if size != (row.get("width"), row.get("height")):
-        return [f"image is {size[0]}x{size[1]} but the row says {row.get('width')}x{row.get('height')}"]
     return []
 
 

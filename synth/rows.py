@@ -75,3 +75,22 @@ def row_image(row: dict[str, Any]):
     if data is None:
         return None
     return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def row_image_problems(row: dict[str, Any]) -> list[str]:
+    """Why a row's stored image is unusable: missing, undecodable, or not the row's size."""
+    import io
+
+    from PIL import Image
+
+    img = row.get("image")
+    data = img.get("bytes") if isinstance(img, dict) else None
+    if not data:
+        return [f"{row.get('family', '?')} row has no image bytes"]
+    try:
+        size = Image.open(io.BytesIO(data)).size  # header only; no full decode
+    except Exception as exc:  # any decoder failure is the finding
+        return [f"image does not decode: {exc}"]
+    if size != (row.get("width"), row.get("height")):
+        return [f"image is {size[0]}x{size[1]} but the row says {row.get('width')}x{row.get('height')}"]
+    return []

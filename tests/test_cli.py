@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from PIL import Image
 
-from synth.shards import SCHEMA, encode_table, sha256_hex
+from synth.shards import encode_table, sha256_hex
 from tests.conftest import run_cli
 
 

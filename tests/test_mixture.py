@@ -17,7 +17,7 @@ from PIL import Image
 
 from synth.runner import generate_dataset
 from synth.shards import encode_table, sha256_hex
-from tests.conftest import REPO, run_cli, write_recipe
+from tests.conftest import run_cli, write_recipe
 
 FAMILIES = ("ocr1", "chart", "molecule", "geometry", "vision", "text")
 

@@ -28,31 +28,18 @@ _POOL: dict[str, tuple] = {}
 ENABLED = True
 
 
-def _rc_tick_sides() -> dict:
+def _rc_tick_sides(which: str) -> dict:
+    """The tick sides a new Axes takes from rcParams, for ``which`` = "major" or "minor"."""
     rc = mpl.rcParams
     return dict(
-        top=rc["xtick.top"] and rc["xtick.major.top"],
-        bottom=rc["xtick.bottom"] and rc["xtick.major.bottom"],
-        labeltop=rc["xtick.labeltop"] and rc["xtick.major.top"],
-        labelbottom=rc["xtick.labelbottom"] and rc["xtick.major.bottom"],
-        left=rc["ytick.left"] and rc["ytick.major.left"],
-        right=rc["ytick.right"] and rc["ytick.major.right"],
-        labelleft=rc["ytick.labelleft"] and rc["ytick.major.left"],
-        labelright=rc["ytick.labelright"] and rc["ytick.major.right"],
-    )
-
-
-def _rc_minor_tick_sides() -> dict:
-    rc = mpl.rcParams
-    return dict(
-        top=rc["xtick.top"] and rc["xtick.minor.top"],
-        bottom=rc["xtick.bottom"] and rc["xtick.minor.bottom"],
-        labeltop=rc["xtick.labeltop"] and rc["xtick.minor.top"],
-        labelbottom=rc["xtick.labelbottom"] and rc["xtick.minor.bottom"],
-        left=rc["ytick.left"] and rc["ytick.minor.left"],
-        right=rc["ytick.right"] and rc["ytick.minor.right"],
-        labelleft=rc["ytick.labelleft"] and rc["ytick.minor.left"],
-        labelright=rc["ytick.labelright"] and rc["ytick.minor.right"],
+        top=rc["xtick.top"] and rc[f"xtick.{which}.top"],
+        bottom=rc["xtick.bottom"] and rc[f"xtick.{which}.bottom"],
+        labeltop=rc["xtick.labeltop"] and rc[f"xtick.{which}.top"],
+        labelbottom=rc["xtick.labelbottom"] and rc[f"xtick.{which}.bottom"],
+        left=rc["ytick.left"] and rc[f"ytick.{which}.left"],
+        right=rc["ytick.right"] and rc[f"ytick.{which}.right"],
+        labelleft=rc["ytick.labelleft"] and rc[f"ytick.{which}.left"],
+        labelright=rc["ytick.labelright"] and rc[f"ytick.{which}.right"],
     )
 
 
@@ -130,8 +117,8 @@ def _reset(ax) -> None:
         spine.set_edgecolor(rc["axes.edgecolor"])
         spine.set_linewidth(rc["axes.linewidth"])
         spine.set_visible(rc[f"axes.spines.{side}"])
-    ax.tick_params(which="minor", **_rc_minor_tick_sides())
-    ax.tick_params(which="major", **_rc_tick_sides())
+    ax.tick_params(which="minor", **_rc_tick_sides("minor"))
+    ax.tick_params(which="major", **_rc_tick_sides("major"))
     for axis in (ax.xaxis, ax.yaxis):
         del axis.reset_ticks
 

@@ -220,7 +220,12 @@ def generate_dataset(
         done_rows = manifest["totals"].get("rows", 0)
         bar = tqdm(total=recipe.shards, initial=recipe.shards - len(pending), unit="shard", desc=recipe.name, file=sys.stderr)
         bar.set_postfix(pages=done_rows)
-    runner = _run_ray(recipe, pending, out_uri, workers) if executor == "ray" else _run_local(recipe, pending, out_uri, workers or 1)
+    if not pending:
+        runner: Iterator[ShardStats] = iter(())  # nothing to do: do not even start Ray
+    elif executor == "ray":
+        runner = _run_ray(recipe, pending, out_uri, workers)
+    else:
+        runner = _run_local(recipe, pending, out_uri, workers or 1)
     for stats in runner:
         manifest["shards"][stats.name] = stats.manifest_entry()
         manifest["shards"] = dict(sorted(manifest["shards"].items()))

@@ -227,7 +227,8 @@ def generate_dataset(
     else:
         runner = _run_local(recipe, pending, out_uri, workers or 1)
     for stats in runner:
-        manifest["shards"][stats.name] = stats.manifest_entry()
+        # Per shard too: a resumed run may be made by newer code than its first shards.
+        manifest["shards"][stats.name] = {**stats.manifest_entry(), "code_version": manifest["code_version"]}
         manifest["shards"] = dict(sorted(manifest["shards"].items()))
         manifest["totals"] = _totals(manifest)
         manifest["complete"] = len(manifest["shards"]) == recipe.shards

@@ -53,3 +53,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(["python", *args], cwd=REPO, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def family_row(family: str, seed: int, cfg=None) -> dict:
+    """The stored row of one sample of ``family`` (default config unless ``cfg``)."""
+    import numpy as np
+
+    from synth import families
+    from synth.rows import sample_to_row
+
+    fam = families.load(family)
+    sample = fam.generator.generate(cfg or fam.generator.Config(), np.random.default_rng(seed))
+    return sample_to_row(f"test/0/{seed}", sample, fam.annotator.records(sample))

@@ -13,14 +13,14 @@ from annotate import molecules as ann
 from annotate import prompts
 from synth import molecules as gen
 from synth.molecule_seeds import SEEDS
-from synth.rows import row_truth, sample_to_row
+from synth.rows import row_truth
+from tests.conftest import family_row
 
 N_SEEDS = 30
 
 
 def _row(seed: int, cfg: gen.Config | None = None) -> dict:
-    sample = gen.generate(cfg or gen.Config(), np.random.default_rng(seed))
-    return sample_to_row(f"test/0/{seed}", sample, ann.records(sample))
+    return family_row("molecule", seed, cfg)
 
 
 @pytest.fixture(scope="module")

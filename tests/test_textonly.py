@@ -8,12 +8,11 @@ import pytest
 from annotate import prompts
 from annotate import textonly as ann
 from synth import textonly as gen
-from synth.rows import sample_to_row
+from tests.conftest import family_row
 
 
 def _row(seed: int, cfg: gen.Config | None = None) -> dict:
-    sample = gen.generate(cfg or gen.Config(), np.random.default_rng(seed))
-    return sample_to_row(f"test/0/{seed}", sample, ann.records(sample))
+    return family_row("text", seed, cfg)
 
 
 def test_same_seed_same_text():

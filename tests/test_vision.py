@@ -9,15 +9,15 @@ from annotate import prompts
 from annotate import vision as ann
 from annotate.coords import bins_to_box, valid_bin_box
 from synth import vision as gen
-from synth.rows import row_image, row_truth, sample_to_row
+from synth.rows import row_image, row_truth
+from tests.conftest import family_row
 
 N_SEEDS = 30
 NEAR = 50.0  # RGB distance within which a JPEG pixel counts as the named colour
 
 
 def _row(seed: int, cfg: gen.Config | None = None) -> dict:
-    sample = gen.generate(cfg or gen.Config(), np.random.default_rng(seed))
-    return sample_to_row(f"test/0/{seed}", sample, ann.records(sample))
+    return family_row("vision", seed, cfg)
 
 
 @pytest.fixture(scope="module")

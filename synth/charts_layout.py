@@ -13,6 +13,7 @@ unused offset text) instead of measuring the tick labels again.
 
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.transforms import Bbox
 
 
@@ -105,6 +106,12 @@ def _text_boxes(ax, renderer) -> list:
     return out
 
 
+def _finite(b: Bbox) -> bool:
+    """Neither side infinite and not a single point (matplotlib 3.11's private ``Bbox._is_finite``,
+    spelled out so older matplotlib releases lay charts out the same way)."""
+    return (b.width > 0 or b.height > 0) and b.width < np.inf and b.height < np.inf
+
+
 def place_axes(fig, canvas, axes: tuple, pad_px: float) -> None:
     """Size and place ``axes`` (one shared position) so the chart's text fits ``fig``."""
     renderer = canvas.get_renderer()
@@ -117,7 +124,7 @@ def place_axes(fig, canvas, axes: tuple, pad_px: float) -> None:
     for ax in axes:
         boxes += _axis_extent(ax.xaxis, ax, renderer) + _axis_extent(ax.yaxis, ax, renderer)
         boxes += _text_boxes(ax, renderer)
-    outer = Bbox.union([b for b in boxes if b._is_finite()])
+    outer = Bbox.union([b for b in boxes if _finite(b)])
     right_edge = W
     if fig.legends:
         right_edge = W - fig.legends[0].get_window_extent(renderer).width - pad_px

@@ -22,7 +22,7 @@ _ORIGINAL = Text._get_layout
 def _key(text: Text, renderer) -> tuple:
     return (
         id(renderer), type(text), text._get_wrapped_text(), hash(text._fontproperties),
-        text.get_figure(root=True).dpi, text.get_usetex(), text.get_parse_math(), text._linespacing,
+        text.figure.dpi,  # a SubFigure reports its root figure's dpi text.get_usetex(), text.get_parse_math(), text._linespacing,
         text._get_multialignment(), text.get_rotation(), text._horizontalalignment,
         text._verticalalignment, text.get_rotation_mode(),
     )

@@ -185,6 +185,12 @@ class Trainer:
                 self._load_stage1_encoder(args.init_from)
             self.model.freeze_for_stage2()
         self.model.to(self.dev)
+        # Choose the MoE kernel now, outside any compiled graph (see moe.grouped_gemm_ok).
+        self.moe_kernel = "loop"
+        if self.dev.type == "cuda" and self.mcfg.decoder.n_routed:
+            from train.model.moe import grouped_gemm_ok
+
+            self.moe_kernel = "grouped_mm" if grouped_gemm_ok(self.dev) else "loop"
         self.opt = torch.optim.AdamW(
             param_groups(self.model, args.weight_decay), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
             fused=self.dev.type == "cuda",
@@ -254,6 +260,8 @@ class Trainer:
             "vocab_size": self.tok.vocab_size,
             "image_token_id": self.tok.image_id,
             "world": self.dist.world,
+            "device": str(self.dev),
+            "moe_kernel": self.moe_kernel,
         }
         (self.run_dir / RUN_FILE).write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
 

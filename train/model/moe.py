@@ -39,19 +39,58 @@ def _expert_loop(xs: torch.Tensor, counts: list[int], w_gu: torch.Tensor, w_down
     return torch.cat(outs) if outs else xs.new_zeros(0, w_down.shape[1])
 
 
+# Public as F.grouped_mm in recent PyTorch; torch._grouped_mm (same signature) before that.
+_GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
+
+
 def _expert_grouped(xs: torch.Tensor, counts: torch.Tensor, w_gu: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
-    """The same as :func:`_expert_loop` in two grouped GEMMs (CUDA, bf16)."""
+    """The same as :func:`_expert_loop` in two grouped GEMMs (bf16; CUDA sm80+, or CPU).
+
+    The kernels want 16-byte aligned strides, so the model width and expert width must be
+    multiples of 8 in bf16.
+    """
+    if _GROUPED_MM is None:
+        raise NotImplementedError(f"torch {torch.__version__} has no grouped_mm")
     offs = counts.cumsum(0).to(torch.int32)
-    h = F.grouped_mm(xs, w_gu.to(xs.dtype).transpose(-2, -1), offs=offs)
+    h = _GROUPED_MM(xs, w_gu.to(xs.dtype).transpose(-2, -1), offs=offs)
     g, u = h.chunk(2, dim=-1)
-    return F.grouped_mm((F.silu(g) * u).contiguous(), w_down.to(xs.dtype).transpose(-2, -1), offs=offs)
+    return _GROUPED_MM((F.silu(g) * u).contiguous(), w_down.to(xs.dtype).transpose(-2, -1), offs=offs)
+
+
+# Per device string: whether the bf16 grouped GEMM ran and agreed with the loop there.
+_GROUPED_OK: dict[str, bool] = {}
+
+
+def grouped_gemm_ok(device: torch.device | str) -> bool:
+    """Probe once per device that the bf16 grouped GEMM runs and matches the per-expert loop.
+
+    Called by the trainer before ``torch.compile`` so the compiled forward sees a constant
+    instead of a try/except and a host sync; a failing or disagreeing kernel is logged and
+    the portable loop is used from then on.
+    """
+    key = str(torch.device(device))
+    if key not in _GROUPED_OK:
+        ok = False
+        try:
+            with torch.no_grad():
+                gen = torch.Generator().manual_seed(0)
+                counts = torch.tensor([7, 0, 13, 4])
+                xs = torch.randn(24, 64, generator=gen).to(device, torch.bfloat16)
+                w_gu = (torch.randn(4, 64, 64, generator=gen) * 0.1).to(device, torch.bfloat16)
+                w_dn = (torch.randn(4, 64, 32, generator=gen) * 0.1).to(device, torch.bfloat16)
+                out = _expert_grouped(xs, counts.to(device), w_gu, w_dn)
+                ref = _expert_loop(xs.double(), counts.tolist(), w_gu.double(), w_dn.double())
+                ok = bool(((out.double() - ref).norm() / ref.norm()) < 2e-2)
+            if not ok:
+                log.warning("grouped_mm disagrees with the per-expert loop on %s; using the loop", key)
+        except (RuntimeError, NotImplementedError) as err:
+            log.warning("grouped_mm unavailable on %s (%s); using the per-expert loop", key, err)
+        _GROUPED_OK[key] = ok
+    return _GROUPED_OK[key]
 
 
 class MoE(nn.Module):
     """Routed + shared experts; returns (output, load-balancing loss)."""
-
-    # None: grouped GEMM not yet verified in this process; then True/False once checked.
-    _grouped_ok: bool | None = None
 
     def __init__(self, dim: int, n_routed: int, n_shared: int, top_k: int, inter: int, norm_topk_prob: bool):
         super().__init__()
@@ -77,21 +116,9 @@ class MoE(nn.Module):
         w_gu, w_dn = self.w_gate_up, self.w_down
         bf16 = xs.dtype == torch.bfloat16 or (
             torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16)
-        if xs.is_cuda and bf16 and MoE._grouped_ok is not False:
-            xs = xs.to(torch.bfloat16)
-            try:
-                out = _expert_grouped(xs, counts, w_gu, w_dn)
-                if MoE._grouped_ok is None:
-                    # Verify once against the portable path before trusting the kernel.
-                    ref = _expert_loop(xs, counts.tolist(), w_gu.to(xs.dtype), w_dn.to(xs.dtype))
-                    MoE._grouped_ok = bool(torch.allclose(out.float(), ref.float(), atol=2e-2, rtol=2e-2))
-                    if not MoE._grouped_ok:
-                        log.warning("grouped_mm disagrees with the per-expert loop; using the loop")
-                        return ref
-                return out
-            except (RuntimeError, NotImplementedError) as err:
-                log.warning("grouped_mm unavailable (%s); using the per-expert loop", err)
-                MoE._grouped_ok = False
+        # CUDA only: CPU training runs in float32, where grouped_mm's backward fails (torch 2.13).
+        if xs.is_cuda and bf16 and grouped_gemm_ok(xs.device):
+            return _expert_grouped(xs.to(torch.bfloat16), counts, w_gu, w_dn)
         return _expert_loop(xs, counts.tolist(), w_gu.to(xs.dtype), w_dn.to(xs.dtype))
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +129,8 @@ class MoE(nn.Module):
         flat = idx.reshape(-1)
         order = torch.argsort(flat, stable=True)
         token = order // self.top_k
-        counts = torch.bincount(flat, minlength=self.n_routed)
+        # Fixed-size counts (bincount's output size is data-dependent, which breaks compiled graphs).
+        counts = flat.new_zeros(self.n_routed).index_add_(0, flat, torch.ones_like(flat))
         ys = self._experts(x[token], counts) * w.reshape(-1)[order, None].to(x.dtype)
         out = torch.zeros_like(x).index_add_(0, token, ys.to(x.dtype))
         if self.shared is not None:

@@ -197,8 +197,10 @@ def _tiny() -> ModelConfig:
 
 def _small() -> ModelConfig:
     # Half the paper's image sides: base 512 px gives 8x8 tokens (73 with newlines).
+    # Window 8 tiles the 16/32/40-patch grids of tiny/base/large exactly: no padded tokens
+    # are computed (window 14 would pad base's 32x32 grid to 42x42, 1.7x the work).
     enc = EncoderConfig(
-        sam_width=384, sam_depth=6, sam_heads=6, sam_global_blocks=[1, 3, 5], sam_img_size=512,
+        sam_width=384, sam_depth=6, sam_heads=6, sam_window=8, sam_global_blocks=[1, 3, 5], sam_img_size=512,
         sam_out_chans=128, compressor_mid=256, clip_width=384, clip_depth=6, clip_heads=6, clip_pos_grid=8,
         tiny_size=256, small_size=320, base_size=512, large_size=640, tile_size=320,
         gundam_global_size=512, gundam_tokens_per_tile_side=5,

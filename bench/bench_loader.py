@@ -22,13 +22,18 @@ from train.data import BucketBatchSampler, DataConfig, OCRDataset, ShardSet, ite
 from train.tokenizer import OCRTokenizer, train_tokenizer  # noqa: E402
 
 
-def ensure_shards(recipe: str, out: str, rows: int) -> str:
-    """Generate the recipe's shards into out (resumable: done shards are kept)."""
+def ensure_shards(recipe: str, root: str, rows: int) -> str:
+    """Generate ``rows`` rows of the recipe under ``root`` (in-process, 2 workers) and return the folder.
+
+    The folder is named after recipe and row count, so runs of other sizes never collide,
+    and a finished folder is reused (the runner skips shards already written).
+    """
     from synth.recipe import load_recipe
     from synth.runner import generate_dataset
 
+    out = str(Path(root) / f"{Path(recipe).stem}-{rows}")
     rec = load_recipe(recipe, overrides={"shards": 2, "rows_per_shard": max(1, rows // 2)})
-    generate_dataset(rec, out, workers=2)
+    generate_dataset(rec, out, workers=2, executor="local", progress=False)
     return out
 
 
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="*", default=[])
     p.add_argument("--recipe", default="", help="generate shards from this recipe first")
-    p.add_argument("--shard-dir", default="/tmp/bench_loader_shards")
+    p.add_argument("--shard-dir", default="/tmp/bench_shards", help="generated shards go to a subfolder of this")
     p.add_argument("--rows", type=int, default=32)
     p.add_argument("--config", default="small")
     p.add_argument("--mode", default="base")

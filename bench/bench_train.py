@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default="manifests/ocr1_demo.yaml")
     p.add_argument("--rows", type=int, default=64, help="rows to generate")
-    p.add_argument("--shard-dir", default="/tmp/bench_train_shards")
+    p.add_argument("--shard-dir", default="/tmp/bench_shards", help="generated shards go to a subfolder of this")
     p.add_argument("--data", nargs="*", default=[], help="use these shards instead of generating")
     p.add_argument("--config", default="small")
     p.add_argument("--stage", type=int, default=2)

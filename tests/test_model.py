@@ -177,6 +177,34 @@ def test_tiny_model_loss_halves_with_adamw():
     assert out.aux_loss is not None and out.aux_loss.item() > 0
 
 
+@pytest.mark.parametrize("mode", ["base", "gundam"])
+def test_bf16_autocast_matches_float32_forward_and_backward(mode):
+    """The mixed-precision path GPUs train with (bf16 autocast), checked on CPU's autocast:
+    every module takes bf16 activations without a dtype error and agrees with float32."""
+    m = _model(seed=4)
+    m.freeze_for_stage2()
+    ids, mask, vis, labels = _batch(m, mode)
+
+    def run(bf16: bool):
+        m.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = m(ids, mask, vis, mode, labels=labels)
+        out.loss.backward()
+        grads = {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+        return out, grads
+
+    ref, ref_g = run(False)
+    got, got_g = run(True)
+    assert got.logits.dtype == torch.bfloat16  # autocast really ran the matmuls in bf16
+    rel = ((got.logits.float() - ref.logits).norm() / ref.logits.norm()).item()
+    assert rel < 3e-2, f"logits relative error {rel:.3g}"
+    assert abs(got.loss.item() - ref.loss.item()) < 2e-2 * ref.loss.item()
+    assert set(got_g) == set(ref_g) and not any(k.startswith("encoder.sam.") for k in got_g)
+    for k in ("encoder.clip.blocks.0.attn.qkv.weight", "encoder.projector.weight", "decoder.lm_head.weight"):
+        g, r = got_g[k].float(), ref_g[k]
+        assert torch.isfinite(g).all() and ((g - r).norm() / r.norm()).item() < 0.1, k
+
+
 def test_left_and_right_padding_give_the_same_logits():
     m = _model(seed=2)
     ids, mask, vis, _ = _batch(m)

@@ -130,6 +130,45 @@ def test_get_config_rejects_unknown_name():
         get_config("huge")
 
 
+def test_model_configs_are_data_round_trip_and_checked(tmp_path):
+    import dataclasses
+    from pathlib import Path
+
+    from train.configs import config_from_dict, load_config
+
+    for name in ("tiny", "small", "paper"):  # what run.json stores gives the config back
+        cfg = get_config(name)
+        assert config_from_dict(dataclasses.asdict(cfg)) == cfg
+    shipped = sorted((Path(__file__).resolve().parents[1] / "manifests" / "models").glob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        cfg = load_config(str(path))
+        built = OCRModel(cfg, VOCAB, IMG)  # every shipped config builds a model
+        assert built.num_params() > 0, path
+    gundam = load_config(str(shipped[0]))
+    assert gundam.encoder.tile_size == 640 and gundam.decoder.n_routed == 16
+    assert gundam.encoder.sam_width == get_config("small").encoder.sam_width  # the rest is small's
+
+    def bad(text: str, *needles: str) -> None:
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        with pytest.raises(ValueError) as err:
+            load_config(str(path))
+        for n in (str(path), *needles):
+            assert n in str(err.value), (n, str(err.value))
+
+    bad("base: tiny\nencoderr: {}\n", "encoderr", "valid keys")
+    bad("base: tiny\ndecoder: {layer: 3}\n", "decoder.layer", "layers")  # the valid fields are listed
+    bad("base: tiny\ndecoder: {layers: three}\n", "decoder.layers", "'three'", "int")
+    bad("base: tiny\ndecoder: {tie_embeddings: 1}\n", "tie_embeddings", "bool")
+    bad("base: tiny\nencoder: {sam_global_blocks: [1, 9]}\n", "sam_global_blocks")  # the config's own check
+    bad("base: huge\n", "'huge'", "paper")
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config(str(tmp_path / "nope.yaml"))
+    with pytest.raises(ValueError, match="tiny"):
+        load_config("huge")
+
+
 def test_paper_parameter_counts_on_meta_device():
     cfg = get_config("paper")
     with torch.device("meta"):

@@ -174,6 +174,22 @@ def test_resume_gives_the_same_next_loss(shards, tok, tmp_path):
         assert rec[key] >= 0
 
 
+def test_train_cli_takes_a_yaml_model_config_and_the_run_rebuilds_without_it(shards, tok, tmp_path):
+    from train.__main__ import main
+    from train.generate import load_run
+
+    tok.save(tmp_path / "tok.json")
+    cfg = tmp_path / "one_layer.yaml"
+    cfg.write_text("base: tiny\ndecoder:\n  layers: 1\n  first_dense_layers: 0\n  n_routed: 4\n")
+    main(["--config", str(cfg), "--stage", "2", "--data", str(shards), "--out", str(tmp_path / "run"), "--steps", "2",
+          "--batch-size", "4", "--workers", "0", "--tokenizer", str(tmp_path / "tok.json"), "--device", "cpu"])
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["model_config"]["name"] == "one_layer" and info["model_config"]["decoder"]["layers"] == 1
+    cfg.unlink()  # generation and evaluation rebuild the model from run.json alone
+    run = load_run(tmp_path / "run", device="cpu")
+    assert len(run.model.decoder.blocks) == 1 and run.model.decoder.blocks[0].mlp.n_routed == 4
+
+
 def test_stage2_cli_keeps_sam_frozen_and_trains_clip(shards, tok, tmp_path):
     from safetensors.torch import load_file
 

@@ -1,14 +1,20 @@
 """Model configurations as data: ``tiny`` (CPU tests), ``small`` (one GPU) and ``paper``.
 
-Every field is a simple, defaulted type so a recipe can override any of them from YAML.
-The defaults of :class:`EncoderConfig` and :class:`DecoderConfig` are the paper's
-reference dimensions (DESIGN.md §1); ``tiny`` and ``small`` shrink widths, depths and
-image sizes.
+Every field is a simple, defaulted type, so a YAML (or JSON) file can start from a named
+config and override any field (:func:`load_config`); ``run.json`` stores the resolved
+config in the same shape, so a run can be rebuilt exactly. The defaults of
+:class:`EncoderConfig` and :class:`DecoderConfig` are the paper's reference dimensions
+(DESIGN.md §1); ``tiny`` and ``small`` shrink widths, depths and image sizes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import typing
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 MODES = ("tiny", "small", "base", "large", "gundam")
 
@@ -227,6 +233,85 @@ def get_config(name: str) -> ModelConfig:
     if name not in _CONFIGS:
         raise ValueError(f"model config {name!r} unknown: valid names are {sorted(_CONFIGS)}")
     return _CONFIGS[name]()
+
+
+_SECTIONS = {"encoder": EncoderConfig, "decoder": DecoderConfig, "stage1_decoder": DecoderConfig}
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """``value`` checked against a field type (int, float, bool, str, list[int])."""
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (item,) = typing.get_args(typ)
+        if not isinstance(value, list):
+            raise ValueError(f"{where} = {value!r}: expected a list of {item.__name__}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[typ]
+    if not ok:
+        raise ValueError(f"{where} = {value!r}: expected {typ.__name__}")
+    return float(value) if typ is float else value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> ModelConfig:
+    """A ModelConfig from a mapping: ``base`` (a named config, default ``paper``), an optional
+    ``name``, and ``encoder`` / ``decoder`` / ``stage1_decoder`` mappings of fields to override.
+
+    ``dataclasses.asdict(cfg)`` (what run.json stores) is such a mapping and gives ``cfg``
+    back. Errors name ``source``, the key and the value, and list what would be valid.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping with keys base, name, {', '.join(_SECTIONS)}; "
+                         f"got {type(data).__name__}")
+    unknown = sorted(set(data) - {"base", "name", *_SECTIONS})
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys are base, name, {', '.join(_SECTIONS)}")
+    base_name = data.get("base", "paper")
+    if base_name not in _CONFIGS:
+        raise ValueError(f"{source}: base = {base_name!r}: valid names are {sorted(_CONFIGS)}")
+    base = get_config(base_name)
+    sections = {}
+    for key, cls in _SECTIONS.items():
+        over = data.get(key) or {}
+        if not isinstance(over, dict):
+            raise ValueError(f"{source}: {key} = {over!r}: expected a mapping of {cls.__name__} fields")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        bad = sorted(set(over) - set(names))
+        if bad:
+            raise ValueError(f"{source}: {key}.{bad[0]} is not a {cls.__name__} field; valid fields are {', '.join(names)}")
+        values = {k: _coerce(v, hints[k], f"{source}: {key}.{k}") for k, v in over.items()}
+        try:
+            sections[key] = replace(getattr(base, key), **values)
+        except ValueError as err:  # __post_init__'s own checks
+            raise ValueError(f"{source}: {err}") from None
+    name = data.get("name", base_name if source == "config" else Path(source).stem)
+    if not isinstance(name, str):
+        raise ValueError(f"{source}: name = {name!r}: expected a string")
+    return ModelConfig(name, sections["encoder"], sections["decoder"], sections["stage1_decoder"])
+
+
+def load_config(spec: str) -> ModelConfig:
+    """A named config (``tiny``/``small``/``paper``) or a YAML/JSON file read by :func:`config_from_dict`."""
+    if spec in _CONFIGS:
+        return get_config(spec)
+    path = Path(spec)
+    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise ValueError(f"model config {spec!r} unknown: give one of {sorted(_CONFIGS)} or a .yaml/.json file")
+    if not path.is_file():
+        raise FileNotFoundError(f"model config file {spec!r} does not exist")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text)
+    return config_from_dict(data if data is not None else {}, source=str(path))
 
 
 def with_vocab(dec: DecoderConfig, vocab_size: int) -> DecoderConfig:

@@ -20,6 +20,7 @@ import torch
 
 from train import checkpoint as ckpt_io
 from train import distributed as dist_util
+from train.configs import ModelConfig, load_config
 from train.data import BucketBatchSampler, DataConfig, OCRDataset, ShardSet, iter_texts, make_loader
 from train.schedule import lr_at
 from train.tokenizer import IGNORE_INDEX, OCRTokenizer, train_tokenizer
@@ -34,7 +35,7 @@ ENCODER_FILE = "encoder.safetensors"
 class TrainArgs:
     """Every option of a training run (the CLI flags of ``python -m train``).
 
-    config: model size, one of tiny/small/paper (train.configs.get_config).
+    config: model: tiny/small/paper, or a YAML/JSON file of overrides (train.configs.load_config).
     stage: 1 = DeepEncoder + compact decoder; 2 = full model, SAM + compressor frozen.
     data: shard directories or files.
     out: the run directory (checkpoints, tokenizer.json, run.json, log.jsonl).
@@ -144,12 +145,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return found
 
 
-def build_model(cfg_name: str, stage: int, tok: OCRTokenizer):
-    """The OCRModel of a named config for a tokenizer; returns (model, ModelConfig)."""
-    from train.configs import get_config
+def build_model(config: str | ModelConfig, stage: int, tok: OCRTokenizer):
+    """The OCRModel of a config (a name, a YAML/JSON file, or a ModelConfig) for a tokenizer;
+    returns (model, ModelConfig)."""
     from train.model.ocr_model import OCRModel
 
-    mcfg = get_config(cfg_name)
+    mcfg = config if isinstance(config, ModelConfig) else load_config(config)
     model = OCRModel(mcfg, vocab_size=tok.vocab_size, image_token_id=tok.image_id, stage=stage)
     return model, mcfg
 

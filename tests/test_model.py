@@ -389,21 +389,47 @@ def test_grouped_gemm_experts_match_the_per_expert_loop_forward_and_backward():
     assert got[2][1].abs().max() == 0 and got[3][4].abs().max() == 0
 
 
+@pytest.mark.parametrize("h,w,table_len", [(6, 6, 6), (5, 7, 7), (4, 4, 8)])
+def test_sam_rel_pos_in_key_dims_equals_the_explicit_bias(h, w, table_len):
+    """SAM's decomposed bias carried as extra query/key dims gives SAM's attention exactly:
+    outputs and every gradient (tables included) against the [L, L] additive-mask form,
+    on square and non-square grids and with tables resized from another length."""
+    from train.model.sam import rel_pos_attention, rel_pos_table
+
+    torch.manual_seed(h * 100 + w)
+    q, k, v = (torch.randn(2, 3, h * w, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    tab_h, tab_w = (torch.randn(2 * table_len - 1, 16, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    rh, rw = rel_pos_table(h, h, tab_h), rel_pos_table(w, w, tab_w)
+    rq = q.reshape(2, 3, h, w, 16)
+    bias = (torch.einsum("bnhwc,hkc->bnhwk", rq, rh)[..., :, None]
+            + torch.einsum("bnhwc,wkc->bnhwk", rq, rw)[..., None, :]).reshape(2, 3, h * w, h * w)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    got = rel_pos_attention(q, k, v, tab_h, tab_w, h, w)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-10)
+    probe = torch.randn_like(ref)
+    leaves = (q, k, v, tab_h, tab_w)
+    for g, r in zip(torch.autograd.grad(got, leaves, probe), torch.autograd.grad(ref, leaves, probe)):
+        torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-9)
+
+
 # -- FLOPs -------------------------------------------------------------------------
 def test_encoder_flops_match_torch_flop_counter():
     m = _model(seed=9)
     enc = m.cfg.encoder
     x = torch.randn(1, 3, 192, 192)
+    # torch may or may not count CPU SDPA without a mask (SAM's relative positions ride in
+    # extra key dims, not a mask); everything else must agree exactly.
     with FlopCounterMode(display=False) as fc:
         m.encoder.sam(x)
-    assert fc.get_total_flops() == fl.sam_flops(enc, 192)
+    sam_attention = fl.sam_attention_flops(enc, 192)
+    assert sam_attention > 0
+    assert fc.get_total_flops() in (fl.sam_flops(enc, 192), fl.sam_flops(enc, 192) - sam_attention)
     with FlopCounterMode(display=False) as fc:
         m.encoder.encode(x)
     analytic = fl.sam_flops(enc, 192) + fl.compressor_flops(enc, 192) + fl.clip_flops(enc, 192) \
         + fl.projector_flops(enc, 192, m.dec_cfg.width)
     m_tok = enc.token_side(192) ** 2 + 1
     clip_attention = enc.clip_depth * 4 * m_tok * m_tok * enc.clip_width
-    # torch may or may not count CPU SDPA without a mask; everything else must agree exactly.
-    assert fc.get_total_flops() in (analytic, analytic - clip_attention)
+    assert fc.get_total_flops() in (analytic, analytic - clip_attention - sam_attention)
     assert m.encoder_flops("base") == 3 * analytic
     assert m.flops_per_token(100) == 6 * m.num_params(active=True, part="decoder") + 12 * 2 * 4 * 16 * 100

@@ -51,6 +51,11 @@ if [[ -z "${SMOKE:-}" ]]; then
   bench wide_bs16 --mode base --config manifests/models/gpu_wide.yaml
   bench wide_compile --mode base --config manifests/models/gpu_wide.yaml --compile
 fi
+if [[ -z "${SMOKE:-}" ]] && (( SECONDS < BUDGET_S )); then
+  echo "== sam_attention (at ${SECONDS}s)"  # paper SAM's global-block attention: key-dim vs mask form
+  python3 bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16 \
+      --json "$OUT/sam_attention.json" 2>&1 | tee "$OUT/sam_attention.log" | tail -5
+fi
 bench base_bs32 --mode base --batch-size 32
 bench base_stage1 --mode base --stage 1
 python3 - "$OUT" <<'PY'

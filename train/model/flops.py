@@ -11,22 +11,28 @@ import math
 from train.configs import DecoderConfig, EncoderConfig
 
 
+def _sam_attention_shapes(cfg: EncoderConfig, size: int) -> list[tuple[int, int, int]]:
+    """Per SAM block: (sequences, tokens per sequence, grid side of a sequence)."""
+    g = size // cfg.patch_size
+    glob = set(cfg.sam_global_blocks)
+    w = cfg.sam_window
+    return [(1, g * g, g) if i in glob else (math.ceil(g / w) ** 2, w * w, w) for i in range(cfg.sam_depth)]
+
+
+def sam_attention_flops(cfg: EncoderConfig, size: int) -> int:
+    """QK^T and AV of every SAM block at head width (the extra key dims that carry the
+    relative position bias are implementation, not model FLOPs)."""
+    return sum(seqs * 4 * tokens * tokens * cfg.sam_width for seqs, tokens, _ in _sam_attention_shapes(cfg, size))
+
+
 def sam_flops(cfg: EncoderConfig, size: int) -> int:
     """SAM encoder (patch embedding, blocks, neck) on one ``size`` x ``size`` image."""
     g = size // cfg.patch_size
     n, d = g * g, cfg.sam_width
     hidden = int(d * cfg.sam_mlp_ratio)
-    total = 2 * n * 3 * cfg.patch_size ** 2 * d
-    glob = set(cfg.sam_global_blocks)
-    for i in range(cfg.sam_depth):
+    total = 2 * n * 3 * cfg.patch_size ** 2 * d + sam_attention_flops(cfg, size)
+    for seqs, tokens, side in _sam_attention_shapes(cfg, size):
         total += 2 * n * (4 * d * d + 2 * d * hidden)
-        if i in glob:
-            tokens, side, seqs = n, g, 1
-        else:
-            w = cfg.sam_window
-            side, tokens = w, w * w
-            seqs = math.ceil(g / w) ** 2
-        total += seqs * 4 * tokens * tokens * d  # QK^T and AV
         if cfg.sam_rel_pos:
             total += seqs * 2 * tokens * 2 * side * d  # the two decomposed bias einsums
     o = cfg.sam_out_chans

@@ -23,6 +23,36 @@ def rel_pos_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor
     return table[((q - k) + (k_size - 1) * max(q_size / k_size, 1.0)).long()]
 
 
+def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+                      h: int, w: int) -> torch.Tensor:
+    """SDPA over an h x w grid with SAM's decomposed relative position bias, never building
+    the [L, L] bias.
+
+    SAM adds ``q_i . Rh[y_i - y_j] + q_i . Rw[x_i - x_j]`` to the logit of query i and key j.
+    Per query that is a vector over key rows (bh, length h) plus one over key columns (bw,
+    length w), so appending ``[bh, bw] / scale`` to each query and the one-hot of its row and
+    column to each key makes ``scale * (q' . k')`` exactly SAM's biased logit. Memory stays
+    O(L (d + h + w)) instead of O(L^2) per head (a 1280 px page has L = 6400), and SDPA may
+    pick a fused kernel (flash takes head dims up to 256), which an additive mask rules out.
+    q, k, v: [B, heads, h*w, d]; returns [B, heads, h*w, d].
+    """
+    b, nh, n, d = q.shape
+    scale = d ** -0.5
+    rh = rel_pos_table(h, h, rel_h).to(q.dtype)
+    rw = rel_pos_table(w, w, rel_w).to(q.dtype)
+    rq = q.reshape(b, nh, h, w, d)
+    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rh).reshape(b, nh, n, h)
+    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rw).reshape(b, nh, n, w)
+    eye_h = torch.eye(h, dtype=q.dtype, device=q.device)
+    eye_w = torch.eye(w, dtype=q.dtype, device=q.device)
+    keys = torch.cat([eye_h.repeat_interleave(w, dim=0), eye_w.repeat(h, 1)], dim=1)  # [n, h + w]
+    pad = -(d + h + w) % 8  # fused kernels want head dims in multiples of 8
+    q2 = F.pad(torch.cat([q, bh / scale, bw / scale], dim=-1), (0, pad))
+    k2 = F.pad(torch.cat([k, keys.expand(b, nh, n, h + w)], dim=-1), (0, pad))
+    v2 = F.pad(v, (0, h + w + pad))  # SDPA's fused kernels want one head dim for q, k and v
+    return F.scaled_dot_product_attention(q2, k2, v2, scale=scale)[..., :d]
+
+
 class SamAttention(nn.Module):
     """Multi-head attention over a [B, H, W, C] grid with SAM's decomposed rel-pos bias."""
 
@@ -42,15 +72,10 @@ class SamAttention(nn.Module):
         nh, hd = self.heads, c // self.heads
         qkv = self.qkv(x).reshape(b, h * w, 3, nh, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # [b, nh, L, hd]
-        bias = None
         if self.rel_pos:
-            rh = rel_pos_table(h, h, self.rel_pos_h).to(q.dtype)
-            rw = rel_pos_table(w, w, self.rel_pos_w).to(q.dtype)
-            rq = q.reshape(b, nh, h, w, hd)
-            bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rh)
-            bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rw)
-            bias = (bh[..., :, None] + bw[..., None, :]).reshape(b, nh, h * w, h * w)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, h, w)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
 
 

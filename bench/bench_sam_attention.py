@@ -1,0 +1,103 @@
+"""SAM attention with the relative-position bias: key-dim form against the [L, L] mask form.
+
+    python bench/bench_sam_attention.py                        # CPU: paper SAM at 512 px
+    python bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16
+
+Runs one SAM block's attention (global, so L = (size/16)^2 tokens) forward and backward in
+both forms, and reports time and peak memory per form: the mask form
+(``train.model.sam`` before it carried the bias in key dims) materialises a
+[batch, heads, L, L] bias and keeps it for backward; the key-dim form never builds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from train.configs import get_config  # noqa: E402
+from train.model.sam import rel_pos_attention, rel_pos_table  # noqa: E402
+
+
+def mask_form(q, k, v, rel_h, rel_w, h, w):
+    """SAM's reference: the decomposed bias summed into an [L, L] additive mask."""
+    b, nh, n, d = q.shape
+    rq = q.reshape(b, nh, h, w, d)
+    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rel_pos_table(h, h, rel_h).to(q.dtype))
+    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rel_pos_table(w, w, rel_w).to(q.dtype))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=(bh[..., :, None] + bw[..., None, :]).reshape(b, nh, n, n))
+
+
+def run_one(form: str, size: int, batch: int, device: str, dtype: str, reps: int) -> dict:
+    """Time and peak memory of one form (call in a fresh process for a clean CPU peak)."""
+    enc = get_config("paper").encoder
+    g, nh, d = size // enc.patch_size, enc.sam_heads, enc.sam_width // enc.sam_heads
+    dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    dev = torch.device(device)
+    q, k, v = (torch.randn(batch, nh, g * g, d, device=dev, dtype=dt, requires_grad=True) for _ in range(3))
+    tabs = [torch.randn(2 * g - 1, d, device=dev, dtype=dt, requires_grad=True) for _ in range(2)]
+    fn = rel_pos_attention if form == "keydims" else mask_form
+    times = []
+    for i in range(reps + 1):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+            if i == 1:
+                torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        fn(q, k, v, tabs[0], tabs[1], g, g).float().sum().backward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i:  # the first is warm-up
+            times.append(time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"form": form, "size": size, "tokens": g * g, "batch": batch, "device": device, "dtype": dtype,
+            "ms": 1e3 * sorted(times)[len(times) // 2], "peak_gib": peak / 2 ** 30}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: each (size, form) runs in its own process."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, nargs="+", default=[512])
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--json", default="")
+    p.add_argument("--one", nargs=2, metavar=("FORM", "SIZE"), help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.one:
+        print(json.dumps(run_one(a.one[0], int(a.one[1]), a.batch, a.device, a.dtype, a.reps)))
+        return 0
+    rows = []
+    for size in a.size:
+        for form in ("mask", "keydims"):
+            cmd = [sys.executable, __file__, "--one", form, str(size), "--batch", str(a.batch), "--device", a.device,
+                   "--dtype", a.dtype, "--reps", str(a.reps)]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode:
+                rows.append({"form": form, "size": size, "error": res.stderr.strip().splitlines()[-1]})
+            else:
+                rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    print(f"{'size':>6}{'tokens':>8}{'form':>9}{'ms fwd+bwd':>12}{'peak GiB':>10}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['size']:>6}{'':>8}{r['form']:>9}  failed: {r['error']}")
+        else:
+            print(f"{r['size']:>6}{r['tokens']:>8}{r['form']:>9}{r['ms']:>12.1f}{r['peak_gib']:>10.2f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

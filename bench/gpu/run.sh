@@ -2,16 +2,20 @@
 # Run ON THE GPU MACHINE, from the repo root, with .wheels carried (see docs/gpu.md):
 #   run(command="OUT=$OUT bash bench/gpu/run.sh", carry=[".wheels"])
 # Installs the carried wheels, generates OCR 1.0 shards with the in-process executor on the
-# machine's cores, then trains the `small` config in bf16 in several variants and writes
-# every figure and log under $OUT (tokens/s, MFU, loader images/s vs step images/s, a
-# kernel profile). One failing variant does not stop the others, and variants that would
-# start after BUDGET_S seconds are skipped so the call ends inside the device's 10 minutes.
+# machine's cores, then trains the `small` config in bf16 in several variants (tokens/s,
+# MFU, loader images/s vs step images/s, a kernel profile). One failing variant does not
+# stop the others, and variants that would start after BUDGET_S seconds are skipped so the
+# call ends inside the device's 10 minutes. The device returns at most 8 files from $OUT,
+# so every JSON and log goes into $OUT/results.tar.gz (written on any exit), beside
+# $OUT/summary.txt (the table printed last).
 #
 # Smoke test on a machine without a GPU (no wheels needed when the packages are there):
 #   SMOKE=1 OUT=/tmp/gpu-smoke bash bench/gpu/run.sh
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
+RES="$(mktemp -d /tmp/gpu_results.XXXX)"
 mkdir -p "$OUT"
+trap 'tar -czf "$OUT/results.tar.gz" -C "$RES" .' EXIT
 export PYTHONUNBUFFERED=1
 if [[ -d .wheels ]]; then
   # --no-deps: their needs (pillow, charset-normalizer) are in the image already.
@@ -22,7 +26,7 @@ fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   python3 -c "import sys, torch, matplotlib, pyarrow, fitz; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'matplotlib', matplotlib.__version__, 'pyarrow', pyarrow.__version__, 'pymupdf', fitz.VersionBind)"
   nproc
-} 2>&1 | tee "$OUT/env.txt"
+} 2>&1 | tee "$RES/env.txt"
 
 if [[ -n "${SMOKE:-}" ]]; then
   cfg=(--config tiny --device cpu --steps 4 --batch-size 2 --workers 0); shards=(--shards 2 --rows-per-shard 12)
@@ -32,7 +36,7 @@ fi
 data=/tmp/gpu_run_shards
 rm -rf "$data"
 python3 -m synth manifests/ocr1_demo.yaml --out "$data" --executor local --workers "$(nproc)" "${shards[@]}" \
-    --no-progress 2>&1 | tee "$OUT/synth.json" || { echo "shard generation failed"; exit 1; }
+    --no-progress 2>&1 | tee "$RES/synth.json" || { echo "shard generation failed"; exit 1; }
 
 BUDGET_S="${BUDGET_S:-450}"  # the device allows 600 s a command: leave room for the table
 bench() {  # name, then extra flags
@@ -40,8 +44,8 @@ bench() {  # name, then extra flags
   if (( SECONDS > BUDGET_S )); then echo "== $name skipped: ${SECONDS}s used of ${BUDGET_S}s"; return; fi
   echo "== $name (at ${SECONDS}s)"
   python3 bench/bench_train.py --data "$data" "${cfg[@]}" "$@" --out "/tmp/run_$name" \
-      --json "$OUT/bench_$name.json" > "$OUT/bench_$name.log" 2>&1 || echo "FAILED: $name (see bench_$name.log)"
-  grep -E "tokens/s,|Error|error" "$OUT/bench_$name.log" | tail -3
+      --json "$RES/bench_$name.json" > "$RES/bench_$name.log" 2>&1 || echo "FAILED: $name (see bench_$name.log)"
+  grep -E "tokens/s,|Error|error" "$RES/bench_$name.log" | tail -3
 }
 # Most important first: a later variant is skipped if time runs short.
 bench base_bs16 --mode base --profile 3
@@ -54,11 +58,11 @@ fi
 if [[ -z "${SMOKE:-}" ]] && (( SECONDS < BUDGET_S )); then
   echo "== sam_attention (at ${SECONDS}s)"  # paper SAM's global-block attention: key-dim vs mask form
   python3 bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16 \
-      --json "$OUT/sam_attention.json" 2>&1 | tee "$OUT/sam_attention.log" | tail -5
+      --json "$RES/sam_attention.json" 2>&1 | tee "$RES/sam_attention.log" | tail -5
 fi
 bench base_bs32 --mode base --batch-size 32
 bench base_stage1 --mode base --stage 1
-python3 - "$OUT" <<'PY'
+python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 print(f"{'run':<14}{'tok/s':>10}{'MFU':>7}{'sheet':>7}{'gemm':>7}{'step img/s':>11}{'load img/s':>11}{'wait':>6}{'GiB':>6}  kernel")
@@ -70,3 +74,7 @@ for f in sorted(out.glob("bench_*.json")):
           f"{pct(r['mfu_vs_measured_gemm']):>7}{r['step_images_per_s']:>11.1f}{r['loader_images_per_s']:>11.1f}"
           f"{r['data_wait_frac']:>6.0%}{mem:>6}  {r['moe_kernel']}")
 PY
+{
+  [[ -f "$RES/sam_attention.log" ]] && { echo; cat "$RES/sam_attention.log"; }
+  python3 -c "import json, sys; print(); print(json.load(open(sys.argv[1])).get('profile', ''))" "$RES/bench_base_bs16.json" 2>/dev/null
+} | tee -a "$OUT/summary.txt"

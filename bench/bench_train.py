@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--max-len", type=int, default=4096)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
     p.add_argument("--device", default="auto")
     p.add_argument("--peak-flops", type=float, default=790e12, help="MFU denominator (DESIGN.md §5 anchor)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many extra steps")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     half = max(1, a.steps // 2)
     args = TrainArgs(config=a.config, stage=a.stage, data=data, out=a.out, mode=a.mode, batch_size=a.batch_size,
                      grad_accum=a.grad_accum, steps=a.steps, warmup=max(1, a.steps // 10), lr=3e-4,
-                     workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile,
+                     workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, grad_checkpoint=a.grad_checkpoint,
                      device=a.device, peak_flops=a.peak_flops)
     trainer = Trainer(args)
     cuda = trainer.dev.type == "cuda"
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "moe_kernel": json.loads((Path(a.out) / RUN_FILE).read_text())["moe_kernel"],
         "config": a.config, "stage": a.stage, "mode": a.mode, "batch_size": a.batch_size,
         "grad_accum": a.grad_accum, "steps": a.steps, "compile": a.compile, "workers": a.workers,
+        "grad_checkpoint": a.grad_checkpoint,
         "params": m.num_params(False), "active_params": m.num_params(True),
         "tokens_per_s": last["tokens_per_s"], "target_tokens_per_s": last["target_tokens_per_s"],
         "model_tflops_per_s": model_flops_per_s / 1e12,

@@ -244,6 +244,43 @@ def test_bf16_autocast_matches_float32_forward_and_backward(mode):
         assert torch.isfinite(g).all() and ((g - r).norm() / r.norm()).item() < 0.1, k
 
 
+@pytest.mark.parametrize("stage", [1, 2])
+def test_grad_checkpointing_gives_the_same_loss_and_gradients(stage):
+    m = _model(stage=stage, seed=5)
+    if stage == 2:
+        m.freeze_for_stage2()
+    ids, mask, vis, labels = _batch(m, "gundam")
+
+    def grads(on: bool):
+        m.set_grad_checkpointing(on)
+        m.zero_grad(set_to_none=True)
+        out = m(ids, mask, vis, "gundam", labels=labels)
+        out.loss.backward()
+        return out.loss.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    loss0, g0 = grads(False)
+    loss1, g1 = grads(True)
+    torch.testing.assert_close(loss1, loss0)
+    assert set(g1) == set(g0) and any(k.startswith("encoder.sam.") for k in g0) == (stage == 1)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-5, msg=k)
+    # Checkpointed blocks keep fewer tensors for backward.
+    def saved(on: bool) -> int:
+        m.set_grad_checkpointing(on)
+        count = 0
+
+        def pack(t):
+            nonlocal count
+            count += t.numel()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            m(ids, mask, vis, "gundam", labels=labels).loss
+        return count
+
+    assert saved(True) < 0.5 * saved(False)
+
+
 def test_left_and_right_padding_give_the_same_logits():
     m = _model(seed=2)
     ids, mask, vis, _ = _batch(m)

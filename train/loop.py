@@ -57,6 +57,8 @@ class TrainArgs:
     tasks: keep only these record tasks (empty: all).
     log_every, save_every, keep: logging/checkpoint interval in steps, checkpoints kept.
     compile: wrap the model in torch.compile.
+    grad_checkpoint: recompute SAM, CLIP and decoder blocks in backward (activation memory
+      for about one more forward pass).
     peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
     device: auto, cpu or cuda.
     """
@@ -89,6 +91,7 @@ class TrainArgs:
     save_every: int = 500
     keep: int = 2
     compile: bool = False
+    grad_checkpoint: bool = False
     peak_flops: float = 790e12
     device: str = "auto"
 
@@ -186,6 +189,8 @@ class Trainer:
                 self._load_stage1_encoder(args.init_from)
             self.model.freeze_for_stage2()
         self.model.to(self.dev)
+        if args.grad_checkpoint:
+            self.model.set_grad_checkpointing(True)
         # Choose the MoE kernel now, outside any compiled graph (see moe.grouped_gemm_ok).
         self.moe_kernel = "loop"
         if self.dev.type == "cuda" and self.mcfg.decoder.n_routed:

@@ -55,6 +55,9 @@ if [[ -z "${SMOKE:-}" ]]; then
   bench wide_bs16 --mode base --config manifests/models/gpu_wide.yaml
   bench wide_compile --mode base --config manifests/models/gpu_wide.yaml --compile
 fi
+if [[ -z "${SMOKE:-}" ]]; then  # the paper config on one GPU: 3.3B parameters, blocks recomputed
+  bench paper_ckpt --mode base --config paper --batch-size 4 --steps 16 --grad-checkpoint
+fi
 if [[ -z "${SMOKE:-}" ]] && (( SECONDS < BUDGET_S )); then
   echo "== sam_attention (at ${SECONDS}s)"  # paper SAM's global-block attention: key-dim vs mask form
   python3 bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16 \

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.configs import EncoderConfig
-from train.model.layers import Mlp, QuickGELU, interpolate_grid
+from train.model.layers import Mlp, QuickGELU, call_block, interpolate_grid
 
 
 class ClipAttention(nn.Module):
@@ -54,6 +54,7 @@ class ClipVision(nn.Module):
         self.blocks = nn.ModuleList(
             ClipBlock(c, cfg.clip_heads, cfg.clip_mlp_ratio, cfg.clip_act) for _ in range(cfg.clip_depth)
         )
+        self.grad_checkpointing = False
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         b, c, h, w = feats.shape
@@ -62,5 +63,5 @@ class ClipVision(nn.Module):
         cls = (self.class_embedding + self.class_pos).to(x.dtype).expand(b, 1, c)
         x = self.pre_ln(torch.cat([cls, x], dim=1))
         for blk in self.blocks:
-            x = blk(x)
+            x = call_block(blk, x, checkpoint=self.grad_checkpointing)
         return x

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.configs import DecoderConfig
-from train.model.layers import RMSNorm
+from train.model.layers import RMSNorm, call_block
 from train.model.moe import MoE, SwiGLU
 
 
@@ -127,6 +127,7 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.layers))
         self.norm = RMSNorm(cfg.width, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
+        self.grad_checkpointing = False
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
 
@@ -146,7 +147,7 @@ class Decoder(nn.Module):
         valid = key_valid[:, past:] if key_valid is not None else None
         x, aux = embeds, None
         for blk in self.blocks:
-            x, a = blk(x, cos, sin, mask, cache, valid)
+            x, a = call_block(blk, x, cos, sin, mask, cache, valid, checkpoint=self.grad_checkpointing and cache is None)
             if a is not None:
                 aux = a if aux is None else aux + a
         if cache is not None:

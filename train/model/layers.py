@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
+
+
+def call_block(block: nn.Module, *args, checkpoint: bool = False):
+    """``block(*args)``; with ``checkpoint`` (and autograd recording) the block's activations
+    are recomputed in backward instead of stored: one more forward for a block's worth of
+    memory."""
+    if checkpoint and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
+    return block(*args)
 
 
 class LayerNorm2d(nn.Module):

@@ -145,6 +145,12 @@ class OCRModel(nn.Module):
             next_pos = next_pos + 1
         return out
 
+    def set_grad_checkpointing(self, on: bool = True) -> None:
+        """Recompute each SAM, CLIP and decoder block in backward instead of storing its
+        activations (about one more forward pass; what lets the paper config train on one GPU)."""
+        for part in (self.encoder.sam, self.encoder.clip, self.decoder):
+            part.grad_checkpointing = on
+
     # -- stages --------------------------------------------------------------
     def freeze_for_stage2(self) -> None:
         """Freeze SAM and the compressor (stage 2 trains CLIP, projector and decoder)."""

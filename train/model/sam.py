@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.configs import EncoderConfig
-from train.model.layers import LayerNorm2d, Mlp, interpolate_grid
+from train.model.layers import LayerNorm2d, Mlp, call_block, interpolate_grid
 
 
 def rel_pos_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor:
@@ -136,6 +136,7 @@ class SamEncoder(nn.Module):
             SamBlock(d, cfg.sam_heads, cfg.sam_mlp_ratio, 0 if i in glob else cfg.sam_window, cfg.sam_rel_pos, grid)
             for i in range(cfg.sam_depth)
         )
+        self.grad_checkpointing = False
         o = cfg.sam_out_chans
         self.neck = nn.Sequential(
             nn.Conv2d(d, o, 1, bias=False), LayerNorm2d(o), nn.Conv2d(o, o, 3, padding=1, bias=False), LayerNorm2d(o)
@@ -145,5 +146,5 @@ class SamEncoder(nn.Module):
         x = self.patch_embed(pixels).permute(0, 2, 3, 1)  # [B, h, w, d]
         x = x + interpolate_grid(self.pos_embed, x.shape[1], x.shape[2]).to(x.dtype)
         for blk in self.blocks:
-            x = blk(x)
+            x = call_block(blk, x, checkpoint=self.grad_checkpointing)
         return self.neck(x.permute(0, 3, 1, 2))

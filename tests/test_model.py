@@ -124,6 +124,37 @@ def test_gundam_tiles_are_raster_order_and_base_is_letterboxed():
     assert small.shape == (3, 128, 128) and small[0, 0, 0] > 0.9  # stretched, no padding
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_fit_image_matches_pil_bicubic_and_letterbox(mode):
+    """The torch uint8 resize path gives PIL's BICUBIC pixels (within 2 grey levels) in every mode."""
+    enc = get_config("tiny").encoder
+    rng = np.random.default_rng(3)
+    # A smooth page (noise upsampled): resampling differences stay at rounding level.
+    img = Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).resize((300, 410), Image.Resampling.BILINEAR)
+    v = fit_image(img, mode, enc)
+
+    def norm(pil):
+        return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+
+    size = enc.image_size(mode)
+    if mode in ("tiny", "small"):
+        ref = norm(img.resize((size, size), Image.Resampling.BICUBIC))
+    else:
+        scale = size / max(img.size)
+        nw, nh = round(img.width * scale), round(img.height * scale)
+        canvas = Image.new("RGB", (size, size), PAD_GREY)
+        canvas.paste(img.resize((nw, nh), Image.Resampling.BICUBIC), ((size - nw) // 2, (size - nh) // 2))
+        ref = norm(canvas)
+    assert v.global_view.shape == ref.shape
+    assert (v.global_view - ref).abs().max() <= 2 / 127.5 + 1e-6
+    if mode == "gundam":
+        nw, nh = v.grid
+        t = enc.tile_size
+        page = norm(img.resize((t * nw, t * nh), Image.Resampling.BICUBIC))
+        tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t)
+        assert (v.tiles - tiles).abs().max() <= 2 / 127.5 + 1e-6
+
+
 # -- configs -------------------------------------------------------------------
 def test_get_config_rejects_unknown_name():
     with pytest.raises(ValueError, match="paper"):

@@ -134,7 +134,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
              ratio_bucket: float = 2.0, keep_examples: int = 20) -> dict[str, Any]:
     """Generate on held-out examples and score them; returns the report dict."""
     from train.generate import generate
-    from train.model.vision_inputs import fit_image
+    from train.model.vision_inputs import gundam_grid
 
     examples = collect(shards, list(tasks or []), limit)
     images = [decode_image(shards.cell(e["shard"], e["row"], "image")) for e in examples]
@@ -149,7 +149,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         e["prediction"] = pred
         n_vis = 0
         if img is not None:
-            grid = fit_image(img, mode, run.enc_cfg).grid if mode == "gundam" else (0, 0)
+            grid = gundam_grid(img.width, img.height, run.enc_cfg) if mode == "gundam" else (0, 0)
             n_vis = vision_tokens(mode, run.enc_cfg, grid)
         e["text_tokens"] = len(ids)
         e["vision_tokens"] = n_vis

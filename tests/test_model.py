@@ -13,7 +13,7 @@ from train.model import flops as fl
 from train.model.generation import NgramBlocker
 from train.model.moe import MoE
 from train.model.ocr_model import OCRModel
-from train.model.vision_inputs import PAD_GREY, fit_image, gundam_grid, num_image_tokens
+from train.model.vision_inputs import PAD_GREY, fit_image, gundam_grid, normalise_pixels, num_image_tokens
 
 VOCAB, IMG, BOS, EOS = 64, 3, 1, 2
 
@@ -75,8 +75,8 @@ def test_gundam_layout_puts_stitched_tiles_before_global_view():
     v = fit_image(_page(200, 100, 2), "gundam", enc)
     assert v.grid == (2, 1)
     got = m.encoder([v], "gundam")[0]
-    tiles = m.encoder.encode(v.tiles)  # [2, 2, 2, D]
-    glob = m.encoder.encode(v.global_view[None])[0]
+    tiles = m.encoder.encode(normalise_pixels(v.tiles))  # [2, 2, 2, D]
+    glob = m.encoder.encode(normalise_pixels(v.global_view[None]))[0]
     nl = m.encoder.image_newline[None]
     stitched = torch.cat([tiles[0, 0], tiles[1, 0], nl, tiles[0, 1], tiles[1, 1], nl])
     g = torch.cat([glob[0], nl, glob[1], nl, glob[2], nl])
@@ -113,15 +113,18 @@ def test_gundam_tiles_are_raster_order_and_base_is_letterboxed():
     img.paste((0, 0, 255), (128, 0, 256, 128))
     v = fit_image(img, "gundam", enc)
     assert v.grid == (2, 1)
-    assert v.tiles[0, 0].mean() > 0.9 and v.tiles[0, 2].mean() < -0.9  # left tile red
-    assert v.tiles[1, 2].mean() > 0.9 and v.tiles[1, 0].mean() < -0.9  # right tile blue
+    assert v.tiles.dtype == torch.uint8  # pixels travel as bytes; the encoder normalises
+    assert v.tiles[0, 0].float().mean() > 250 and v.tiles[0, 2].float().mean() < 5  # left tile red
+    assert v.tiles[1, 2].float().mean() > 250 and v.tiles[1, 0].float().mean() < 5  # right tile blue
     base = fit_image(img, "base", enc).global_view
-    grey = (PAD_GREY[0] / 255 - 0.5) / 0.5
     assert base.shape == (3, 192, 192)
-    torch.testing.assert_close(base[:, 0], torch.full((3, 192), grey))
-    assert base[0, 96, 10] > 0.9
+    assert torch.equal(base[:, 0], torch.full((3, 192), PAD_GREY[0], dtype=torch.uint8))
+    assert base[0, 96, 10] > 250
     small = fit_image(img, "small", enc).global_view
-    assert small.shape == (3, 128, 128) and small[0, 0, 0] > 0.9  # stretched, no padding
+    assert small.shape == (3, 128, 128) and small[0, 0, 0] > 250  # stretched, no padding
+    # The encoder's input scale: mean 0.5, std 0.5.
+    torch.testing.assert_close(normalise_pixels(torch.tensor([0, 127, 255], dtype=torch.uint8)),
+                               torch.tensor([-1.0, 127 / 127.5 - 1, 1.0]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -134,7 +137,7 @@ def test_fit_image_matches_pil_bicubic_and_letterbox(mode):
     v = fit_image(img, mode, enc)
 
     def norm(pil):
-        return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+        return torch.from_numpy(np.asarray(pil, dtype=np.float32)).permute(2, 0, 1)
 
     size = enc.image_size(mode)
     if mode in ("tiny", "small"):
@@ -146,13 +149,14 @@ def test_fit_image_matches_pil_bicubic_and_letterbox(mode):
         canvas.paste(img.resize((nw, nh), Image.Resampling.BICUBIC), ((size - nw) // 2, (size - nh) // 2))
         ref = norm(canvas)
     assert v.global_view.shape == ref.shape
-    assert (v.global_view - ref).abs().max() <= 2 / 127.5 + 1e-6
+    assert v.global_view.dtype == torch.uint8
+    assert (v.global_view.float() - ref).abs().max() <= 2
     if mode == "gundam":
         nw, nh = v.grid
         t = enc.tile_size
         page = norm(img.resize((t * nw, t * nh), Image.Resampling.BICUBIC))
         tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t)
-        assert (v.tiles - tiles).abs().max() <= 2 / 127.5 + 1e-6
+        assert (v.tiles.float() - tiles).abs().max() <= 2
 
 
 # -- configs -------------------------------------------------------------------

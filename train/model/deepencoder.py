@@ -11,7 +11,7 @@ from train.configs import EncoderConfig
 from train.model.clip import ClipVision
 from train.model.compressor import Compressor
 from train.model.sam import SamEncoder
-from train.model.vision_inputs import VisionInput
+from train.model.vision_inputs import VisionInput, normalise_pixels
 
 
 class DeepEncoder(nn.Module):
@@ -53,13 +53,13 @@ class DeepEncoder(nn.Module):
         if not vision:
             return []
         p = next(self.parameters())
-        glob = self.encode(torch.stack([v.global_view for v in vision]).to(p.device, p.dtype))
+        glob = self.encode(normalise_pixels(torch.stack([v.global_view for v in vision]).to(p.device), p.dtype))
         tiles = None
         if mode == "gundam":
             missing = [i for i, v in enumerate(vision) if v.tiles is None]
             if missing:
                 raise ValueError(f"mode 'gundam' needs tiles but vision inputs {missing} have none")
-            tiles = self.encode(torch.cat([v.tiles for v in vision]).to(p.device, p.dtype))
+            tiles = self.encode(normalise_pixels(torch.cat([v.tiles for v in vision]).to(p.device), p.dtype))
         out, t0 = [], 0
         sep = self.view_separator.to(glob.dtype)[None]
         for i, v in enumerate(vision):

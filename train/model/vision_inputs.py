@@ -2,8 +2,8 @@
 
 Modes (DESIGN.md §1): ``tiny``/``small`` resize to a square (aspect not kept), ``base``/
 ``large`` letterbox into a grey square (aspect kept), ``gundam`` stretches the page to an
-i x j grid of tiles plus a letterboxed global view. Pixels are normalised with mean 0.5,
-std 0.5.
+i x j grid of tiles plus a letterboxed global view. Pixels stay uint8 here; the encoder
+normalises them (mean 0.5, std 0.5) on its device with :func:`normalise_pixels`.
 """
 
 from __future__ import annotations
@@ -25,14 +25,21 @@ MEAN, STD = 0.5, 0.5
 class VisionInput:
     """One image ready for the encoder.
 
-    global_view: [3, S, S] normalised float tensor.
-    tiles: [n, 3, T, T] in raster order (row by row) for gundam, else None.
+    global_view: [3, S, S] uint8 RGB pixels (the encoder normalises them on its device:
+        DataLoader workers ship a quarter of float32's bytes to the trainer and the GPU).
+    tiles: [n, 3, T, T] uint8, in raster order (row by row) for gundam, else None.
     grid: (nw, nh) tiles across and down; (0, 0) when there are no tiles.
     """
 
     global_view: torch.Tensor
     tiles: torch.Tensor | None
     grid: tuple[int, int]
+
+    def pin_memory(self) -> VisionInput:
+        """A copy in page-locked memory (the DataLoader calls this with ``pin_memory=True``),
+        so the trainer's non-blocking copies to the GPU really overlap."""
+        tiles = self.tiles.pin_memory() if self.tiles is not None else None
+        return VisionInput(self.global_view.pin_memory(), tiles, self.grid)
 
 
 def _pixels(img: Image.Image) -> torch.Tensor:
@@ -53,9 +60,9 @@ def _resize(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return F.interpolate(x[None], size=(height, width), mode="bicubic", antialias=True, align_corners=False)[0]
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    # (x/255 - mean)/std with mean = std = 0.5 is x/127.5 - 1: one conversion, two in-place ops.
-    return x.contiguous().float().mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)
+def normalise_pixels(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 pixels -> the encoder's input, ``(x/255 - mean)/std`` = ``x/127.5 - 1``, in ``dtype``."""
+    return x.to(dtype).mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)
 
 
 def letterbox(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -103,13 +110,13 @@ def fit_image(img: Image.Image, mode: str, enc: EncoderConfig) -> VisionInput:
     x = _pixels(img)
     size = enc.image_size(mode)
     if mode in ("tiny", "small"):
-        return VisionInput(_normalise(_resize(x, size, size)), None, (0, 0))
-    global_view = _normalise(letterbox(x, size))
+        return VisionInput(_resize(x, size, size).contiguous(), None, (0, 0))
+    global_view = letterbox(x, size)
     if mode in ("base", "large"):
         return VisionInput(global_view, None, (0, 0))
     nw, nh = gundam_grid(img.width, img.height, enc)
     t = enc.tile_size
-    page = _normalise(_resize(x, t * nw, t * nh))  # [3, t*nh, t*nw]
+    page = _resize(x, t * nw, t * nh)  # [3, t*nh, t*nw]
     tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t).contiguous()
     return VisionInput(global_view, tiles, (nw, nh))
 

@@ -192,8 +192,8 @@ class Trainer:
         if args.grad_checkpoint:
             self.model.set_grad_checkpointing(True)
         # Choose the MoE kernel now, outside any compiled graph (see moe.grouped_gemm_ok).
-        self.moe_kernel = "loop"
-        if self.dev.type == "cuda" and self.mcfg.decoder.n_routed:
+        self.moe_kernel = "none (dense decoder)" if not self.model.dec_cfg.n_routed else "loop"
+        if self.dev.type == "cuda" and self.model.dec_cfg.n_routed:
             from train.model.moe import grouped_gemm_ok
 
             self.moe_kernel = "grouped_mm" if grouped_gemm_ok(self.dev) else "loop"

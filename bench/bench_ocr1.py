@@ -58,12 +58,15 @@ def main(argv=None) -> None:
     ap.add_argument("--chart-prob", type=float, default=None, help="override Config.chart_prob")
     ap.add_argument("--scan-prob", type=float, default=0.0, help="share of pages with the scan look")
     ap.add_argument("--photo-prob", type=float, default=0.0, help="share of pages with the photo look")
+    ap.add_argument("--emphasis-prob", type=float, default=None, help="override Config.emphasis_prob")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one full run")
     args = ap.parse_args(argv)
 
     cfg = Config(long_side=args.long_side, image_format=args.format, scan_prob=args.scan_prob, photo_prob=args.photo_prob)
     if args.chart_prob is not None:
         cfg.chart_prob = args.chart_prob
+    if args.emphasis_prob is not None:
+        cfg.emphasis_prob = args.emphasis_prob
     # Warm-up: imports, font registration, the equation cache and the chart pool are
     # per-process costs paid once per worker; the steady state is what shards see.
     from synth.ocr1 import equations, figures

@@ -172,6 +172,64 @@ def test_markdown_parses_back_to_regions(pages):
                 assert content == ""
 
 
+@pytest.mark.parametrize("family", ["Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier"])
+def test_emphasis_is_read_back_from_the_drawn_fonts(family):
+    """Runs set in the bold/italic face come back as **run** / *run* in the markdown, read
+    from the font flags of what PyMuPDF finds drawn, across line breaks, in every family."""
+    import pymupdf
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    from synth.ocr1 import fonts
+    from synth.ocr1.content import _emphasised
+    from synth.ocr1.readback import _emphasis_markdown, word_emphasis
+
+    faces = fonts.face_set(family)
+    tokens = [f"w{i:02d}q" for i in range(80)]  # unique words, none a prefix of another
+    styles = [""] * len(tokens)
+    for seed in range(40):  # enough paragraphs for runs of every length and both faces
+        markup = _emphasised(np.random.default_rng(seed), " ".join(tokens), faces)
+        if markup.count("<font") == 2:
+            break
+    for face, run in re.findall(r'<font name="([^"]+)">([^<]+)</font>', markup):
+        first = tokens.index(run.split(" ")[0])
+        for k in range(len(run.split(" "))):
+            styles[first + k] = "bold" if face == faces["bold"] else "italic"
+    assert sum(map(bool, styles)) >= 2
+    expected, i = [], 0
+    while i < len(tokens):
+        j = i
+        while j < len(tokens) and styles[j] == styles[i]:
+            j += 1
+        mark = {"bold": "**", "italic": "*", "": ""}[styles[i]]
+        expected.append(mark + " ".join(tokens[i:j]) + mark)
+        i = j
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, invariant=1, leftMargin=72, rightMargin=300)  # narrow: many lines
+    doc.build([Paragraph(markup, ParagraphStyle("b", fontName=faces["regular"], fontSize=10, leading=13))])
+    page = pymupdf.open(stream=buf.getvalue(), filetype="pdf")[0]
+    words = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS)
+    assert len({w[3] for w in words}) > 3  # the paragraph really wraps
+    found = word_emphasis(page, words)
+    assert _emphasis_markdown([tuple(w) + (st,) for w, st in zip(words, found)], "en") == " ".join(expected)
+
+
+def test_emphasised_paragraphs_in_generated_pages():
+    on = [generate(_cfg("en", emphasis_prob=1.0), np.random.default_rng(seed)) for seed in (0, 1)]
+    marked = [r.text for s in on for r in s.regions if r.label == "text" and re.search(r"\*\*\S|\*\S", r.text)]
+    assert len(marked) >= 4
+    for s in on:  # the stored row still verifies: targets, boxes, ink
+        assert ann.check(sample_to_row("t/emph", s, ann.records(s))) == []
+        # Marks are the only difference between a text region's markdown and the page's words.
+        words = " ".join(t for t, _b in s.truth["words"])
+        for r in s.regions:
+            if r.label == "text":
+                assert re.sub(r"\*{1,3}(?=\S)|(?<=\S)\*{1,3}", "", r.text) in words
+    off = generate(_cfg("en", emphasis_prob=0.0), np.random.default_rng(0))
+    words = " ".join(t for t, _b in off.truth["words"])
+    assert all(r.text in words for r in off.regions if r.label == "text")
+
+
 def test_table_html_has_consistent_spans():
     seen_span = False
     for seed in range(40):

@@ -33,6 +33,9 @@ class Config:
     fill: body content generated relative to the page's estimated capacity (>1 fills the
       page; content that does not fit on the first page is dropped).
     scan_prob, photo_prob: probabilities of the scan and photo looks of synth.realism.
+    emphasis_prob: probability that an English body paragraph sets one or two runs of
+      words in the bold or italic face; the markdown target marks them ``**...**`` /
+      ``*...*``, read back from the font of each drawn word.
     """
 
     long_side: int = 1024
@@ -61,6 +64,7 @@ class Config:
     fill: float = 1.15
     scan_prob: float = 0.0
     photo_prob: float = 0.0
+    emphasis_prob: float = 0.3
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.
@@ -101,7 +105,7 @@ def validate(cfg: Config) -> None:
     if not 0.03 <= cfg.margin_min <= cfg.margin_max <= 0.2:
         bad("margin_min", "0.03 <= margin_min <= margin_max <= 0.2")
     for name in ("landscape_prob", "chart_prob", "title_prob", "header_prob", "footer_prob",
-                 "page_number_prob", "footnote_prob", "scan_prob", "photo_prob"):
+                 "page_number_prob", "footnote_prob", "scan_prob", "photo_prob", "emphasis_prob"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             bad(name, "a probability in [0, 1]")
     if not 1 <= cfg.chart_pool <= 10_000:

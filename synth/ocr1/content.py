@@ -106,6 +106,31 @@ def _para(text: str, style: ParagraphStyle, tag: dict[str, Any]) -> TPara:
     return p
 
 
+def _emphasised(rng: np.random.Generator, text: str, faces: dict[str, str]) -> str:
+    """Paragraph markup of ``text`` with one or two runs of 1-3 whole words in the bold or
+    italic face (whole space-separated words, so every drawn word has a single font)."""
+    words = text.split(" ")
+    styles = [""] * len(words)
+    for _ in range(int(rng.integers(1, 3))):
+        n = int(rng.integers(1, 4))
+        if len(words) <= n + 1:
+            break
+        start = int(rng.integers(0, len(words) - n))
+        if any(styles[max(0, start - 1):start + n + 1]):  # runs neither overlap nor touch
+            continue
+        style = "bold" if rng.random() < 0.6 else "italic"
+        styles[start:start + n] = [style] * n
+    out, i = [], 0
+    while i < len(words):
+        j = i
+        while j < len(words) and styles[j] == styles[i]:
+            j += 1
+        run = escape(" ".join(words[i:j]))
+        out.append(f'<font name="{faces[styles[i]]}">{run}</font>' if styles[i] else run)
+        i = j
+    return " ".join(out)
+
+
 def _sentences(rng: np.random.Generator, lang: str, lo: int, hi: int) -> str:
     return ts.paragraph(rng, lang, int(rng.integers(lo, hi + 1)))
 
@@ -135,7 +160,13 @@ class _Body:
 
     def paragraph(self) -> tuple[list, float]:
         text = _sentences(self.rng, self.lang, 2, 6)
-        return [_para(text, self.st.body, _tag("text"))], self._text_height(text, self.st.body, self.col_w)
+        height = self._text_height(text, self.st.body, self.col_w)
+        # CJK faces have no bold or italic: only English paragraphs get inline emphasis.
+        if self.lang == "en" and self.rng.random() < self.cfg.emphasis_prob:
+            p = TPara(_emphasised(self.rng, text, self.faces), self.st.body)
+            p.tag = _tag("text", emphasis=True)
+            return [p], height
+        return [_para(text, self.st.body, _tag("text"))], height
 
     def heading(self) -> tuple[list, float]:
         self.section += 1

@@ -50,11 +50,9 @@ def _union(boxes) -> tuple[float, float, float, float]:
     return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
 
 
-def _lines(words: list[tuple], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
-    """Group words (x0, y0, x1, y1, text, ...) into visual lines, top to bottom, left to right.
-
-    Returns (text, box, x0 of the first word) per line.
-    """
+def _group_lines(words: list[tuple]) -> list[list[tuple]]:
+    """Words (x0, y0, x1, y1, text, ...) grouped into visual lines, top to bottom, each
+    sorted left to right."""
     if not words:
         return []
     ws = sorted(words, key=lambda w: (w[1] + w[3]) / 2)
@@ -68,11 +66,55 @@ def _lines(words: list[tuple], lang: str) -> list[tuple[str, tuple[float, float,
             cur.append(w)
         else:
             groups.append([w])
-    out = []
     for g in groups:
         g.sort(key=lambda w: w[0])
-        out.append((_join([w[4] for w in g], lang), _union([w[:4] for w in g]), float(g[0][0])))
+    return groups
+
+
+def _lines(words: list[tuple], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
+    """Visual lines of words: (text, box, x0 of the first word) per line, in reading order."""
+    return [(_join([w[4] for w in g], lang), _union([w[:4] for w in g]), float(g[0][0])) for g in _group_lines(words)]
+
+
+_MARKS = {"bold": "**", "italic": "*", "bold_italic": "***"}
+
+
+def word_emphasis(page, words: list[tuple]) -> list[str]:
+    """Per word: "bold", "italic", "bold_italic" or "" from the font flags of the drawn
+    span under the word's centre (what the PDF drew, not what the plan asked for)."""
+    spans = [(sp["bbox"], sp["flags"]) for b in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]
+             for ln in b.get("lines", ()) for sp in ln["spans"]]
+    if not spans or not words:
+        return [""] * len(words)
+    sb = np.asarray([sp[0] for sp in spans], dtype=float)
+    flags = np.asarray([sp[1] for sp in spans])
+    wa = np.asarray([w[:4] for w in words], dtype=float)
+    cx, cy = ((wa[:, 0] + wa[:, 2]) / 2)[:, None], ((wa[:, 1] + wa[:, 3]) / 2)[:, None]
+    hit = (sb[None, :, 0] <= cx) & (cx <= sb[None, :, 2]) & (sb[None, :, 1] <= cy) & (cy <= sb[None, :, 3])
+    area = (sb[:, 2] - sb[:, 0]) * (sb[:, 3] - sb[:, 1])
+    owner = np.where(hit, area[None, :], np.inf).argmin(axis=1)
+    out = []
+    for i, found in enumerate(hit.any(axis=1).tolist()):
+        f = int(flags[owner[i]]) if found else 0
+        bold, italic = bool(f & pymupdf.TEXT_FONT_BOLD), bool(f & pymupdf.TEXT_FONT_ITALIC)
+        out.append("bold_italic" if bold and italic else "bold" if bold else "italic" if italic else "")
     return out
+
+
+def _emphasis_markdown(words: list[tuple], lang: str) -> str:
+    """A paragraph's text with runs of emphasised words (style in each word's last field)
+    wrapped in ``**``/``*``; without the marks it is exactly the plain text."""
+    flat = [w for g in _group_lines(words) for w in g]
+    parts: list[str] = []
+    i = 0
+    while i < len(flat):
+        style, j = flat[i][-1], i
+        while j < len(flat) and flat[j][-1] == style:
+            j += 1
+        text = _join([w[4] for w in flat[i:j]], lang)
+        parts.append(f"{_MARKS[style]}{text}{_MARKS[style]}" if style else text)
+        i = j
+    return _join(parts, lang)
 
 
 def _list_items(lines, numbered: bool, font_size: float, lang: str) -> tuple[list[str], list[str]]:
@@ -130,6 +172,8 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
     """Regions in reading order (boxes in points, y down) and the count of unassigned words."""
     H = float(page.rect.height)
     words = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS, sort=False)
+    if any(r["tag"].get("emphasis") for r in drawn):
+        words = [tuple(w) + (style,) for w, style in zip(words, word_emphasis(page, words))]
     order = sorted(range(len(drawn)), key=lambda i: (drawn[i]["tag"]["group"], i))
     recs = [drawn[i] for i in order]
     rects = np.asarray([[r["rect"][0], H - r["rect"][3], r["rect"][2], H - r["rect"][1]] for r in recs],
@@ -184,6 +228,8 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
             content = f"## {text}"
         elif label in ("table_caption", "image_caption"):
             content = f"<center>{text}</center>"
+        elif tag.get("emphasis"):
+            content = _emphasis_markdown(ws, lang)
         else:
             content = text
         regions.append(ReadRegion(label, box, content, text, lines, wl))

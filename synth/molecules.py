@@ -14,6 +14,7 @@ bytes depend only on the pixels.
 from __future__ import annotations
 
 import functools
+import io
 import os
 from dataclasses import dataclass
 
@@ -53,6 +54,9 @@ class Config:
     explicit_methyl_prob: probability of writing terminal methyls as CH3.
     stereo_annotation_prob: probability of printing R/S and E/Z labels.
     serif_font_prob: probability of a DejaVu Serif font instead of RDKit's default sans.
+    scan_prob, photo_prob: probabilities of synth.realism's scan and photo looks (a
+      structure scanned from or photographed in a paper); atom centres follow the warp and
+      degraded images are stored as JPEG (quality 90).
     """
 
     min_size: int = 224
@@ -72,6 +76,8 @@ class Config:
     explicit_methyl_prob: float = 0.2
     stereo_annotation_prob: float = 0.1
     serif_font_prob: float = 0.2
+    scan_prob: float = 0.0
+    photo_prob: float = 0.0
 
     def __post_init__(self) -> None:
         # Fail when a recipe is loaded, not in the middle of a shard.
@@ -88,7 +94,7 @@ def _validate(cfg: Config) -> None:
         )
     for name in ("seed_prob", "extend_prob", "stereo_remove_prob", "stereo_assign_prob", "charge_prob",
                  "explicit_h_prob", "kekule_prob", "bw_prob", "explicit_methyl_prob",
-                 "stereo_annotation_prob", "serif_font_prob"):
+                 "stereo_annotation_prob", "serif_font_prob", "scan_prob", "photo_prob"):
         v = getattr(cfg, name)
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"molecule {name}={v!r}: must be a probability in [0, 1]")
@@ -289,6 +295,12 @@ def draw(mol: Chem.Mol, cfg: Config, rng: np.random.Generator) -> tuple[bytes, i
 
     Atom centres are ``[symbol, x_bin, y_bin]`` of the heavy atoms in the stored image.
     """
+    png, w, h, atoms = _draw(mol, cfg, rng)
+    return png, w, h, [[sym, to_bin(x, w), to_bin(y, h)] for sym, x, y in atoms]
+
+
+def _draw(mol: Chem.Mol, cfg: Config, rng: np.random.Generator) -> tuple[bytes, int, int, list[list]]:
+    """:func:`draw` with atom centres in pixels: ``[symbol, x_px, y_px]``."""
     w = int(rng.integers(cfg.min_size, cfg.max_size + 1))
     h = int(rng.integers(cfg.min_size, cfg.max_size + 1))
     explicit_h = rng.random() < cfg.explicit_h_prob and mol.GetNumHeavyAtoms() <= 24
@@ -322,7 +334,7 @@ def draw(mol: Chem.Mol, cfg: Config, rng: np.random.Generator) -> tuple[bytes, i
         if atom.GetAtomicNum() == 1:
             continue
         p = drawer.GetDrawCoords(atom.GetIdx())
-        atoms.append([atom.GetSymbol(), to_bin(p.x, w), to_bin(p.y, h)])
+        atoms.append([atom.GetSymbol(), float(p.x), float(p.y)])
     return _strip_png_metadata(drawer.GetDrawingText()), w, h, atoms
 
 
@@ -351,6 +363,27 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
     """Generate one drawn molecule with its canonical SMILES as truth."""
     _validate(config)
     mol, smiles, source = choose_molecule(config, rng)
-    png, w, h, atoms = draw(mol, config, rng)
-    truth = {"smiles": smiles, "heavy_atoms": mol.GetNumHeavyAtoms(), "source": source, "atoms": atoms}
-    return Sample(family="molecule", image=png, image_format="png", width=w, height=h, truth=truth)
+    image, w, h, atoms = _draw(mol, config, rng)
+    fmt = "png"
+    scan, photo = bool(rng.random() < config.scan_prob), bool(rng.random() < config.photo_prob)
+    if scan or photo:
+        image, atoms = _degrade(image, atoms, rng, scan, photo)
+        fmt = "jpeg"
+    truth = {"smiles": smiles, "heavy_atoms": mol.GetNumHeavyAtoms(), "source": source,
+             "atoms": [[sym, to_bin(x, w), to_bin(y, h)] for sym, x, y in atoms],
+             "realism": {"scan": scan, "photo": photo}}
+    return Sample(family="molecule", image=image, image_format=fmt, width=w, height=h, truth=truth)
+
+
+def _degrade(png: bytes, atoms: list[list], rng: np.random.Generator, scan: bool,
+             photo: bool) -> tuple[bytes, list[list]]:
+    """Apply the scan/photo looks (same size out); atom centres go through the exact point map."""
+    from PIL import Image
+
+    from synth import realism
+
+    img, mapper = realism.apply(Image.open(io.BytesIO(png)).convert("RGB"), rng, scan=scan, photo=photo)
+    moved = mapper(np.asarray([[x, y] for _s, x, y in atoms], dtype=float).reshape(-1, 2))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90, subsampling=2, optimize=False, progressive=False)
+    return buf.getvalue(), [[sym, float(x), float(y)] for (sym, _x, _y), (x, y) in zip(atoms, moved)]

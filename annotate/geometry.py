@@ -16,9 +16,11 @@ from annotate.slow_perception import (  # noqa: F401  (re-exported API)
     FRAME,
     Figure,
     TargetError,
+    circle_f1,
     figure_from_truth,
     figures_match,
     format_target,
+    geometry_scores,
     line_f1,
     parse_target,
 )

@@ -415,6 +415,25 @@ def _box(s: Segment, min_thick: float) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
+def _prf(pred_boxes: list, truth_boxes: list, ious: Sequence[float]) -> dict[float, dict[str, float]]:
+    """Greedy box-IoU matching at each threshold: precision, recall and F1."""
+    out: dict[float, dict[str, float]] = {}
+    for thr in ious:
+        tp = len(greedy_match(pred_boxes, truth_boxes, thr))
+        if not pred_boxes and not truth_boxes:
+            p = r = f = 1.0
+        else:
+            p = tp / len(pred_boxes) if pred_boxes else 0.0
+            r = tp / len(truth_boxes) if truth_boxes else 0.0
+            f = 2 * p * r / (p + r) if p + r else 0.0
+        out[float(thr)] = {"precision": p, "recall": r, "f1": f}
+    return out
+
+
+def _figure(x: str | Figure) -> Figure:
+    return parse_target(x) if isinstance(x, str) else x
+
+
 def line_f1(
     pred: str | Figure,
     truth: str | Figure,
@@ -426,21 +445,37 @@ def line_f1(
     Lines are compared by the IoU of their bounding boxes and matched greedily, highest
     IoU first, each line used at most once. A box thinner than ``min_thickness`` (figure
     units) on an axis is widened to it around its centre, so that exactly horizontal or
-    vertical segments get a meaningful IoU instead of 0. Line type is not scored.
-    Strings are parsed leniently. Two empty figures score 1.0.
+    vertical segments get a meaningful IoU instead of 0. Line type is scored by
+    :func:`geometry_scores`. Strings are parsed leniently. Two empty figures score 1.0.
     """
-    p_fig = parse_target(pred) if isinstance(pred, str) else pred
-    t_fig = parse_target(truth) if isinstance(truth, str) else truth
-    pb = [_box(s, min_thickness) for s in p_fig.segments]
-    tb = [_box(s, min_thickness) for s in t_fig.segments]
-    out: dict[float, dict[str, float]] = {}
-    for thr in ious:
-        tp = len(greedy_match(pb, tb, thr))
-        if not pb and not tb:
-            p = r = f = 1.0
-        else:
-            p = tp / len(pb) if pb else 0.0
-            r = tp / len(tb) if tb else 0.0
-            f = 2 * p * r / (p + r) if p + r else 0.0
-        out[float(thr)] = {"precision": p, "recall": r, "f1": f}
-    return out
+    p_fig, t_fig = _figure(pred), _figure(truth)
+    return _prf([_box(s, min_thickness) for s in p_fig.segments],
+                [_box(s, min_thickness) for s in t_fig.segments], ious)
+
+
+def _circle_box(c: Circle) -> tuple[float, float, float, float]:
+    x, y = c.center
+    return x - c.radius, y - c.radius, x + c.radius, y + c.radius
+
+
+def circle_f1(pred: str | Figure, truth: str | Figure,
+              ious: Sequence[float] = (0.75, 0.9)) -> dict[float, dict[str, float]]:
+    """Circle precision/recall/F1, scored like lines: each circle becomes its bounding
+    square, matched greedily by IoU (a centre 10 % of the radius off, or a radius 10 %
+    off, still passes 0.75). Centre labels are not scored. Two circle-free figures score 1.0."""
+    return _prf([_circle_box(c) for c in _figure(pred).circles],
+                [_circle_box(c) for c in _figure(truth).circles], ious)
+
+
+def geometry_scores(pred: str | Figure, truth: str | Figure,
+                    ious: Sequence[float] = (0.75, 0.9)) -> dict[str, Any]:
+    """Everything a geometry prediction is scored on: ``lines`` (:func:`line_f1`), ``circles``
+    (:func:`circle_f1`), and ``line_type_accuracy``, the share of lines matched at the
+    lowest threshold whose type (solid or dashed) agrees (1.0 when nothing matched)."""
+    p_fig, t_fig = _figure(pred), _figure(truth)
+    pb = [_box(s, MIN_BOX_THICKNESS) for s in p_fig.segments]
+    tb = [_box(s, MIN_BOX_THICKNESS) for s in t_fig.segments]
+    pairs = greedy_match(pb, tb, min(ious))
+    same = [p_fig.segments[i].dashed == t_fig.segments[j].dashed for i, j, _iou in pairs]
+    return {"lines": _prf(pb, tb, ious), "circles": circle_f1(p_fig, t_fig, ious),
+            "line_type_accuracy": sum(same) / len(same) if same else 1.0}

@@ -65,7 +65,9 @@ def test_evaluate_scores_every_family_as_the_predictions_dictate(mixed, monkeypa
     assert fam["molecule"]["exact"] == pytest.approx((n_mol - 1) / n_mol)
     assert fam["molecule"]["tanimoto"] < 1.0
     assert fam["geometry"]["n"] == len(fams["geometry"])
-    assert fam["geometry"]["0.75.f1"] == fam["geometry"]["0.9.f1"] == 1.0
+    geo = fam["geometry"]
+    assert geo["lines.0.75.f1"] == geo["lines.0.9.f1"] == geo["circles.0.9.f1"] == 1.0
+    assert geo["line_type_accuracy"] == 1.0
     # Text-like families (OCR 1.0 pages, vision captions/grounding, text-only) are exact.
     assert report["text"]["precision"] == 1.0 and report["text"]["edit_distance"] == 0.0
     assert report["grounding"]["n"] > 0 and report["grounding"]["mean_iou"] == 1.0

@@ -16,12 +16,14 @@ from shapely.geometry import Point as SPoint
 from annotate import geometry as A
 from annotate import prompts
 from annotate.slow_perception import (
+    Circle,
     Figure,
     Segment,
     TargetError,
     figure_from_truth,
     format_target,
     gaze_points,
+    geometry_scores,
     line_f1,
     merge_segments,
     parse_target,
@@ -277,6 +279,30 @@ def test_line_f1_identical_is_perfect(samples):
         t = A.records(s)[0].target
         for thr, m in line_f1(t, t).items():
             assert m == {"precision": 1.0, "recall": 1.0, "f1": 1.0}, thr
+
+
+def test_geometry_scores_circles_and_line_types(samples):
+    with_circle = [s for s in samples if s.truth["circles"]]
+    assert with_circle
+    t = parse_target(A.records(with_circle[0])[0].target)
+    assert t.circles
+    perfect = geometry_scores(t, t)
+    assert perfect["circles"][0.9]["f1"] == perfect["lines"][0.9]["f1"] == perfect["line_type_accuracy"] == 1.0
+    c = t.circles[0]
+    # A radius 10 % off still matches at IoU 0.75 (0.83) but not at 0.9; 30 % off matches neither.
+    near = Figure(t.segments, (Circle(c.center, c.radius * 1.1, c.label),) + t.circles[1:], t.points)
+    far = Figure(t.segments, (Circle(c.center, c.radius * 1.3, c.label),) + t.circles[1:], t.points)
+    n = len(t.circles)
+    assert geometry_scores(near, t)["circles"][0.75]["f1"] == 1.0
+    assert geometry_scores(near, t)["circles"][0.9]["recall"] == pytest.approx((n - 1) / n)
+    assert geometry_scores(far, t)["circles"][0.75]["recall"] == pytest.approx((n - 1) / n)
+    assert geometry_scores(Figure(t.segments, (), t.points), t)["circles"][0.75]["f1"] == 0.0
+    # Flipping one line's type (solid <-> dashed) costs exactly that line in line-type accuracy.
+    segs = list(t.segments)
+    segs[0] = Segment(segs[0].start, segs[0].end, not segs[0].dashed)
+    flipped = geometry_scores(Figure(tuple(segs), t.circles, t.points), t)
+    assert flipped["lines"][0.9]["f1"] == 1.0
+    assert flipped["line_type_accuracy"] == pytest.approx(1 - 1 / len(segs))
 
 
 def test_line_f1_axis_aligned_and_partial():

@@ -31,7 +31,7 @@ from train.metrics import Item, grounding_scores, normalized_edit_distance, pars
 FAMILY_SCORERS = {
     "chart": ("annotate.charts", "score_tables"),
     "molecule": ("annotate.molecules", "score_smiles"),
-    "geometry": ("annotate.geometry", "line_f1"),
+    "geometry": ("annotate.geometry", "geometry_scores"),
 }
 
 

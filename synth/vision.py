@@ -69,6 +69,9 @@ class Config:
     background_weights: relative weights of background styles "plain", "gradient", "noise".
     dark_background_prob: probability of a dark background (otherwise light).
     max_queries: most grounding queries per scene (at least one is always made).
+    negative_prob: probability of one more query for something the scene does not hold (a
+      shape or icon kind in a colour no object has): its target lists no box, so a model
+      learns to answer an absent object with an empty list instead of a guess.
     jpeg_quality: JPEG quality of the stored image (1-95).
     """
 
@@ -85,6 +88,7 @@ class Config:
     )
     dark_background_prob: float = 0.2
     max_queries: int = 3
+    negative_prob: float = 0.2
     jpeg_quality: int = JPEG_QUALITY
 
     def __post_init__(self) -> None:
@@ -102,7 +106,7 @@ def _validate(cfg: Config) -> dict[str, float]:
         raise ValueError(f"vision objects: need 1 <= min_objects <= max_objects, got {cfg.min_objects}, {cfg.max_objects}")
     if not 0.0 < cfg.min_visible <= 1.0:
         raise ValueError(f"vision min_visible={cfg.min_visible!r}: must be in (0, 1]")
-    for name in ("word_prob", "icon_prob", "dark_background_prob"):
+    for name in ("word_prob", "icon_prob", "dark_background_prob", "negative_prob"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"vision {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
     if cfg.max_queries < 1 or cfg.placement_attempts < 1:
@@ -464,6 +468,18 @@ def _queries(objs: list[dict], max_queries: int, rng: np.random.Generator) -> li
     return out
 
 
+def _negative_query(objs: list[dict], colours: list[str], rng: np.random.Generator) -> dict | None:
+    """A query for a shape or icon in a colour that no object of that kind has (None if
+    every pair is taken); the colour is one that could have been drawn on this background."""
+    kinds = list(SHAPES) + list(ICONS)
+    free = [(k, c) for k in kinds for c in colours if not any(matches(o, {"kind": k, "colour": c}) for o in objs)]
+    if not free:
+        return None
+    kind, colour = free[int(rng.integers(len(free)))]
+    attrs = {"kind": kind, "colour": colour}
+    return {"ref": _phrase(attrs), "attrs": attrs, "objects": []}
+
+
 def _contrasting(bg: np.ndarray) -> list[str]:
     return [n for n, c in COLOURS.items() if float(np.linalg.norm(np.asarray(c, float) - bg)) >= _MIN_CONTRAST]
 
@@ -509,10 +525,15 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
         regions.append(Region(label=_phrase(attrs), box=box, text=o.word))
 
     background = ("dark " if dark else "light ") + {"plain": "plain", "gradient": "gradient", "noise": "textured"}[style]
+    queries = _queries(truth_objs, config.max_queries, rng) if truth_objs else []
+    if rng.random() < config.negative_prob:
+        neg = _negative_query(truth_objs, colours, rng)
+        if neg is not None:
+            queries.append(neg)
     truth = {
         "background": background,
         "objects": truth_objs,
-        "queries": _queries(truth_objs, config.max_queries, rng) if truth_objs else [],
+        "queries": queries,
         "caption": _caption(truth_objs, background, rng) if truth_objs else f"An empty {background} background.",
     }
     out = io.BytesIO()

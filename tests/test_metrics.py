@@ -89,3 +89,12 @@ def test_edit_distance_is_fast_on_a_page():
     a = "".join(rng.choice(list("abcdefgh "), 2000))
     b = a[:1000] + "xyz" + a[1003:]
     assert edit_distance(a, b) == 3
+
+
+def test_grounding_scores_reward_an_empty_answer_to_an_absent_object():
+    empty = grounding_scores([], [])
+    assert empty["box_f1"] == empty["mean_iou"] == empty["label_accuracy"] == 1.0
+    guessed = grounding_scores([Item("the blue star", (10, 10, 50, 50))], [])
+    assert guessed["box_precision"] == 0.0 and guessed["mean_iou"] == 0.0
+    missed = grounding_scores([], [Item("the red circle", (10, 10, 50, 50))])
+    assert missed["box_recall"] == 0.0 and missed["mean_iou"] == 0.0

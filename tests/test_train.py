@@ -218,7 +218,8 @@ def test_generation_reproduces_an_overfitted_sample(tmp_path):
     from train.metrics import parse_grounded
 
     # One generated scene with exactly one grounding query: its target is a real box.
-    data = generate_shards(tmp_path / "one", shards=1, rows_per_shard=1, seed=5, vision={"max_queries": 1},
+    data = generate_shards(tmp_path / "one", shards=1, rows_per_shard=1, seed=5,
+                           vision={"max_queries": 1, "negative_prob": 0.0},
                            text_weight=0.0)
     ss = ShardSet([str(data)])
     row = ss.row(0, 0)

@@ -87,6 +87,33 @@ def test_check_catches_wrong_targets(rows):
     assert ann.check(bad_region)
 
 
+def test_queries_about_absent_objects_list_no_box():
+    cfg = gen.Config(negative_prob=1.0)
+    seen = 0
+    for seed in range(8):
+        row = _row(seed, cfg)
+        truth = row_truth(row)
+        negatives = [q for q in truth["queries"] if not q["objects"]]
+        assert len(negatives) == 1
+        q = negatives[0]
+        assert not any(gen.matches(o, q["attrs"]) for o in truth["objects"])  # really absent
+        rec = next(r for r in row["records"] if r["prompt"] == prompts.locate(q["ref"]))
+        assert ann.parse_det(rec["target"]) == (q["ref"], [])
+        assert ann.check(row) == []
+        # Answering the absent object with a box is caught; so is a present object with none.
+        some_box = truth["objects"][0]["box"]
+        faked = dict(row, records=[dict(r, target=prompts.det(q["ref"], [some_box])) if r is rec else r
+                                   for r in row["records"]])
+        assert any("boxes" in p for p in ann.check(faked))
+        pos = next(r for r in row["records"] if r["task"] == prompts.TASK_VISION_GROUND and r is not rec)
+        emptied = dict(row, records=[dict(r, target=prompts.det(ann.parse_det(r["target"])[0], [])) if r is pos else r
+                                     for r in row["records"]])
+        assert ann.check(emptied)
+        seen += 1
+    assert seen == 8
+    assert not any(not q["objects"] for s in range(8) for q in row_truth(_row(s, gen.Config(negative_prob=0.0)))["queries"])
+
+
 def test_parse_det_roundtrip():
     target = prompts.det("the red circle", [[1, 2, 30, 40], [5, 6, 70, 80]])
     assert ann.parse_det(target) == ("the red circle", [[1, 2, 30, 40], [5, 6, 70, 80]])

@@ -100,7 +100,8 @@ def grounding_scores(pred: Sequence[Item], ref: Sequence[Item], iou_threshold: f
     """Box precision/recall at the IoU threshold, mean IoU of matches, label accuracy.
 
     Matching ignores labels; label accuracy is the share of matched pairs whose labels
-    agree (1.0 when nothing matched and nothing was expected, else 0 with no matches).
+    agree. With no match, mean IoU and label accuracy are 1.0 when nothing was expected and
+    nothing predicted (a correctly empty answer), else 0.
     """
     matches = match_boxes([p.box for p in pred], [r.box for r in ref], iou_threshold)
     prf = _prf(len(matches), len(pred), len(ref))
@@ -108,8 +109,8 @@ def grounding_scores(pred: Sequence[Item], ref: Sequence[Item], iou_threshold: f
         mean_iou = float(np.mean([m[2] for m in matches]))
         label_acc = sum(pred[i].label == ref[j].label for i, j, _ in matches) / len(matches)
     else:
-        mean_iou = 0.0
-        label_acc = 1.0 if not ref and not pred else 0.0
+        # Nothing expected and nothing predicted (a query about an absent object) is right.
+        mean_iou = label_acc = 1.0 if not ref and not pred else 0.0
     return {"box_precision": prf.precision, "box_recall": prf.recall, "box_f1": prf.f1,
             "mean_iou": mean_iou, "label_accuracy": label_acc, "n_pred": len(pred), "n_ref": len(ref),
             "n_matched": len(matches)}

@@ -526,7 +526,8 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
 
     background = ("dark " if dark else "light ") + {"plain": "plain", "gradient": "gradient", "noise": "textured"}[style]
     queries = _queries(truth_objs, config.max_queries, rng) if truth_objs else []
-    if rng.random() < config.negative_prob:
+    # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+    if config.negative_prob > 0 and rng.random() < config.negative_prob:
         neg = _negative_query(truth_objs, colours, rng)
         if neg is not None:
             queries.append(neg)

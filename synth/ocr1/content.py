@@ -162,7 +162,8 @@ class _Body:
         text = _sentences(self.rng, self.lang, 2, 6)
         height = self._text_height(text, self.st.body, self.col_w)
         # CJK faces have no bold or italic: only English paragraphs get inline emphasis.
-        if self.lang == "en" and self.rng.random() < self.cfg.emphasis_prob:
+        # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+        if self.lang == "en" and self.cfg.emphasis_prob > 0 and self.rng.random() < self.cfg.emphasis_prob:
             p = TPara(_emphasised(self.rng, text, self.faces), self.st.body)
             p.tag = _tag("text", emphasis=True)
             return [p], height

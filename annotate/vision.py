@@ -22,7 +22,7 @@ from annotate import prompts
 from annotate.coords import bins_to_box, valid_bin_box
 from synth.rows import row_image, row_image_problems, row_truth
 from synth.sample import Record, Sample
-from synth.vision import matches
+from synth.vision import query_objects
 
 _DET = re.compile(r"^<\|ref\|>(?P<ref>.*?)<\|/ref\|><\|det\|>(?P<boxes>\[.*\])<\|/det\|>$", re.S)
 _BOX = re.compile(r"\[(\d+), (\d+), (\d+), (\d+)\]")
@@ -58,9 +58,9 @@ def check(row: dict[str, Any]) -> list[str]:
     """Problems in a stored vision row (empty when sound).
 
     Region boxes must be valid bins and equal the truth objects' boxes; each grounding
-    target must name its prompt's ref and list exactly the boxes of the objects whose
-    attributes match the query (none for a query about an absent object); a caption must
-    be present and name every object's kind.
+    target must name its prompt's ref and list exactly the boxes of the objects the query
+    denotes, recomputed from the objects' attributes and boxes (none for a query about an
+    absent object); a caption must be present and name every object's kind.
     """
     problems: list[str] = []
     truth = row_truth(row)
@@ -109,7 +109,7 @@ def _check_grounding(rec: dict, queries: dict[str, dict], objs: list[dict]) -> l
     q = queries.get(ref)
     if q is None:
         return [f"grounding ref {ref!r} is not among truth queries"]
-    expected = [objs[i]["box"] for i, o in enumerate(objs) if matches(o, q["attrs"])]
+    expected = [objs[i]["box"] for i in query_objects(objs, q)]
     if [list(b) for b in boxes] != [list(b) for b in expected]:
         return [f"grounding {ref!r}: boxes {boxes} but the matching objects' boxes are {expected}"]
     return []

@@ -69,6 +69,10 @@ class Config:
     background_weights: relative weights of background styles "plain", "gradient", "noise".
     dark_background_prob: probability of a dark background (otherwise light).
     max_queries: most grounding queries per scene (at least one is always made).
+    relation_prob: probability of one more query relating two objects ("the circle left
+      of the red star"): the anchor is the only object of its kind and colour, and the
+      target lists every object of the named kind whose box centre lies wholly beyond the
+      anchor's box on that side (see :func:`relation_holds`).
     negative_prob: probability of one more query for something the scene does not hold (a
       shape or icon kind in a colour no object has): its target lists no box, so a model
       learns to answer an absent object with an empty list instead of a guess.
@@ -88,6 +92,7 @@ class Config:
     )
     dark_background_prob: float = 0.2
     max_queries: int = 3
+    relation_prob: float = 0.3
     negative_prob: float = 0.2
     jpeg_quality: int = JPEG_QUALITY
 
@@ -106,7 +111,7 @@ def _validate(cfg: Config) -> dict[str, float]:
         raise ValueError(f"vision objects: need 1 <= min_objects <= max_objects, got {cfg.min_objects}, {cfg.max_objects}")
     if not 0.0 < cfg.min_visible <= 1.0:
         raise ValueError(f"vision min_visible={cfg.min_visible!r}: must be in (0, 1]")
-    for name in ("word_prob", "icon_prob", "dark_background_prob", "negative_prob"):
+    for name in ("word_prob", "icon_prob", "dark_background_prob", "relation_prob", "negative_prob"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"vision {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
     if cfg.max_queries < 1 or cfg.placement_attempts < 1:
@@ -468,6 +473,54 @@ def _queries(objs: list[dict], max_queries: int, rng: np.random.Generator) -> li
     return out
 
 
+RELATIONS = ("left of", "right of", "above", "below")
+
+
+def relation_holds(obj: dict, anchor: dict, relation: str) -> bool:
+    """Whether ``obj``'s box centre lies beyond ``anchor``'s box on the relation's side
+    (strictly past the anchor's edge, so objects overlapping it on that axis never count)."""
+    ox, oy = (obj["box"][0] + obj["box"][2]) / 2, (obj["box"][1] + obj["box"][3]) / 2
+    ax0, ay0, ax1, ay1 = anchor["box"]
+    return {"left of": ox < ax0, "right of": ox > ax1, "above": oy < ay0, "below": oy > ay1}[relation]
+
+
+def query_objects(objs: list[dict], query: dict) -> list[int]:
+    """Indices of the objects a query denotes: attribute matches, then the relation to its
+    anchor (the one object matching ``query["relation"]["anchor"]``) if it has one."""
+    hits = [i for i, o in enumerate(objs) if matches(o, query["attrs"])]
+    rel = query.get("relation")
+    if rel is None:
+        return hits
+    anchors = [i for i, o in enumerate(objs) if matches(o, rel["anchor"])]
+    if len(anchors) != 1:
+        return []
+    a = anchors[0]
+    return [i for i in hits if i != a and relation_holds(objs[i], objs[a], rel["rel"])]
+
+
+def _relation_query(objs: list[dict], rng: np.random.Generator) -> dict | None:
+    """A query relating objects of one kind to a unique anchor, e.g. 'the circle left of
+    the red star' (None when no such query denotes at least one object)."""
+    cands = []
+    for a, anchor in enumerate(objs):
+        if anchor["kind"] == WORD:
+            continue
+        anchor_attrs = {"kind": anchor["kind"], "colour": anchor["colour"]}
+        if sum(matches(o, anchor_attrs) for o in objs) != 1:
+            continue
+        for kind in sorted({o["kind"] for i, o in enumerate(objs) if i != a and o["kind"] != WORD}):
+            for rel in RELATIONS:
+                q = {"attrs": {"kind": kind}, "relation": {"rel": rel, "anchor": anchor_attrs}}
+                found = query_objects(objs, q)
+                if found:
+                    q["ref"] = f"{_phrase(q['attrs'])} {rel} {_phrase(anchor_attrs)}"
+                    q["objects"] = found
+                    cands.append(q)
+    if not cands:
+        return None
+    return cands[int(rng.integers(len(cands)))]
+
+
 def _negative_query(objs: list[dict], colours: list[str], rng: np.random.Generator) -> dict | None:
     """A query for a shape or icon in a colour that no object of that kind has (None if
     every pair is taken); the colour is one that could have been drawn on this background."""
@@ -526,7 +579,11 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
 
     background = ("dark " if dark else "light ") + {"plain": "plain", "gradient": "gradient", "noise": "textured"}[style]
     queries = _queries(truth_objs, config.max_queries, rng) if truth_objs else []
-    # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+    # Switched off, an option draws nothing: such recipes keep their earlier bytes.
+    if config.relation_prob > 0 and rng.random() < config.relation_prob:
+        rel = _relation_query(truth_objs, rng)
+        if rel is not None and rel["ref"] not in {q["ref"] for q in queries}:
+            queries.append(rel)
     if config.negative_prob > 0 and rng.random() < config.negative_prob:
         neg = _negative_query(truth_objs, colours, rng)
         if neg is not None:

@@ -219,7 +219,7 @@ def test_generation_reproduces_an_overfitted_sample(tmp_path):
 
     # One generated scene with exactly one grounding query: its target is a real box.
     data = generate_shards(tmp_path / "one", shards=1, rows_per_shard=1, seed=5,
-                           vision={"max_queries": 1, "negative_prob": 0.0},
+                           vision={"max_queries": 1, "negative_prob": 0.0, "relation_prob": 0.0},
                            text_weight=0.0)
     ss = ShardSet([str(data)])
     row = ss.row(0, 0)

@@ -62,9 +62,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """12 real rows (vision scenes + text-only passages) from the project's runner."""
-    # GLOBAL names rows of exactly this data; negative queries would add records and shift them.
+    # GLOBAL names rows of exactly this data; relational and negative queries would add records.
     return generate_shards(tmp_path_factory.mktemp("ddp") / "ds", shards=1, rows_per_shard=12,
-                           vision={"negative_prob": 0.0})
+                           vision={"negative_prob": 0.0, "relation_prob": 0.0})
 
 
 @pytest.mark.slow

@@ -68,6 +68,8 @@ def test_grounding_lists_every_matching_object():
         row = _row(seed, cfg)
         truth = row_truth(row)
         for q in truth["queries"]:
+            if "relation" in q:  # relational queries: test_relational_queries_follow_the_boxes
+                continue
             expected = [i for i, o in enumerate(truth["objects"]) if gen.matches(o, q["attrs"])]
             assert q["objects"] == expected
             multi += len(expected) > 1
@@ -85,6 +87,45 @@ def test_check_catches_wrong_targets(rows):
         assert ann.check(broken), bad
     bad_region = dict(row, regions=[dict(row["regions"][0], box=[500, 10, 400, 20])] + row["regions"][1:])
     assert ann.check(bad_region)
+
+
+def test_relational_queries_follow_the_boxes():
+    """'the circle left of the red star': the anchor is unique, and the targets are exactly
+    the objects of that kind whose box centre lies wholly past the anchor's box on that
+    side, recomputed here from the stored boxes."""
+    cfg = gen.Config(min_objects=5, max_objects=8, relation_prob=1.0, negative_prob=0.0)
+    side = {"left of": lambda c, a: c[0] < a[0], "right of": lambda c, a: c[0] > a[2],
+            "above": lambda c, a: c[1] < a[1], "below": lambda c, a: c[1] > a[3]}
+    found = set()
+    for seed in range(12):
+        row = _row(seed, cfg)
+        truth = row_truth(row)
+        objs = truth["objects"]
+        for q in (q for q in truth["queries"] if "relation" in q):
+            rel, anchor_attrs = q["relation"]["rel"], q["relation"]["anchor"]
+            anchors = [i for i, o in enumerate(objs) if gen.matches(o, anchor_attrs)]
+            assert len(anchors) == 1, q["ref"]
+            a = objs[anchors[0]]["box"]
+            want = [i for i, o in enumerate(objs) if i != anchors[0] and o["kind"] == q["attrs"]["kind"]
+                    and side[rel](((o["box"][0] + o["box"][2]) / 2, (o["box"][1] + o["box"][3]) / 2), a)]
+            assert q["objects"] == want and want, q["ref"]
+            assert q["ref"] == f"the {q['attrs']['kind']} {rel} the {anchor_attrs['colour']} {anchor_attrs['kind']}"
+            rec = next(r for r in row["records"] if r["prompt"] == prompts.locate(q["ref"]))
+            assert ann.parse_det(rec["target"]) == (q["ref"], [objs[i]["box"] for i in want])
+            found.add(rel)
+            # The same boxes under the opposite relation are caught.
+            opposite = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}[rel]
+            flipped_q = dict(q, relation={"rel": opposite, "anchor": anchor_attrs})
+            assert gen.query_objects(objs, flipped_q) != want
+            # A target that lists every object of the kind, ignoring the relation, is caught
+            # whenever that differs.
+            every = [o["box"] for o in objs if o["kind"] == q["attrs"]["kind"]]
+            if len(every) != len(want):
+                bad = dict(row, records=[dict(r, target=prompts.det(q["ref"], every)) if r is rec else r
+                                         for r in row["records"]])
+                assert ann.check(bad)
+        assert ann.check(row) == []
+    assert found == set(gen.RELATIONS)
 
 
 def test_queries_about_absent_objects_list_no_box():

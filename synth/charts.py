@@ -16,6 +16,7 @@ import numpy as np
 from synth.charts_data import KINDS, PIE_KINDS, ChartData, random_data
 from synth.charts_render import render_png
 from synth.charts_style import Style, random_style
+from synth.config_checks import bad_probability
 from synth.sample import Sample
 
 
@@ -65,10 +66,9 @@ def validate(config: Config) -> None:
         raise ValueError(f"chart.kinds has unknown kinds {unknown}; valid: {', '.join(KINDS)}")
     if any(w < 0 for w in config.kinds.values()) or sum(config.kinds.values()) <= 0:
         raise ValueError(f"chart.kinds weights must be >= 0 with a positive sum, got {config.kinds}")
-    for name in ("zh_prob", "value_label_prob", "title_prob", "negative_prob"):
-        v = getattr(config, name)
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"chart.{name} must be in [0, 1], got {v}")
+    name = bad_probability(config)
+    if name:
+        raise ValueError(f"chart.{name} must be in [0, 1], got {getattr(config, name)}")
     if not 2 <= config.min_categories <= config.max_categories:
         raise ValueError(f"chart.min_categories/max_categories must satisfy 2 <= min <= max, "
                          f"got {config.min_categories}, {config.max_categories}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from annotate.slow_perception import FRAME, Circle, Figure, Point, Segment, figure_to_truth, merge_segments, rnd, rnd_xy
+from synth.config_checks import bad_probability
 from synth.geometry_construct import BUILDERS, Builder
 from synth.geometry_draw import Style, Transform, content_bbox, draw_figure, label_box_px, place_labels
 from synth.sample import Sample
@@ -82,10 +83,9 @@ def validate(cfg: Config) -> None:
                          f"0 < extent_min <= extent_max <= {2 * FRAME - 6} (room for labels inside -15..15)")
     if cfg.window < cfg.extent_max + 6:
         raise ValueError(f"window={cfg.window}: must be at least extent_max + 6 = {cfg.extent_max + 6} so labels fit")
-    for name in ("shift_prob", "dashed_fraction", "italic_prob", "dot_prob"):
-        v = getattr(cfg, name)
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name}={v}: must be a probability in [0, 1]")
+    name = bad_probability(cfg, also=("dashed_fraction",))
+    if name:
+        raise ValueError(f"{name}={getattr(cfg, name)}: must be a probability in [0, 1]")
     if not 0 < cfg.line_width_min <= cfg.line_width_max:
         raise ValueError(f"line_width_min={cfg.line_width_min}, line_width_max={cfg.line_width_max}: need 0 < min <= max")
     if not 4 <= cfg.font_px_min <= cfg.font_px_max:

@@ -24,6 +24,7 @@ from rdkit.Chem import BRICS
 from rdkit.Chem.Draw import rdMolDraw2D
 
 from annotate.coords import to_bin
+from synth.config_checks import bad_probability
 from synth.molecule_seeds import SEEDS
 from synth.sample import Sample
 
@@ -92,12 +93,9 @@ def _validate(cfg: Config) -> None:
             f"molecule heavy atoms: need 1 <= min_heavy_atoms <= max_heavy_atoms, got "
             f"{cfg.min_heavy_atoms}, {cfg.max_heavy_atoms}"
         )
-    for name in ("seed_prob", "extend_prob", "stereo_remove_prob", "stereo_assign_prob", "charge_prob",
-                 "explicit_h_prob", "kekule_prob", "bw_prob", "explicit_methyl_prob",
-                 "stereo_annotation_prob", "serif_font_prob", "scan_prob", "photo_prob"):
-        v = getattr(cfg, name)
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"molecule {name}={v!r}: must be a probability in [0, 1]")
+    name = bad_probability(cfg)
+    if name:
+        raise ValueError(f"molecule {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
 
 
 # ---------------------------------------------------------------- fragments (cached)

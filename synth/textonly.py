@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth import text_sources
+from synth.config_checks import bad_probability
 from synth.sample import Sample
 
 
@@ -43,9 +44,9 @@ class Config:
 
 
 def _validate(cfg: Config) -> None:
-    for name in ("zh_prob", "markdown_prob"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            raise ValueError(f"text {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
+    name = bad_probability(cfg)
+    if name:
+        raise ValueError(f"text {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
     if not 1 <= cfg.min_paragraphs <= cfg.max_paragraphs:
         raise ValueError(f"text paragraphs: need 1 <= min_paragraphs <= max_paragraphs, got {cfg.min_paragraphs}, {cfg.max_paragraphs}")
     if not 1 <= cfg.min_sentences <= cfg.max_sentences:

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from annotate.coords import box_to_bins
 from synth import text_sources
+from synth.config_checks import bad_probability
 from synth.sample import Region, Sample
 
 JPEG_QUALITY = 90
@@ -111,9 +112,9 @@ def _validate(cfg: Config) -> dict[str, float]:
         raise ValueError(f"vision objects: need 1 <= min_objects <= max_objects, got {cfg.min_objects}, {cfg.max_objects}")
     if not 0.0 < cfg.min_visible <= 1.0:
         raise ValueError(f"vision min_visible={cfg.min_visible!r}: must be in (0, 1]")
-    for name in ("word_prob", "icon_prob", "dark_background_prob", "relation_prob", "negative_prob"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            raise ValueError(f"vision {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
+    name = bad_probability(cfg)
+    if name:
+        raise ValueError(f"vision {name}={getattr(cfg, name)!r}: must be a probability in [0, 1]")
     if cfg.max_queries < 1 or cfg.placement_attempts < 1:
         raise ValueError(f"vision max_queries={cfg.max_queries}, placement_attempts={cfg.placement_attempts}: both must be >= 1")
     if not 1 <= cfg.jpeg_quality <= 95:

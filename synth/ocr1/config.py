@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from synth.config_checks import bad_probability
+
 
 @dataclass
 class Config:
@@ -104,10 +106,9 @@ def validate(cfg: Config) -> None:
         bad("font_size_min", "4 <= font_size_min <= font_size_max <= 24")
     if not 0.03 <= cfg.margin_min <= cfg.margin_max <= 0.2:
         bad("margin_min", "0.03 <= margin_min <= margin_max <= 0.2")
-    for name in ("landscape_prob", "chart_prob", "title_prob", "header_prob", "footer_prob",
-                 "page_number_prob", "footnote_prob", "scan_prob", "photo_prob", "emphasis_prob"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            bad(name, "a probability in [0, 1]")
+    name = bad_probability(cfg)
+    if name:
+        bad(name, "a probability in [0, 1]")
     if not 1 <= cfg.chart_pool <= 10_000:
         bad("chart_pool", "an int in 1..10000")
     if not 0.3 <= cfg.fill <= 3.0:

@@ -120,8 +120,12 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
-    """Validate ``values`` against a family's Config dataclass and build it."""
+def check_options(config_cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` checked against a Config dataclass's fields (known name, type, not
+    negative) and ready to pass to it (ints given for float fields become floats).
+
+    Raises RecipeError naming ``where``, the key and the value, and what would be valid.
+    """
     if not isinstance(values, dict):
         raise RecipeError(f"{where}: expected a mapping of config options, got {type(values).__name__} {values!r}")
     hints = typing.get_type_hints(config_cls)
@@ -136,7 +140,12 @@ def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
             raise RecipeError(f"{where}.{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise RecipeError(f"{where}.{key}: must not be negative, got {value!r}")
-    kwargs = {k: (float(v) if hints[k] is float and isinstance(v, int) else v) for k, v in values.items()}
+    return {k: (float(v) if hints[k] is float and isinstance(v, int) else v) for k, v in values.items()}
+
+
+def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
+    """Validate ``values`` against a family's Config dataclass and build it."""
+    kwargs = check_options(config_cls, values, where)
     try:
         cfg = config_cls(**kwargs)
     except (TypeError, ValueError) as exc:

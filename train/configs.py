@@ -9,9 +9,7 @@ config in the same shape, so a run can be rebuilt exactly. The defaults of
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -238,25 +236,6 @@ def get_config(name: str) -> ModelConfig:
 _SECTIONS = {"encoder": EncoderConfig, "decoder": DecoderConfig, "stage1_decoder": DecoderConfig}
 
 
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    """``value`` checked against a field type (int, float, bool, str, list[int])."""
-    origin = typing.get_origin(typ)
-    if origin is list:
-        (item,) = typing.get_args(typ)
-        if not isinstance(value, list):
-            raise ValueError(f"{where} = {value!r}: expected a list of {item.__name__}")
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[typ]
-    if not ok:
-        raise ValueError(f"{where} = {value!r}: expected {typ.__name__}")
-    return float(value) if typ is float else value
-
-
 def config_from_dict(data: dict[str, Any], source: str = "config") -> ModelConfig:
     """A ModelConfig from a mapping: ``base`` (a named config, default ``paper``), an optional
     ``name``, and ``encoder`` / ``decoder`` / ``stage1_decoder`` mappings of fields to override.
@@ -273,18 +252,12 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> ModelConfi
     base_name = data.get("base", "paper")
     if base_name not in _CONFIGS:
         raise ValueError(f"{source}: base = {base_name!r}: valid names are {sorted(_CONFIGS)}")
+    from synth.recipe import check_options  # the recipe loader's field checks, shared
+
     base = get_config(base_name)
     sections = {}
     for key, cls in _SECTIONS.items():
-        over = data.get(key) or {}
-        if not isinstance(over, dict):
-            raise ValueError(f"{source}: {key} = {over!r}: expected a mapping of {cls.__name__} fields")
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
-        bad = sorted(set(over) - set(names))
-        if bad:
-            raise ValueError(f"{source}: {key}.{bad[0]} is not a {cls.__name__} field; valid fields are {', '.join(names)}")
-        values = {k: _coerce(v, hints[k], f"{source}: {key}.{k}") for k, v in over.items()}
+        values = check_options(cls, data.get(key) or {}, f"{source}: {key}")
         try:
             sections[key] = replace(getattr(base, key), **values)
         except ValueError as err:  # __post_init__'s own checks

@@ -182,7 +182,7 @@ def test_emphasis_is_read_back_from_the_drawn_fonts(family):
 
     from synth.ocr1 import fonts
     from synth.ocr1.content import _emphasised
-    from synth.ocr1.readback import _emphasis_markdown, word_emphasis
+    from synth.ocr1.readback import _emphasis_markdown, _group_lines, word_emphasis
 
     faces = fonts.face_set(family)
     tokens = [f"w{i:02d}q" for i in range(80)]  # unique words, none a prefix of another
@@ -211,7 +211,8 @@ def test_emphasis_is_read_back_from_the_drawn_fonts(family):
     words = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS)
     assert len({w[3] for w in words}) > 3  # the paragraph really wraps
     found = word_emphasis(page, words)
-    assert _emphasis_markdown([tuple(w) + (st,) for w, st in zip(words, found)], "en") == " ".join(expected)
+    styled = [tuple(w) + (st,) for w, st in zip(words, found)]
+    assert _emphasis_markdown(_group_lines(styled), "en") == " ".join(expected)
 
 
 def test_emphasised_paragraphs_in_generated_pages():

@@ -71,9 +71,14 @@ def _group_lines(words: list[tuple]) -> list[list[tuple]]:
     return groups
 
 
+def _line_texts(groups: list[list[tuple]], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
+    """(text, box, x0 of the first word) of each visual line of :func:`_group_lines`."""
+    return [(_join([w[4] for w in g], lang), _union([w[:4] for w in g]), float(g[0][0])) for g in groups]
+
+
 def _lines(words: list[tuple], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
     """Visual lines of words: (text, box, x0 of the first word) per line, in reading order."""
-    return [(_join([w[4] for w in g], lang), _union([w[:4] for w in g]), float(g[0][0])) for g in _group_lines(words)]
+    return _line_texts(_group_lines(words), lang)
 
 
 _MARKS = {"bold": "**", "italic": "*", "bold_italic": "***"}
@@ -101,10 +106,11 @@ def word_emphasis(page, words: list[tuple]) -> list[str]:
     return out
 
 
-def _emphasis_markdown(words: list[tuple], lang: str) -> str:
-    """A paragraph's text with runs of emphasised words (style in each word's last field)
-    wrapped in ``**``/``*``; without the marks it is exactly the plain text."""
-    flat = [w for g in _group_lines(words) for w in g]
+def _emphasis_markdown(groups: list[list[tuple]], lang: str) -> str:
+    """A paragraph's text from its visual lines of words (:func:`_group_lines`), with runs of
+    emphasised words (style in each word's last field) wrapped in ``**``/``*``; without
+    the marks it is exactly the plain text."""
+    flat = [w for g in groups for w in g]
     parts: list[str] = []
     i = 0
     while i < len(flat):
@@ -214,7 +220,8 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
             content, plain, lines = _table(rec, ws, lang, H)
             regions.append(ReadRegion(label, _union([rect_t] + [w[:4] for w in ws]), content, plain, lines, wl))
             continue
-        lines3 = _lines(ws, lang)
+        groups = _group_lines(ws)
+        lines3 = _line_texts(groups, lang)
         lines = [(t, b) for t, b, _x in lines3]
         box = _union([w[:4] for w in ws])
         if label == "list":
@@ -229,7 +236,7 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         elif label in ("table_caption", "image_caption"):
             content = f"<center>{text}</center>"
         elif tag.get("emphasis"):
-            content = _emphasis_markdown(ws, lang)
+            content = _emphasis_markdown(groups, lang)
         else:
             content = text
         regions.append(ReadRegion(label, box, content, text, lines, wl))

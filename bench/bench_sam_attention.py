@@ -5,7 +5,7 @@
 
 Runs one SAM block's attention (global, so L = (size/16)^2 tokens) forward and backward in
 both forms, and reports time and peak memory per form: the mask form
-(``train.model.sam`` before it carried the bias in key dims) materialises a
+(``mask_rel_pos_attention``, SAM's own) materialises a
 [batch, heads, L, L] bias and keeps it for backward; the key-dim form never builds it.
 """
 
@@ -22,19 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from train.configs import get_config  # noqa: E402
-from train.model.sam import rel_pos_attention, rel_pos_table  # noqa: E402
-
-
-def mask_form(q, k, v, rel_h, rel_w, h, w):
-    """SAM's reference: the decomposed bias summed into an [L, L] additive mask."""
-    b, nh, n, d = q.shape
-    rq = q.reshape(b, nh, h, w, d)
-    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rel_pos_table(h, h, rel_h).to(q.dtype))
-    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rel_pos_table(w, w, rel_w).to(q.dtype))
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=(bh[..., :, None] + bw[..., None, :]).reshape(b, nh, n, n))
+from train.model.sam import mask_rel_pos_attention, rel_pos_attention  # noqa: E402
 
 
 def run_one(form: str, size: int, batch: int, device: str, dtype: str, reps: int) -> dict:
@@ -45,7 +35,7 @@ def run_one(form: str, size: int, batch: int, device: str, dtype: str, reps: int
     dev = torch.device(device)
     q, k, v = (torch.randn(batch, nh, g * g, d, device=dev, dtype=dt, requires_grad=True) for _ in range(3))
     tabs = [torch.randn(2 * g - 1, d, device=dev, dtype=dt, requires_grad=True) for _ in range(2)]
-    fn = rel_pos_attention if form == "keydims" else mask_form
+    fn = rel_pos_attention if form == "keydims" else mask_rel_pos_attention
     times = []
     for i in range(reps + 1):
         if dev.type == "cuda":

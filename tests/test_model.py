@@ -466,16 +466,12 @@ def test_sam_rel_pos_in_key_dims_equals_the_explicit_bias(h, w, table_len):
     """SAM's decomposed bias carried as extra query/key dims gives SAM's attention exactly:
     outputs and every gradient (tables included) against the [L, L] additive-mask form,
     on square and non-square grids and with tables resized from another length."""
-    from train.model.sam import rel_pos_attention, rel_pos_table
+    from train.model.sam import mask_rel_pos_attention, rel_pos_attention
 
     torch.manual_seed(h * 100 + w)
     q, k, v = (torch.randn(2, 3, h * w, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
     tab_h, tab_w = (torch.randn(2 * table_len - 1, 16, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    rh, rw = rel_pos_table(h, h, tab_h), rel_pos_table(w, w, tab_w)
-    rq = q.reshape(2, 3, h, w, 16)
-    bias = (torch.einsum("bnhwc,hkc->bnhwk", rq, rh)[..., :, None]
-            + torch.einsum("bnhwc,wkc->bnhwk", rq, rw)[..., None, :]).reshape(2, 3, h * w, h * w)
-    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    ref = mask_rel_pos_attention(q, k, v, tab_h, tab_w, h, w)
     got = rel_pos_attention(q, k, v, tab_h, tab_w, h, w)
     torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-10)
     probe = torch.randn_like(ref)

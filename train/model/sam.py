@@ -53,6 +53,19 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: 
     return F.scaled_dot_product_attention(q2, k2, v2, scale=scale)[..., :d]
 
 
+def mask_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
+                           rel_w: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """SAM's own form of :func:`rel_pos_attention`: the decomposed bias summed into an
+    [L, L] additive mask. Kept as the reference the key-dim form is tested and timed
+    against (tests/test_model.py, bench/bench_sam_attention.py); the model never calls it."""
+    b, nh, n, d = q.shape
+    rq = q.reshape(b, nh, h, w, d)
+    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rel_pos_table(h, h, rel_h).to(q.dtype))
+    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rel_pos_table(w, w, rel_w).to(q.dtype))
+    bias = (bh[..., :, None] + bw[..., None, :]).reshape(b, nh, n, n)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
 class SamAttention(nn.Module):
     """Multi-head attention over a [B, H, W, C] grid with SAM's decomposed rel-pos bias."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections import Counter
@@ -229,6 +230,59 @@ def test_emphasised_paragraphs_in_generated_pages():
     off = generate(_cfg("en", emphasis_prob=0.0), np.random.default_rng(0))
     words = " ".join(t for t, _b in off.truth["words"])
     assert all(r.text in words for r in off.regions if r.label == "text")
+
+
+def _margin_note(cfg: Config, seed: int):
+    """The planned rotated margin note of a page, or None."""
+    _pdf, plan, _drawn = render_pdf(cfg, np.random.default_rng(seed))
+    return next((d for d in plan.decorations if d.rotation), None), plan
+
+
+def test_margin_notes_are_read_along_their_rotated_line():
+    """A line turned +-90 degrees in a side margin comes back as one line with its words in
+    reading order, a tall narrow box inside that margin, and passes check()."""
+    rotations = set()
+    for lang, seeds in (("en", range(6)), ("zh", range(3))):
+        for seed in seeds:
+            cfg = _cfg(lang, margin_note_prob=1.0)
+            note, plan = _margin_note(cfg, seed)
+            if note is None:  # margin too narrow for legible text
+                continue
+            rotations.add(note.rotation)
+            s = generate(cfg, np.random.default_rng(seed))
+            region = s.regions[-1]  # read last, after the footer band
+            assert region.label == "header" and region.text == note.text, (lang, seed, region)
+            (line,) = [ln for ln in s.lines if ln.box == region.box]
+            assert line.text == note.text
+            x1, y1, x2, y2 = bins_to_box(region.box, s.width, s.height)
+            assert y2 - y1 > 3 * (x2 - x1), f"{lang}/{seed}: box {region.box} is not along a vertical line"
+            ml, mr = plan.margins[:2]
+            scale = s.width / plan.page_w
+            if note.rotation == 90:
+                assert x2 < ml * scale, f"{lang}/{seed}: left note {region.box} enters the body"
+            else:
+                assert x1 > (plan.page_w - mr) * scale, f"{lang}/{seed}: right note {region.box} enters the body"
+            assert ann.check(sample_to_row(f"t/note/{lang}/{seed}", s, ann.records(s))) == []
+    assert rotations == {90, -90}
+
+
+def test_inner_pages_open_mid_paragraph_without_a_title():
+    for lang, seed in (("en", 0), ("en", 1), ("zh", 2)):
+        cfg = _cfg(lang, inner_page_prob=1.0, title_prob=1.0)
+        _pdf, plan, _drawn = render_pdf(cfg, np.random.default_rng(seed))
+        carried = plan.body[0]
+        assert carried.tag.get("carried_over") and not plan.title_flowables
+        s = generate(cfg, np.random.default_rng(seed))
+        assert s.truth["inner_page"] is True
+        assert "title" not in {r.label for r in s.regions}
+        first = next(r for r in s.regions if r.label not in ("header", "page_number"))
+        planned = "".join(html.unescape(carried.text).split())
+        assert first.label == "text" and planned.startswith("".join(first.text.split())), (first.text, planned)
+        first_line = next(ln for ln in s.lines if ln.box[1] == first.box[1] and ln.box[0] >= first.box[0])
+        assert abs(first_line.box[0] - first.box[0]) <= 1, "a carried-over paragraph has no first-line indent"
+        assert ann.check(sample_to_row(f"t/inner/{lang}/{seed}", s, ann.records(s))) == []
+    off = generate(_cfg("en", inner_page_prob=0.0, title_prob=1.0), np.random.default_rng(0))
+    assert off.truth["inner_page"] is False and off.regions[0].label in ("header", "page_number", "title")
 
 
 def test_table_html_has_consistent_spans():

@@ -38,6 +38,12 @@ class Config:
     emphasis_prob: probability that an English body paragraph sets one or two runs of
       words in the bold or italic face; the markdown target marks them ``**...**`` /
       ``*...*``, read back from the font of each drawn word.
+    margin_note_prob: probability of a rotated line in a side margin (an arXiv-style
+      identifier, a DOI, a submission date) read upward on the left or downward on the
+      right; it is labelled ``header`` and read last.
+    inner_page_prob: probability that the page is an inner page of a longer document: no
+      title block, and the body opens with the tail of a paragraph carried over from the
+      previous page (mid-sentence, no first-line indent).
     """
 
     long_side: int = 1024
@@ -67,6 +73,8 @@ class Config:
     scan_prob: float = 0.0
     photo_prob: float = 0.0
     emphasis_prob: float = 0.3
+    margin_note_prob: float = 0.1
+    inner_page_prob: float = 0.3
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

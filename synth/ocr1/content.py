@@ -34,6 +34,9 @@ class Decoration:
     size: float
     align: str  # "left", "center", "right": how x anchors the string
     tag: dict[str, Any]
+    # Counter-clockwise degrees about (x, y): 90 reads bottom to top, -90 top to bottom.
+    rotation: int = 0
+    gray: float = 0.0  # fill grey level, 0 black .. 1 white
 
 
 @dataclass
@@ -56,6 +59,7 @@ class PagePlan:
     decorations: list[Decoration] = field(default_factory=list)
     footnotes: list = field(default_factory=list)  # TPara already wrapped at full width
     footnote_height: float = 0.0
+    inner_page: bool = False  # a page after the first: no title block, body opens mid-paragraph
 
 
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -168,6 +172,19 @@ class _Body:
             p.tag = _tag("text", emphasis=True)
             return [p], height
         return [_para(text, self.st.body, _tag("text"))], height
+
+    def carried_over(self) -> tuple[list, float]:
+        """The tail of a paragraph begun on the previous page: it opens mid-sentence and,
+        being a continuation, without a first-line indent."""
+        text = _sentences(self.rng, self.lang, 1, 4)
+        if self.lang == "zh":
+            cut = int(self.rng.integers(1, max(2, len(text) // 2)))
+            tail = text[cut:].lstrip("，。、；：！？")
+        else:
+            words = text.split(" ")
+            tail = " ".join(words[int(self.rng.integers(1, max(2, len(words) // 2))):])
+        style = ParagraphStyle("carried", parent=self.st.body, firstLineIndent=0)
+        return [_para(tail, style, _tag("text", carried_over=True))], self._text_height(tail, style, self.col_w)
 
     def heading(self) -> tuple[list, float]:
         self.section += 1
@@ -353,7 +370,9 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
             plan.footnotes.append(p)
         plan.footnote_height = sum(p._ocr1_wh[1] + st.footnote.spaceAfter for p in plan.footnotes) + fs
 
-    if rng.random() < cfg.title_prob:
+    # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+    plan.inner_page = cfg.inner_page_prob > 0 and bool(rng.random() < cfg.inner_page_prob)
+    if not plan.inner_page and rng.random() < cfg.title_prob:
         plan.title_flowables.append(_para(ts.title(rng, lang), st.title, _tag("title")))
         if rng.random() < 0.6:
             names = " ".join(f"{ts.words(rng, 'en', 1)[0].capitalize()} {ts.words(rng, 'en', 1)[0].capitalize()}"
@@ -371,6 +390,10 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     total = 0.0
     kinds = dict(cfg.blocks)
     tail = {"paragraph": 1.0}
+    if plan.inner_page:
+        flows, h = body.carried_over()
+        plan.body += flows
+        total += h
     while total < target:
         # Near the end only splittable paragraphs: a table or figure that does not fit
         # would end the page early and leave a blank band.
@@ -411,3 +434,60 @@ def _decorations(rng, cfg: Config, plan: PagePlan, faces: dict[str, str], fs: fl
         band = "bottom" if rng.random() < 0.75 else "top"
         free = [a for a in ("center", "right", "left") if a not in used[band]]
         add("page_number", fmt.format(n=n), band, free[0], faces["regular"])
+    # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+    if cfg.margin_note_prob > 0 and rng.random() < cfg.margin_note_prob:
+        note = _margin_note(rng, plan, faces, fs)
+        if note is not None:
+            plan.decorations.append(note)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_ARXIV_CATEGORIES = ("cs.CV", "cs.CL", "cs.LG", "cs.AI", "stat.ML", "math.OC", "physics.optics", "q-bio.QM",
+                     "eess.IV", "hep-th")
+
+
+def _margin_note_text(rng: np.random.Generator, lang: str) -> str:
+    """An identifier stamped in a page's side margin: arXiv-style, a DOI, a preprint notice."""
+    year = int(rng.integers(2008, 2027))  # arXiv's YYMM.NNNN identifiers began in 2007
+    day, month = int(rng.integers(1, 29)), int(rng.integers(1, 13))
+    kind = int(rng.integers(4))
+    if kind == 0:
+        cat = _ARXIV_CATEGORIES[int(rng.integers(len(_ARXIV_CATEGORIES)))]
+        digits = 5 if year >= 2015 else 4  # arXiv numbers grew a digit in 2015
+        number = f"{int(rng.integers(0, 10 ** digits)):0{digits}d}"
+        return (f"arXiv:{year % 100:02d}{month:02d}.{number}v{int(rng.integers(1, 5))}"
+                f" [{cat}] {day} {_MONTHS[month - 1]} {year}")
+    if kind == 1:
+        journal = ts.words(rng, "en", 1)[0][:6].lower()
+        return f"DOI: 10.{int(rng.integers(1000, 100000))}/{journal}.{year}.{int(rng.integers(1, 10000)):04d}"
+    if lang == "zh":
+        return ("网络首发时间：" if kind == 2 else "收稿日期：") + f"{year}-{month:02d}-{day:02d}"
+    if kind == 2:
+        return f"Preprint submitted on {day} {_MONTHS[month - 1]} {year}"
+    return f"Manuscript received {_MONTHS[month - 1]} {day}, {year}; accepted for publication"
+
+
+def _margin_note(rng: np.random.Generator, plan: PagePlan, faces: dict[str, str], fs: float) -> Decoration | None:
+    """A line of text turned 90 degrees in the left margin (reading upward) or -90 degrees
+    in the right margin (reading downward), like an arXiv identifier; None if the margin is
+    too narrow for legible text."""
+    ml, mr, mt, mb = plan.margins
+    left = rng.random() < 0.7
+    margin = ml if left else mr
+    text = _margin_note_text(rng, plan.lang)
+    font = faces["regular"]
+    # The glyph cell across the line is 1.4 em: at most 0.4 margin per em keeps it in the
+    # middle 56% of the margin, clear of the page edge and of the body.
+    size = min(fs * _u(rng, 1.0, 1.8), 0.4 * margin)
+    span = plan.page_h - mt - mb
+    size = min(size, 0.9 * span * size / stringWidth(text, font, size))
+    if size < 6.0:
+        return None
+    w = stringWidth(text, font, size)
+    centre = mb + span / 2 + _u(rng, -0.5, 0.5) * (span - w)
+    if left:  # baseline on the right of the glyphs: their tops point to the page edge
+        x, y, rotation = ml / 2 + 0.35 * size, centre - w / 2, 90
+    else:
+        x, y, rotation = plan.page_w - mr / 2 - 0.35 * size, centre + w / 2, -90
+    gray = _u(rng, 0.3, 0.6) if rng.random() < 0.6 else 0.0  # arXiv stamps are grey
+    return Decoration(text, x, y, font, size, "left", _tag("header", group=4, rotation=rotation), rotation, gray)

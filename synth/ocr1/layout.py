@@ -13,7 +13,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate
 from reportlab.platypus.doctemplate import FrameBreak
 
-from synth.ocr1.content import PagePlan
+from synth.ocr1.content import Decoration, PagePlan
 from synth.ocr1.flowables import record
 
 
@@ -46,11 +46,17 @@ class _FirstPageDoc(BaseDocTemplate):
             return
         plan = self.plan
         for d in plan.decorations:
-            w = stringWidth(d.text, d.font, d.size)
-            x = {"left": d.x, "center": d.x - w / 2, "right": d.x - w}[d.align]
             canv.setFont(d.font, d.size)
-            canv.drawString(x, d.y, d.text)
-            record(canv, d.tag, (x - 1, d.y - 0.35 * d.size, x + w + 1, d.y + 1.05 * d.size))
+            if d.rotation or d.gray:  # upright black strings keep their plain drawing ops
+                canv.saveState()
+                canv.setFillGray(d.gray)
+                canv.translate(d.x, d.y)
+                canv.rotate(d.rotation)
+                canv.drawString(0 if d.rotation else decoration_rect(d)[0] + 1 - d.x, 0, d.text)
+                canv.restoreState()
+            else:
+                canv.drawString(decoration_rect(d)[0] + 1, d.y, d.text)
+            record(canv, d.tag, decoration_rect(d))
         ml, _mr, _mt, mb = plan.margins
         y = mb + plan.footnote_height
         for p in plan.footnotes:
@@ -83,11 +89,21 @@ def live_area(plan: PagePlan) -> tuple[float, float, float, float]:
     ml, mr, mt, mb = plan.margins
     x0, y0, x1, y1 = ml, mb, plan.page_w - mr, plan.page_h - mt
     for d in plan.decorations:
-        w = stringWidth(d.text, d.font, d.size)
-        dx = {"left": d.x, "center": d.x - w / 2, "right": d.x - w}[d.align]
-        x0, x1 = min(x0, dx), max(x1, dx + w)
-        y0, y1 = min(y0, d.y - 0.35 * d.size), max(y1, d.y + 1.05 * d.size)
+        dx0, dy0, dx1, dy1 = decoration_rect(d)
+        x0, y0, x1, y1 = min(x0, dx0), min(y0, dy0), max(x1, dx1), max(y1, dy1)
     return x0, y0, x1, y1
+
+
+def decoration_rect(d: Decoration) -> tuple[float, float, float, float]:
+    """The rectangle (PDF points, y up) a decoration's glyph cells fill, with 1 pt of slack
+    along the line: descent 0.35 em below the baseline, ascent 1.05 em above it."""
+    w = stringWidth(d.text, d.font, d.size)
+    if d.rotation == 90:  # reads upward from (x, y); glyph tops point to -x
+        return d.x - 1.05 * d.size, d.y - 1, d.x + 0.35 * d.size, d.y + w + 1
+    if d.rotation == -90:  # reads downward from (x, y); glyph tops point to +x
+        return d.x - 0.35 * d.size, d.y - w - 1, d.x + 1.05 * d.size, d.y + 1
+    x = {"left": d.x, "center": d.x - w / 2, "right": d.x - w}[d.align]
+    return x - 1, d.y - 0.35 * d.size, x + w + 1, d.y + 1.05 * d.size
 
 
 def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:

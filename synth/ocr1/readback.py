@@ -50,25 +50,37 @@ def _union(boxes) -> tuple[float, float, float, float]:
     return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
 
 
-def _group_lines(words: list[tuple]) -> list[list[tuple]]:
-    """Words (x0, y0, x1, y1, text, ...) grouped into visual lines, top to bottom, each
-    sorted left to right."""
+def _reading_frame(box, rotation: int) -> tuple[float, float, float, float]:
+    """A word box in the frame where its text runs left to right and lines stack downward.
+
+    ``rotation`` is the text's counter-clockwise rotation on the page in degrees (0, 90 or
+    -90); boxes are PDF points with y down. Text turned 90 degrees reads bottom to top and
+    its next line lies to the right; turned -90 it reads top to bottom, next line to the left.
+    """
+    x0, y0, x1, y1 = box[:4]
+    if rotation == 90:
+        return -y1, x0, -y0, x1
+    if rotation == -90:
+        return y0, -x1, y1, -x0
+    return x0, y0, x1, y1
+
+
+def _group_lines(words: list[tuple], rotation: int = 0) -> list[list[tuple]]:
+    """Words (x0, y0, x1, y1, text, ...) grouped into visual lines in reading order, each
+    sorted in reading direction (left to right for upright text; see :func:`_reading_frame`)."""
     if not words:
         return []
-    ws = sorted(words, key=lambda w: (w[1] + w[3]) / 2)
-    groups: list[list[tuple]] = [[ws[0]]]
-    for w in ws[1:]:
-        cur = groups[-1]
-        cy = (cur[0][1] + cur[0][3]) / 2
-        h = cur[0][3] - cur[0][1]
+    framed = sorted(((_reading_frame(w, rotation), w) for w in words), key=lambda fw: (fw[0][1] + fw[0][3]) / 2)
+    groups: list[list[tuple]] = [[framed[0]]]
+    for fw in framed[1:]:
+        first, f = groups[-1][0][0], fw[0]
+        cy, h = (first[1] + first[3]) / 2, first[3] - first[1]
         # Same line when the centre is within ~40% of a line height of the line's first word.
-        if abs((w[1] + w[3]) / 2 - cy) <= 0.4 * max(h, w[3] - w[1]):
-            cur.append(w)
+        if abs((f[1] + f[3]) / 2 - cy) <= 0.4 * max(h, f[3] - f[1]):
+            groups[-1].append(fw)
         else:
-            groups.append([w])
-    for g in groups:
-        g.sort(key=lambda w: w[0])
-    return groups
+            groups.append([fw])
+    return [[w for _f, w in sorted(g, key=lambda fw: fw[0][0])] for g in groups]
 
 
 def _line_texts(groups: list[list[tuple]], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
@@ -220,7 +232,7 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
             content, plain, lines = _table(rec, ws, lang, H)
             regions.append(ReadRegion(label, _union([rect_t] + [w[:4] for w in ws]), content, plain, lines, wl))
             continue
-        groups = _group_lines(ws)
+        groups = _group_lines(ws, int(tag.get("rotation", 0)))
         lines3 = _line_texts(groups, lang)
         lines = [(t, b) for t, b, _x in lines3]
         box = _union([w[:4] for w in ws])

@@ -1,0 +1,71 @@
+"""Text sources: the Chinese lexicon's characters render and read back; draws are seeded."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from synth import text_sources as ts
+
+
+def test_chinese_prose_covers_thousands_of_characters():
+    rng = np.random.default_rng(0)
+    text = ts.chinese_paragraph(rng, 2000)
+    han = {c for c in text if "\u4e00" <= c <= "\u9fff"}
+    # A 346-word list gave a few hundred characters; real text needs thousands.
+    assert len(han) > 3000, len(han)
+    counts = {c: text.count(c) for c in "的是在国中"}
+    assert min(counts.values()) > 20, counts  # common characters stay common
+    nouns = ts.words(np.random.default_rng(1), "zh", 200)
+    assert len(set(nouns)) > 190 and all(len(w) >= 2 for w in nouns)
+
+
+def test_chinese_draws_are_a_function_of_the_seed():
+    a = [ts.chinese_sentence(np.random.default_rng(7)) for _ in range(2)]
+    assert a[0] == a[1]
+    assert ts.chinese_sentence(np.random.default_rng(8)) != a[0]
+
+
+@pytest.mark.parametrize("family", ["STSong", "DroidSansFallback"])
+def test_every_lexicon_character_is_drawn_and_read_back(family):
+    """A character the generators can write must be drawn with ink and extracted as itself
+    by PyMuPDF in both Chinese families, or labels would name glyphs that are not there."""
+    import pymupdf
+    from reportlab.pdfgen import canvas
+
+    from synth.ocr1 import fonts
+
+    chars = sorted(set("".join(ts.chinese_lexicon().words)) | set("".join(ts.chinese_words())))
+    face = fonts.face_set(family)["regular"]
+    per_row, rows, step, size = 40, 40, 28, 20
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(per_row * step + 40, rows * step + 40), invariant=1)
+    chunks = [chars[i:i + per_row * rows] for i in range(0, len(chars), per_row * rows)]
+    for chunk in chunks:
+        c.setFont(face, size)
+        for k, ch in enumerate(chunk):
+            c.drawString(20 + (k % per_row) * step, rows * step + 20 - (k // per_row) * step, ch)
+        c.showPage()
+    c.save()
+    doc = pymupdf.open(stream=buf.getvalue(), filetype="pdf")
+    bad = []
+    for page, chunk in zip(doc, chunks):
+        pix = page.get_pixmap(dpi=72, colorspace=pymupdf.csGRAY)
+        gray = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width)
+        read = {}  # grid cell -> the character PyMuPDF extracted there
+        for block in page.get_text("rawdict")["blocks"]:
+            for line in block.get("lines", ()):
+                for span in line["spans"]:
+                    for char in span["chars"]:
+                        ox, oy = char["origin"]
+                        read[(round((ox - 20) / step), round((oy - 20) / step))] = char["c"]
+        for k, ch in enumerate(chunk):
+            col, row = k % per_row, k // per_row
+            x, base = 20 + col * step, 20 + row * step  # y down
+            ink = (gray[base - size:base + 5, x:x + size + 2] < 128).sum()
+            got = read.get((col, row), "")
+            if got != ch or ink < 5:
+                bad.append((ch, got, int(ink)))
+    assert len(chars) > 8000 and not bad, f"{family}: {len(bad)} of {len(chars)} characters fail: {bad[:10]}"

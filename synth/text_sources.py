@@ -1,7 +1,9 @@
 """Text that ships with Python and PyPI packages, so nothing is downloaded at run time.
 
-English: the prose of ``pydoc_data.topics`` (the Python reference manual's topics),
-cleaned of reStructuredText markup and code blocks, split into sentences.
+English: general-domain sentences walked on a word-trigram chain over Wikipedia articles
+(``synth.text_wiki``; a share ``WIKI_SHARE`` of paragraphs and sentences), and real
+sentences of the Python reference manual (``pydoc_data.topics``, cleaned of
+reStructuredText markup and code blocks), consecutive within a paragraph.
 Chinese: the dictionary that ships with jieba (``jieba/dict.txt``: 349,046 words with
 corpus frequencies and part-of-speech tags). Sentences draw words by smoothed frequency,
 so function words are common and rare characters still appear (about 8,700 distinct
@@ -49,13 +51,17 @@ def english_sentences() -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1)
 def english_words() -> tuple[str, ...]:
-    """Distinct alphabetic words of the English corpus (for titles and labels)."""
+    """Distinct lowercase words (3-12 letters) of both English sources, for titles and labels."""
+    from synth import text_wiki
+
     seen: dict[str, None] = {}
     for s in english_sentences():
         for w in s.split():
             w = w.strip(".,;:()!?'")
             if w.isalpha() and 3 <= len(w) <= 12:
                 seen.setdefault(w.lower(), None)
+    for w in text_wiki.words():
+        seen.setdefault(w, None)
     return tuple(seen)
 
 
@@ -111,11 +117,36 @@ def _pick(rng: np.random.Generator, seq) -> str:
     return seq[int(rng.integers(len(seq)))]
 
 
+# Share of English paragraphs (and single sentences) walked on the Wikipedia chain; the
+# rest come from the Python reference manual, whose 1,300 sentences alone would be learnt
+# by heart.
+WIKI_SHARE = 0.75
+
+
+def english_sentence(rng: np.random.Generator) -> str:
+    """One English sentence from the source mixture (see ``WIKI_SHARE``)."""
+    from synth import text_wiki
+
+    if rng.random() < WIKI_SHARE:
+        s = text_wiki.sentence(rng)
+        if s is not None:
+            return s
+    return _pick(rng, english_sentences())
+
+
 def english_paragraph(rng: np.random.Generator, n_sentences: int) -> str:
-    """A paragraph of consecutive real sentences starting at a random place."""
+    """A paragraph of ``n_sentences`` Wikipedia-chain sentences (share ``WIKI_SHARE``), or
+    of consecutive Python-manual sentences starting at a random place."""
+    from synth import text_wiki
+
+    n = max(1, n_sentences)
+    if rng.random() < WIKI_SHARE:
+        sents = [text_wiki.sentence(rng) for _ in range(n)]
+        if all(sents):
+            return " ".join(sents)
     sents = english_sentences()
     start = int(rng.integers(len(sents)))
-    return " ".join(sents[(start + i) % len(sents)] for i in range(max(1, n_sentences)))
+    return " ".join(sents[(start + i) % len(sents)] for i in range(n))
 
 
 def _chinese_number(rng: np.random.Generator) -> str:

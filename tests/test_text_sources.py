@@ -69,3 +69,29 @@ def test_every_lexicon_character_is_drawn_and_read_back(family):
             if got != ch or ink < 5:
                 bad.append((ch, got, int(ink)))
     assert len(chars) > 8000 and not bad, f"{family}: {len(bad)} of {len(chars)} characters fail: {bad[:10]}"
+
+
+def test_wikipedia_chain_sentences_are_printable_sentences():
+    from synth import text_wiki
+
+    rng = np.random.default_rng(3)
+    sents = [text_wiki.sentence(rng) for _ in range(600)]
+    assert all(sents)
+    for s in sents:
+        words = s.split(" ")
+        assert 6 <= len(words) <= 40 and s[0].isupper() and s[-1] in ".!?", s
+        assert s.isascii() and max(map(len, words)) <= 20, s
+        # It ends at its first sentence end: no full stop after a lowercase word inside.
+        assert not any(text_wiki._ends_sentence(w) for w in words[:-1]), s
+    vocab = {w.strip(".,;:()!?'").lower() for s in sents for w in s.split()}
+    assert len(vocab) > 3000  # all 1,300 sentences of the Python manual have 2,200 words
+    again = [text_wiki.sentence(np.random.default_rng(3)) for _ in range(2)]
+    assert again == [sents[0], sents[0]]
+
+
+def test_english_paragraphs_mix_both_sources():
+    manual = set(ts.english_sentences())
+    rng = np.random.default_rng(0)
+    paras = [ts.english_paragraph(rng, 1) for _ in range(400)]
+    from_manual = sum(p in manual for p in paras) / len(paras)
+    assert abs(from_manual - (1 - ts.WIKI_SHARE)) < 0.07, from_manual

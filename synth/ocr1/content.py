@@ -142,7 +142,7 @@ def _sentences(rng: np.random.Generator, lang: str, lo: int, hi: int) -> str:
 def _short_sentence(rng: np.random.Generator, lang: str) -> str:
     if lang == "zh":
         return ts.chinese_sentence(rng, int(rng.integers(3, 9)))
-    s = ts.english_sentences()[int(rng.integers(len(ts.english_sentences())))]
+    s = ts.english_sentence(rng)
     return s if len(s) < 140 else s[:s.rfind(" ", 0, 120)].rstrip(",;:") + "."
 
 

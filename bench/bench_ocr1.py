@@ -72,8 +72,8 @@ def main(argv=None) -> None:
     from synth.ocr1 import equations, figures
 
     t = time.perf_counter()
-    for latex in equations.POOL:
-        equations.reader(latex)
+    for i in range(cfg.equation_pool):
+        equations.reader(equations.entry(i))
     figures.warm_pool(cfg.chart_pool)
     _full(cfg, range(10_000, 10_040))
     warm_s = time.perf_counter() - t
@@ -94,7 +94,8 @@ def main(argv=None) -> None:
           f"            {n / floor_c:6.1f} ({1000 * floor_c / n:5.1f})")
     print(f"plans (content drawing, not in floor): {1000 * plan / n:5.1f} ms/page wall")
     print(f"full / floor: wall {full_w / floor_w:.2f}, CPU {full_c / floor_c:.2f}")
-    print(f"per-process warm-up (equations, {cfg.chart_pool} charts x 2 languages, fonts): {warm_s:.1f} s")
+    print(f"per-process warm-up ({cfg.equation_pool} equations, {cfg.chart_pool} charts x 2 languages, fonts): "
+          f"{warm_s:.1f} s")
     if args.profile:
         import cProfile
         import pstats

@@ -370,3 +370,28 @@ def test_config_errors_name_the_field():
         generate({"langs": {"zh": 1.0}, "fonts": ["Times"]}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown keys"):
         generate({"colour": True}, np.random.default_rng(0))
+
+
+def test_equation_pool_renders_what_its_latex_says():
+    """Every entry of the default pool parses in mathtext and leaves ink; grammar entries are
+    the same in every process (seeded by index), distinct, and within the glyph budget."""
+    from synth.ocr1 import equations
+    from synth.ocr1.equation_grammar import MAX_GLYPHS, visible_length
+
+    pool = Config().equation_pool
+    latex = [equations.entry(i) for i in range(pool)]
+    assert latex[:len(equations.POOL)] == list(equations.POOL)
+    generated = latex[len(equations.POOL):]
+    assert len(set(generated)) == len(generated) and all(visible_length(e) <= MAX_GLYPHS for e in generated)
+    kinds = {k for e in generated for k in (r"\frac", r"\sqrt", r"\sum", r"\int", r"\lim", r"\left|", "_{", "^{")
+             if k in e}
+    assert len(kinds) == 8, kinds
+    for e in latex:
+        img, w, h = equations.render(e)
+        assert w > 5 and h > 3 and np.asarray(img.convert("L")).min() < 100, e
+    equations.entry.cache_clear()
+    assert [equations.entry(i) for i in range(pool)] == latex
+    # Pages draw from the whole pool: an equation region's LaTeX is a pool entry.
+    s = generate(_cfg("en", blocks={"equation": 1.0, "paragraph": 1.0}, equation_pool=pool), np.random.default_rng(4))
+    eqs = [r.text for r in s.regions if r.label == "equation"]
+    assert eqs and all(e[3:-3] in latex for e in eqs)

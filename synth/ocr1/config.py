@@ -44,6 +44,9 @@ class Config:
     inner_page_prob: probability that the page is an inner page of a longer document: no
       title block, and the body opens with the tail of a paragraph carried over from the
       previous page (mid-sentence, no first-line indent).
+    equation_pool: display equations per process that pages draw from: the 40 classic
+      equations, then random ones from ``equation_grammar`` (40 gives the classics only).
+      Each is rendered once per process (~25 ms).
     """
 
     long_side: int = 1024
@@ -75,6 +78,7 @@ class Config:
     emphasis_prob: float = 0.3
     margin_note_prob: float = 0.1
     inner_page_prob: float = 0.3
+    equation_pool: int = 200
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.
@@ -119,6 +123,8 @@ def validate(cfg: Config) -> None:
         bad(name, "a probability in [0, 1]")
     if not 1 <= cfg.chart_pool <= 10_000:
         bad("chart_pool", "an int in 1..10000")
+    if not 1 <= cfg.equation_pool <= 100_000:
+        bad("equation_pool", "an int in 1..100000")
     if not 0.3 <= cfg.fill <= 3.0:
         bad("fill", "a float in [0.3, 3.0]")
 

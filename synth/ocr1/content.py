@@ -294,7 +294,7 @@ class _Body:
         return [cap, t, Spacer(1, st.fs * 0.8)], height + st.fs * 3
 
     def equation(self) -> tuple[list, float]:
-        latex = equations.pick(self.rng)
+        latex = equations.pick(self.rng, self.cfg.equation_pool)
         _img, w, h = equations.render(latex)
         scale = self.st.fs / 12.0 * _u(self.rng, 1.0, 1.3)
         scale = min(scale, 0.9 * self.col_w / w)

@@ -1,8 +1,11 @@
 """Display equations: a finite pool of LaTeX strings rendered with matplotlib mathtext.
 
-The pool is finite on purpose: each equation is rasterised once per process (about
-20 ms) and reused from the cache afterwards. Every string is in the LaTeX subset that
-mathtext parses, so the annotation (``\\[ latex \\]``) is exactly what was drawn.
+Pool entry *i* (of the recipe's ``equation_pool``) is one of 40 classic equations for
+i < 40, and for larger i the random equation of ``equation_grammar`` seeded from i, so
+it is the same equation in every process. The pool is finite on purpose: each equation is
+rasterised once per process (about 25 ms) and reused from the cache afterwards. Every
+string is in the LaTeX subset that mathtext parses, so the annotation
+(``\\[ latex \\]``) is exactly what was drawn.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 # Rendering resolution: 3x the 72 dpi PDF unit keeps edges crisp at 1024-1600 px pages.
 _DPI = 216
 _FONT_PT = 12.0
+_POOL_SEED = 0x45514E  # seeds grammar entries apart from every recipe's row seeds
 
 POOL: tuple[str, ...] = (
     r"E = mc^{2}",
@@ -96,6 +100,16 @@ def reader(latex: str):
     return ImageReader(render(latex)[0])
 
 
-def pick(rng: np.random.Generator) -> str:
-    """One LaTeX string from the pool."""
-    return POOL[int(rng.integers(len(POOL)))]
+@functools.lru_cache(maxsize=None)
+def entry(index: int) -> str:
+    """Pool entry ``index``: a classic equation, or the grammar's equation seeded from it."""
+    if index < len(POOL):
+        return POOL[index]
+    from synth.ocr1.equation_grammar import random_equation
+
+    return random_equation(np.random.default_rng(np.random.SeedSequence([_POOL_SEED, index])))
+
+
+def pick(rng: np.random.Generator, pool: int = len(POOL)) -> str:
+    """One LaTeX string from a pool of ``pool`` entries."""
+    return entry(int(rng.integers(pool)))

@@ -47,6 +47,8 @@ class Config:
     equation_pool: display equations per process that pages draw from: the 40 classic
       equations, then random ones from ``equation_grammar`` (40 gives the classics only).
       Each is rendered once per process (~25 ms).
+    wide_float_prob: probability that a multi-column page has a figure or table spanning
+      all columns at the top of its body (after the title block, before the columns).
     """
 
     long_side: int = 1024
@@ -79,6 +81,7 @@ class Config:
     margin_note_prob: float = 0.1
     inner_page_prob: float = 0.3
     equation_pool: int = 200
+    wide_float_prob: float = 0.3
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

@@ -186,6 +186,20 @@ class _Body:
         style = ParagraphStyle("carried", parent=self.st.body, firstLineIndent=0)
         return [_para(tail, style, _tag("text", carried_over=True))], self._text_height(tail, style, self.col_w)
 
+    def wide_float(self, width: float) -> list:
+        """A figure or table spanning every column (LaTeX's ``figure*``), for the top of a
+        multi-column page: at most a third of the body's height, tables of 4-8 columns."""
+        col_w = self.col_w
+        self.col_w = width
+        try:
+            if self.rng.random() < 0.6:
+                flows, _h = self.figure(max_frac=0.33)
+            else:
+                flows, _h = self.table(min_cols=4, max_cols=8, stretch=True)
+        finally:
+            self.col_w = col_w
+        return flows
+
     def heading(self) -> tuple[list, float]:
         self.section += 1
         words = ts.title(self.rng, self.lang, int(self.rng.integers(1, 5)))
@@ -235,12 +249,14 @@ class _Body:
             return f"{self.rng.uniform(0, 100):.1f}%"
         return ts.words(self.rng, self.lang, 1)[0]
 
-    def table(self) -> tuple[list, float]:
+    def table(self, min_cols: int = 2, max_cols: int = 5, stretch: bool = False) -> tuple[list, float]:
+        """A captioned table of ``min_cols``-``max_cols`` columns; ``stretch`` widens its
+        columns to fill 70-100% of the available width (wide floats)."""
         st, rng = self.st, self.rng
         fs = st.fs * _u(rng, 0.8, 0.95)
         regular, bold = self.faces["regular"], self.faces["bold"]
         pad = fs * 0.35
-        ncols = int(rng.integers(2, 6))
+        ncols = int(rng.integers(min_cols, max_cols + 1))
         nrows = int(rng.integers(3, 9))
         for _ in range(3):  # shrink until it fits the column
             data = [[self._cell(c, r == 0) for c in range(ncols)] for r in range(nrows)]
@@ -253,6 +269,9 @@ class _Body:
             return [], 0.0
         if sum(col_w) > self.col_w:
             return [], 0.0
+        if stretch:
+            grow = _u(rng, 0.7, 1.0) * self.col_w / sum(col_w)
+            col_w = [w * max(grow, 1.0) for w in col_w]
         spans: list[tuple[int, int, int, int]] = []
         style = [("FONT", (0, 0), (-1, -1), regular, fs, fs * 1.2), ("FONT", (0, 0), (-1, 0), bold, fs, fs * 1.2),
                  ("TOPPADDING", (0, 0), (-1, -1), pad), ("BOTTOMPADDING", (0, 0), (-1, -1), pad),
@@ -303,15 +322,15 @@ class _Body:
         gap = self.st.fs * 0.6
         return [Spacer(1, gap), im, Spacer(1, gap)], h * scale + 2 * gap
 
-    def figure(self) -> tuple[list, float]:
+    def figure(self, max_frac: float = 0.45) -> tuple[list, float]:
         rng = self.rng
         w = self.col_w * _u(rng, 0.55, 0.95)
-        h = min(w * _u(rng, 0.45, 0.75), 0.45 * self.frame_h)
+        h = min(w * _u(rng, 0.45, 0.75), max_frac * self.frame_h)
         tag = _tag("image")
         got = figures.chart(rng, self.cfg.chart_pool, self.lang) if rng.random() < self.cfg.chart_prob else None
         if got is not None:
             reader, aspect = got
-            h = min(w * aspect, 0.45 * self.frame_h)
+            h = min(w * aspect, max_frac * self.frame_h)
             fig = TImage(reader, width=h / aspect, height=h, hAlign="CENTER")
             fig.tag = tag
         else:
@@ -384,8 +403,16 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
         plan.title_height = sum(f.wrap(usable_w, ph)[1] + f.style.spaceAfter + f.style.spaceBefore
                                 for f in plan.title_flowables) + 2.0
 
+    body = _Body(rng, cfg, lang, faces, st, col_w, ph - mt - mb - plan.title_height - plan.footnote_height)
+    # Switched off (or on one-column pages), the option draws nothing.
+    if cols > 1 and cfg.wide_float_prob > 0 and rng.random() < cfg.wide_float_prob:
+        flows = body.wide_float(usable_w)
+        plan.title_flowables += flows
+        # The title frame holds the float: measure what will be drawn, with 2 pt of slack.
+        plan.title_height += sum(f.wrap(usable_w, ph)[1] + f.getSpaceBefore() + f.getSpaceAfter()
+                                 for f in flows) + (0.0 if plan.title_height else 2.0)
     frame_h = ph - mt - mb - plan.title_height - plan.footnote_height
-    body = _Body(rng, cfg, lang, faces, st, col_w, frame_h)
+    body.frame_h = frame_h
     target = cfg.fill * cols * frame_h
     total = 0.0
     kinds = dict(cfg.blocks)

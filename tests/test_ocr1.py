@@ -422,3 +422,26 @@ def test_wide_floats_span_the_columns_above_the_body():
         assert body and all(r.box[1] >= wide.box[3] for r in body), (seed, wide.box)
         assert ann.check(sample_to_row(f"t/wide/{seed}", s, ann.records(s))) == []
     assert seen == {"image", "table"}
+
+
+def test_phrase_cells_read_back_whole_across_their_line_break():
+    """Header and row-label cells holding phrases, some broken over two lines, come back in
+    the table HTML as the phrase, its lines joined as the language joins words."""
+    from synth.ocr1.flowables import TTable
+
+    broken = 0
+    for lang, seed in (("en", 0), ("en", 1), ("zh", 2), ("zh", 3)):
+        cfg = _cfg(lang, blocks={"table": 1.0, "paragraph": 0.2}, table_phrase_prob=1.0)
+        _pdf, plan, _drawn = render_pdf(cfg, np.random.default_rng(seed))
+        planned = [t for t in plan.body if isinstance(t, TTable)]
+        s = generate(cfg, np.random.default_rng(seed))
+        tables = [r.text for r in s.regions if r.label == "table"]
+        assert planned and len(tables) >= 1
+        sep = "" if lang == "zh" else " "
+        for t, html_table in zip(planned, tables):  # tables are drawn in plan order
+            got = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", html_table)]
+            want = [c.replace("\n", sep) for row in t._cellvalues for c in row if c]
+            assert [c for c in got if c] == want, (lang, seed)
+            broken += sum("\n" in c for row in t._cellvalues for c in row)
+        assert ann.check(sample_to_row(f"t/phrase/{lang}/{seed}", s, ann.records(s))) == []
+    assert broken >= 3

@@ -49,6 +49,8 @@ class Config:
       Each is rendered once per process (~25 ms).
     wide_float_prob: probability that a multi-column page has a figure or table spanning
       all columns at the top of its body (after the title block, before the columns).
+    table_phrase_prob: probability that a table header or row-label cell holds a phrase
+      of 2-4 words, half of the time broken over two lines.
     """
 
     long_side: int = 1024
@@ -82,6 +84,7 @@ class Config:
     inner_page_prob: float = 0.3
     equation_pool: int = 200
     wide_float_prob: float = 0.3
+    table_phrase_prob: float = 0.3
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

@@ -235,7 +235,23 @@ class _Body:
             return [], 0.0
         return [flow], est
 
-    def _cell(self, col: int, header: bool) -> str:
+    def _phrase_cell(self, header: bool) -> str:
+        """A cell of 2-4 words (nouns in Chinese), set on two lines half of the time."""
+        n = int(self.rng.integers(2, 4 if header else 5))
+        words = ts.words(self.rng, self.lang, n)
+        if header and self.lang == "en":
+            words[0] = words[0].capitalize()
+        sep = "" if self.lang == "zh" else " "
+        if self.rng.random() < 0.5:  # an explicit break: reportlab draws "\n" as a new line
+            k = n // 2
+            return sep.join(words[:k]) + "\n" + sep.join(words[k:])
+        return sep.join(words)
+
+    def _cell(self, col: int, header: bool, phrase_ok: bool = True) -> str:
+        # Headers and row labels may be phrases; switched off, the option draws nothing.
+        p = self.cfg.table_phrase_prob
+        if phrase_ok and (header or col == 0) and p > 0 and self.rng.random() < p:
+            return self._phrase_cell(header)
         if header:
             return ts.title(self.rng, self.lang, 1) if self.lang == "zh" else ts.words(self.rng, "en", 1)[0].capitalize()
         if col == 0:
@@ -260,7 +276,8 @@ class _Body:
         nrows = int(rng.integers(3, 9))
         for _ in range(3):  # shrink until it fits the column
             data = [[self._cell(c, r == 0) for c in range(ncols)] for r in range(nrows)]
-            col_w = [max(stringWidth(data[r][c], bold if r == 0 else regular, fs) for r in range(nrows)) + 2 * pad + fs
+            col_w = [max(stringWidth(line, bold if r == 0 else regular, fs)
+                             for r in range(nrows) for line in data[r][c].split("\n")) + 2 * pad + fs
                      for c in range(ncols)]
             if sum(col_w) <= self.col_w:
                 break
@@ -282,7 +299,7 @@ class _Body:
         r = rng.random()
         if r < 0.25 and ncols >= 3:  # header group spanning two columns, on an extra top row
             top = [""] * ncols
-            top[1] = self._cell(1, True)
+            top[1] = self._cell(1, True, phrase_ok=False)  # its width was not measured
             data.insert(0, top)
             nrows += 1
             hdr = 1
@@ -309,7 +326,8 @@ class _Body:
         label = f"表{self.n_table}" if self.lang == "zh" else f"Table {self.n_table}:"
         cap = _para(f"{label} {_short_sentence(rng, self.lang)}", st.caption, _tag("table_caption"))
         cap.keepWithNext = 1
-        height = nrows * (fs * 1.2 + 2 * pad)
+        lines = sum(max(cell.count("\n") + 1 for cell in row) for row in data)
+        height = lines * fs * 1.2 + nrows * 2 * pad
         return [cap, t, Spacer(1, st.fs * 0.8)], height + st.fs * 3
 
     def equation(self) -> tuple[list, float]:

@@ -162,7 +162,7 @@ def test_markdown_parses_back_to_regions(pages):
             elif label == "sub_title":
                 assert content.startswith("## ")
             elif label == "list":
-                assert all(re.match(r"(- |\d+\. )", item) for item in content.split("\n")), content
+                assert all(re.match(r"(- |\d+\. |  - |   - )", item) for item in content.split("\n")), content
             elif label == "table":
                 assert content.startswith("<table><tr><td") and content.endswith("</td></tr></table>")
             elif label == "equation":
@@ -445,3 +445,45 @@ def test_phrase_cells_read_back_whole_across_their_line_break():
             broken += sum("\n" in c for row in t._cellvalues for c in row)
         assert ann.check(sample_to_row(f"t/phrase/{lang}/{seed}", s, ann.records(s))) == []
     assert broken >= 3
+
+
+def _planned_list_markdown(flow, lang: str) -> list[str]:
+    """The markdown lines a planned (possibly nested) TList should read back as."""
+    from reportlab.platypus import ListFlowable, Paragraph
+
+    out = []
+    for i, item in enumerate(flow._flowables):
+        parts = item._flowables
+        lead = f"{i + 1}. " if flow.tag["numbered"] else "- "
+        out.append(lead + html.unescape(parts[0].text))
+        for sub in (p for p in parts[1:] if isinstance(p, ListFlowable)):
+            for sub_item in sub._flowables:
+                para = sub_item._flowables[0]
+                assert isinstance(para, Paragraph)
+                out.append(" " * len(lead) + "- " + html.unescape(para.text))
+    return out
+
+
+def test_nested_lists_read_back_with_their_structure():
+    from synth.ocr1.content import make_plan
+    from synth.ocr1.flowables import TList
+
+    nested = 0
+    for lang, seed in (("en", 0), ("en", 1), ("en", 2), ("zh", 3), ("zh", 4)):
+        cfg = _cfg(lang, blocks={"list": 1.0, "paragraph": 0.3}, nested_list_prob=1.0)
+        plan = make_plan(cfg, np.random.default_rng(seed))  # unbuilt: building consumes _flowables
+        planned = [f for f in plan.body if isinstance(f, TList)]
+        s = generate(cfg, np.random.default_rng(seed))
+        lists = [r.text for r in s.regions if r.label == "list"]
+        assert lists
+        squash = (lambda t: "".join(t.split())) if lang == "zh" else (lambda t: " ".join(t.split()))
+        for flow, md in zip(planned, lists):  # lists are never split, so they come in plan order
+            want = _planned_list_markdown(flow, lang)
+            got = md.split("\n")
+            assert len(got) == len(want), (lang, seed, md, want)
+            for g, w in zip(got, want):
+                indent = len(w) - len(w.lstrip(" "))
+                assert g[:indent] == w[:indent] and squash(g) == squash(w), (lang, seed, g, w)
+            nested += sum(line.startswith(" ") for line in got)
+        assert ann.check(sample_to_row(f"t/nested/{lang}/{seed}", s, ann.records(s))) == []
+    assert nested >= 10

@@ -51,6 +51,8 @@ class Config:
       all columns at the top of its body (after the title block, before the columns).
     table_phrase_prob: probability that a table header or row-label cell holds a phrase
       of 2-4 words, half of the time broken over two lines.
+    nested_list_prob: probability that a list nests a sub-list of 2-3 dash items under
+      one of its items (markdown: the sub-items indented under the item's marker).
     """
 
     long_side: int = 1024
@@ -85,6 +87,7 @@ class Config:
     equation_pool: int = 200
     wide_float_prob: float = 0.3
     table_phrase_prob: float = 0.3
+    nested_list_prob: float = 0.25
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

@@ -15,7 +15,7 @@ from reportlab.lib import colors, pagesizes
 from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY, TA_LEFT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.platypus import ListItem, Paragraph, Spacer, TableStyle
+from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableStyle
 
 from synth import text_sources as ts
 from synth.ocr1 import equations, figures, fonts
@@ -220,8 +220,22 @@ class _Body:
         items = [_short_sentence(self.rng, self.lang) for _ in range(n)]
         indent = self.st.fs * 1.8
         body_w = self.col_w - indent
+        flows = [ListItem(Paragraph(escape(t), self.st.item)) for t in items]
+        est = sum(self._text_height(t, self.st.item, body_w) for t in items) + self.st.fs * 0.6
+        sub_marker = None
+        # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+        if self.cfg.nested_list_prob > 0 and self.rng.random() < self.cfg.nested_list_prob:
+            sub_marker = "\u2013"  # an en dash: in Helvetica's WinAnsi set, unlike U+25E6
+            host = int(self.rng.integers(n))
+            subs = [_short_sentence(self.rng, self.lang) for _ in range(int(self.rng.integers(2, 4)))]
+            nested = ListFlowable([ListItem(Paragraph(escape(t), self.st.item)) for t in subs], bulletType="bullet",
+                                  start=sub_marker, bulletFontName="Helvetica", bulletFontSize=self.st.fs,
+                                  leftIndent=indent, bulletDedent=indent * 0.8)
+            # Inside the host item's ListItem, so the sub-list takes no number or bullet of its own.
+            flows[host] = ListItem([Paragraph(escape(items[host]), self.st.item), nested])
+            est += sum(self._text_height(t, self.st.item, body_w - indent) for t in subs)
         flow = TList(
-            [ListItem(Paragraph(escape(t), self.st.item)) for t in items],
+            flows,
             bulletType="1" if numbered else "bullet",
             start=None if numbered else "\u2022",
             bulletFormat="%s." if numbered else None,
@@ -229,8 +243,7 @@ class _Body:
             bulletFontName="Helvetica", bulletFontSize=self.st.fs,
             leftIndent=indent, bulletDedent=indent * 0.8, spaceAfter=self.st.fs * 0.6,
         )
-        flow.tag = _tag("list", numbered=numbered)
-        est = sum(self._text_height(t, self.st.item, body_w) for t in items) + self.st.fs * 0.6
+        flow.tag = _tag("list", numbered=numbered, sub_marker=sub_marker)
         if est > 0.8 * self.frame_h:
             return [], 0.0
         return [flow], est

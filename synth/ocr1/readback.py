@@ -9,6 +9,7 @@ as their drawn grid plus words; images and equations as their drawn rectangle.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,27 +136,45 @@ def _emphasis_markdown(groups: list[list[tuple]], lang: str) -> str:
     return _join(parts, lang)
 
 
-def _list_items(lines, numbered: bool, font_size: float, lang: str) -> tuple[list[str], list[str]]:
-    """Split list lines into items at the bullet column; (markdown items, plain items)."""
+_NUMBER = re.compile(r"(\d+)\.\s*(.*)", re.S)
+_BULLET = re.compile(r"\u2022\s*(.*)", re.S)
+
+
+def _list_items(lines, numbered: bool, font_size: float, lang: str,
+                sub_marker: str | None = None) -> tuple[list[str], list[str]]:
+    """Split list lines into items at the bullet column and, when the list nests one,
+    sub-items at the column where lines open with ``sub_marker``; (markdown items, plain
+    items). Sub-items are indented under their item's marker in the markdown."""
+    tol = 0.3 * font_size
     col = min(x for _t, _b, x in lines)
-    items: list[list[str]] = []
+    opens = [x for t, _b, x in lines if sub_marker and x > col + tol and t.startswith(sub_marker)]
+    sub_col = min(opens) if opens else None
+    items: list[tuple[int, list[str]]] = []
     for text, _box, x in lines:
-        if x <= col + 0.3 * font_size or not items:
-            items.append([text])
+        if x <= col + tol or not items:
+            items.append((0, [text]))
+        elif sub_col is not None and abs(x - sub_col) <= tol and text.startswith(sub_marker):
+            items.append((1, [text]))
         else:
-            items[-1].append(text)
+            items[-1][1].append(text)
     md, plain = [], []
-    for i, parts in enumerate(items):
+    number, lead = 0, "- "
+    for level, parts in items:
         text = _join(parts, lang)
         plain.append(text)
-        head, _, rest = text.partition(" ")
-        if numbered and head.endswith(".") and head[:-1].isdigit():
-            md.append(f"{head[:-1]}. {rest}")
-        elif not numbered and head.startswith("\u2022"):
-            body = (head[1:] + " " + rest).strip() if head != "\u2022" else rest
-            md.append(f"- {body}")
-        else:  # the bullet was not read back as its own word: keep the text whole
-            md.append(f"{i + 1}. {text}" if numbered else f"- {text}")
+        if level == 1:
+            md.append(" " * len(lead) + "- " + text[len(sub_marker):].strip())
+            continue
+        number += 1
+        # Chinese lines join "1." and "•" to the text without a space: match, don't split.
+        marker = (_NUMBER if numbered else _BULLET).match(text)
+        if marker and numbered:
+            lead, body = f"{marker.group(1)}. ", marker.group(2)
+        elif marker:
+            lead, body = "- ", marker.group(1)
+        else:  # the marker was not read back: keep the text whole
+            lead, body = (f"{number}. " if numbered else "- "), text
+        md.append(lead + body)
     return md, plain
 
 
@@ -237,7 +256,7 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         lines = [(t, b) for t, b, _x in lines3]
         box = _union([w[:4] for w in ws])
         if label == "list":
-            md, plain_items = _list_items(lines3, bool(tag.get("numbered")), font_size, lang)
+            md, plain_items = _list_items(lines3, bool(tag.get("numbered")), font_size, lang, tag.get("sub_marker"))
             regions.append(ReadRegion(label, box, "\n".join(md), "\n".join(plain_items), lines, wl))
             continue
         text = _join([t for t, _b in lines], lang)

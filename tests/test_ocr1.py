@@ -487,3 +487,36 @@ def test_nested_lists_read_back_with_their_structure():
             nested += sum(line.startswith(" ") for line in got)
         assert ann.check(sample_to_row(f"t/nested/{lang}/{seed}", s, ann.records(s))) == []
     assert nested >= 10
+
+
+def test_sideways_tables_read_back_cell_by_cell():
+    """A table turned 90 degrees comes back with the planned cell texts (lines grouped
+    upward), its caption read upward too, and vertical word boxes; check() passes."""
+    from synth.ocr1.content import make_plan
+    from synth.ocr1.flowables import TRotated
+
+    done = 0
+    for lang, seed in (("en", 0), ("en", 1), ("zh", 2), ("zh", 3)):
+        cfg = _cfg(lang, blocks={"sideways_table": 1.0, "paragraph": 0.3}, table_phrase_prob=0.5)
+        plan = make_plan(cfg, np.random.default_rng(seed))
+        planned = [f for f in plan.body if isinstance(f, TRotated)]
+        s = generate(cfg, np.random.default_rng(seed))
+        tables = [r for r in s.regions if r.label == "table"]
+        captions = [r for r in s.regions if r.label == "table_caption"]
+        assert planned and tables, (lang, seed)
+        sep = "" if lang == "zh" else " "
+        squash = "".join if lang == "zh" else " ".join
+        for block, region, caption in zip(planned, tables, captions):
+            cap, table = block.flowables
+            want = [c.replace("\n", sep) for row in table._cellvalues for c in row if c]
+            got = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", region.text) if c]
+            assert got == want, (lang, seed)
+            assert squash(caption.text[8:-9].split()) == squash(html.unescape(cap.text).split())
+            done += 1
+        words = [b for t, b in s.truth["words"] if len(t) >= 3]
+        x1, y1, x2, y2 = tables[0].box
+        inside = [bins_to_box(b, s.width, s.height) for b in words
+                  if x1 <= b[0] and b[2] <= x2 and y1 <= b[1] and b[3] <= y2]
+        assert inside and all(b[3] - b[1] > b[2] - b[0] for b in inside), (lang, seed)  # in pixels
+        assert ann.check(sample_to_row(f"t/sideways/{lang}/{seed}", s, ann.records(s))) == []
+    assert done >= 4

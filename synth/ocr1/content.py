@@ -20,7 +20,7 @@ from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableS
 from synth import text_sources as ts
 from synth.ocr1 import equations, figures, fonts
 from synth.ocr1.config import Config, allowed_families
-from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TTable
+from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TRotated, TTable
 
 
 @dataclass
@@ -199,6 +199,27 @@ class _Body:
         finally:
             self.col_w = col_w
         return flows
+
+    def sideways_table(self) -> tuple[list, float]:
+        """A table of 5-9 columns set sideways with its caption (turned 90 degrees, read
+        upward), as tables wider than the column are: its width runs down the column."""
+        col_w = self.col_w
+        self.col_w = 0.9 * self.frame_h  # the table's width now runs along the column
+        try:
+            flows, _h = self.table(min_cols=5, max_cols=9)
+        finally:
+            self.col_w = col_w
+        if not flows:
+            return [], 0.0
+        cap, table = flows[0], flows[1]
+        for f in (cap, table):
+            f.tag = {**f.tag, "rotation": 90}
+        block = TRotated([cap, table])
+        w, h = block.wrap(self.col_w, self.frame_h)
+        if w > self.col_w or h > 0.9 * self.frame_h:
+            return [], 0.0
+        gap = self.st.fs * 0.8
+        return [Spacer(1, gap), block, Spacer(1, gap)], h + 2 * gap
 
     def heading(self) -> tuple[list, float]:
         self.section += 1

@@ -14,12 +14,26 @@ from reportlab.graphics.shapes import Drawing
 from reportlab.platypus import Flowable, ListFlowable, Paragraph, Table
 
 
+def to_page(canvas, rect) -> tuple[float, float, float, float]:
+    """A rectangle in the canvas's current coordinates as a page rectangle (PDF points, y
+    up): the bounding box of its corners under the current transformation matrix, which
+    is the identity except inside :class:`TRotated`."""
+    a, b, c, d, e, f = canvas._currentMatrix
+    if (a, b, c, d, e, f) == (1, 0, 0, 1, 0, 0):
+        return tuple(float(v) for v in rect)
+    x0, y0, x1, y1 = rect
+    xs = [a * x + c * y + e for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+    ys = [b * x + d * y + f for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 def record(canvas, tag: dict[str, Any], rect: tuple[float, float, float, float], **extra: Any) -> None:
-    """Append a drawn-rectangle record to the document that owns ``canvas`` (if tracked)."""
+    """Append a drawn-rectangle record (in page coordinates) to the document that owns
+    ``canvas`` (if tracked)."""
     doc = getattr(canvas, "_doctemplate", None)
     drawn = getattr(doc, "ocr1_drawn", None)
     if drawn is not None:
-        drawn.append({"tag": tag, "rect": tuple(float(v) for v in rect), **extra})
+        drawn.append({"tag": tag, "rect": to_page(canvas, rect), **extra})
 
 
 class _Tracked:
@@ -44,11 +58,11 @@ class _Tracked:
     def drawOn(self, canvas, x, y, _sW=0):  # noqa: N802, N803
         w, h = getattr(self, "_ocr1_wh", (0.0, 0.0))
         x0 = self._hAlignAdjust(x, _sW)
-        record(canvas, self.tag, (x0, y, x0 + w, y + h), **self.extras(x0, y))
+        record(canvas, self.tag, (x0, y, x0 + w, y + h), **self.extras(canvas, x0, y))
         return super().drawOn(canvas, x, y, _sW)
 
-    def extras(self, x0: float, y0: float) -> dict[str, Any]:
-        """Extra layout facts of the drawn flowable (table cells ...)."""
+    def extras(self, canvas, x0: float, y0: float) -> dict[str, Any]:
+        """Extra layout facts of the drawn flowable (table cells ...), in page coordinates."""
         return {}
 
 
@@ -108,7 +122,7 @@ class TTable(_Tracked, Table):
 
     splittable = False
 
-    def extras(self, x0: float, y0: float) -> dict[str, Any]:
+    def extras(self, canvas, x0: float, y0: float) -> dict[str, Any]:
         cols = self._colpositions  # absolute x of column edges, left to right, from 0
         rows = self._rowpositions  # y of row edges from the top (height) down to 0
         nrows, ncols = len(rows) - 1, len(cols) - 1
@@ -123,6 +137,42 @@ class TTable(_Tracked, Table):
                 if (r, c) in covered:
                     continue
                 r1, c1 = origin.get((r, c), (r, c))
-                cells.append((r, c, r1 - r + 1, c1 - c + 1,
-                              x0 + cols[c], y0 + rows[r1 + 1], x0 + cols[c1 + 1], y0 + rows[r]))
+                rect = to_page(canvas, (x0 + cols[c], y0 + rows[r1 + 1], x0 + cols[c1 + 1], y0 + rows[r]))
+                cells.append((r, c, r1 - r + 1, c1 - c + 1, *rect))
         return {"cells": cells, "shape": (nrows, ncols)}
+
+
+class TRotated(Flowable):
+    """Flowables stacked top to bottom and drawn turned 90 degrees counter-clockwise, like a
+    sideways table: their top points to the page's left and their lines read upward.
+
+    The wrapped flowables record page rectangles (``record`` maps through the rotation);
+    their tags should say ``rotation: 90`` so the read-back groups their lines upward.
+    """
+
+    splittable = False
+
+    def __init__(self, flowables: list, hAlign: str = "CENTER"):  # noqa: N803
+        Flowable.__init__(self)
+        self.flowables, self.hAlign = flowables, hAlign
+
+    def wrap(self, availWidth, availHeight):  # noqa: N803
+        # Turned, the frame's height is the width the stack may take, and vice versa.
+        # Fixed-size flowables (the table) set the stack's width; paragraphs wrap to it.
+        fixed = [f.wrap(availHeight, availWidth)[0] for f in self.flowables if not isinstance(f, Paragraph)]
+        self._stack_w = max(fixed) if fixed else availHeight
+        sizes = [f.wrap(self._stack_w, availWidth) for f in self.flowables]
+        self._stack_h = sum(h + f.getSpaceAfter() for (_w, h), f in zip(sizes, self.flowables))
+        self.width, self.height = self._stack_h, self._stack_w
+        return self.width, self.height
+
+    def draw(self) -> None:
+        canv = self.canv
+        canv.translate(self._stack_h, 0)
+        canv.rotate(90)  # local (u, v) lands on page (stack_h - v, u)
+        y = self._stack_h
+        for f in self.flowables:
+            w, h = f.wrap(self._stack_w, self._stack_h)
+            y -= h
+            f.drawOn(canv, (self._stack_w - w) / 2, y)  # each centred across the stack
+            y -= f.getSpaceAfter()

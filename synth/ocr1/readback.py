@@ -89,9 +89,10 @@ def _line_texts(groups: list[list[tuple]], lang: str) -> list[tuple[str, tuple[f
     return [(_join([w[4] for w in g], lang), _union([w[:4] for w in g]), float(g[0][0])) for g in groups]
 
 
-def _lines(words: list[tuple], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
+def _lines(words: list[tuple], lang: str,
+           rotation: int = 0) -> list[tuple[str, tuple[float, float, float, float], float]]:
     """Visual lines of words: (text, box, x0 of the first word) per line, in reading order."""
-    return _line_texts(_group_lines(words), lang)
+    return _line_texts(_group_lines(words, rotation), lang)
 
 
 _MARKS = {"bold": "**", "italic": "*", "bold_italic": "***"}
@@ -192,7 +193,7 @@ def _table(rec: dict[str, Any], words: list[tuple], lang: str, H: float):
     lines = []
     for cell, ws in zip(cells, by_cell):
         r, _c, rs, cs = cell[:4]
-        cl = _lines(ws, lang)
+        cl = _lines(ws, lang, int(rec["tag"].get("rotation", 0)))
         text = _join([t for t, _b, _x in cl], lang)
         lines += [(t, b) for t, b, _x in cl]
         attrs = (f' rowspan="{rs}"' if rs > 1 else "") + (f' colspan="{cs}"' if cs > 1 else "")

@@ -73,7 +73,8 @@ def main(argv=None) -> None:
 
     t = time.perf_counter()
     for i in range(cfg.equation_pool):
-        equations.reader(equations.entry(i))
+        for fontset in equations.FONTSETS:  # pages pick the fontset matching their text face
+            equations.reader(equations.entry(i), fontset)
     figures.warm_pool(cfg.chart_pool)
     _full(cfg, range(10_000, 10_040))
     warm_s = time.perf_counter() - t

@@ -123,28 +123,40 @@ def _pick(rng: np.random.Generator, seq) -> str:
 WIKI_SHARE = 0.75
 
 
-def english_sentence(rng: np.random.Generator) -> str:
-    """One English sentence from the source mixture (see ``WIKI_SHARE``)."""
+@functools.lru_cache(maxsize=8)
+def _manual_without(avoid: str) -> tuple[str, ...]:
+    """The Python-manual sentences that use none of the characters in ``avoid``."""
+    return tuple(s for s in english_sentences() if not set(s) & set(avoid))
+
+
+def _wiki_sentence(rng: np.random.Generator, avoid: str) -> str | None:
     from synth import text_wiki
 
+    s = text_wiki.sentence(rng)
+    # The chain's tokens hold none of the characters fonts fail to draw; checked anyway.
+    return s if s is not None and not set(s) & set(avoid) else None
+
+
+def english_sentence(rng: np.random.Generator, avoid: str = "") -> str:
+    """One English sentence from the source mixture (see ``WIKI_SHARE``), using none of
+    the characters in ``avoid`` (those a page's font cannot draw)."""
     if rng.random() < WIKI_SHARE:
-        s = text_wiki.sentence(rng)
+        s = _wiki_sentence(rng, avoid)
         if s is not None:
             return s
-    return _pick(rng, english_sentences())
+    return _pick(rng, _manual_without(avoid))
 
 
-def english_paragraph(rng: np.random.Generator, n_sentences: int) -> str:
+def english_paragraph(rng: np.random.Generator, n_sentences: int, avoid: str = "") -> str:
     """A paragraph of ``n_sentences`` Wikipedia-chain sentences (share ``WIKI_SHARE``), or
-    of consecutive Python-manual sentences starting at a random place."""
-    from synth import text_wiki
-
+    of consecutive Python-manual sentences starting at a random place; none uses a
+    character of ``avoid``."""
     n = max(1, n_sentences)
     if rng.random() < WIKI_SHARE:
-        sents = [text_wiki.sentence(rng) for _ in range(n)]
+        sents = [_wiki_sentence(rng, avoid) for _ in range(n)]
         if all(sents):
             return " ".join(sents)
-    sents = english_sentences()
+    sents = _manual_without(avoid)
     start = int(rng.integers(len(sents)))
     return " ".join(sents[(start + i) % len(sents)] for i in range(n))
 
@@ -183,12 +195,12 @@ def chinese_paragraph(rng: np.random.Generator, n_sentences: int) -> str:
     return "".join(chinese_sentence(rng) for _ in range(max(1, n_sentences)))
 
 
-def paragraph(rng: np.random.Generator, lang: str, n_sentences: int) -> str:
-    """A paragraph in ``lang`` ("en" or "zh")."""
+def paragraph(rng: np.random.Generator, lang: str, n_sentences: int, avoid: str = "") -> str:
+    """A paragraph in ``lang`` ("en" or "zh"); English avoids the characters in ``avoid``."""
     if lang == "zh":
         return chinese_paragraph(rng, n_sentences)
     if lang == "en":
-        return english_paragraph(rng, n_sentences)
+        return english_paragraph(rng, n_sentences, avoid)
     raise ValueError(f"unsupported language {lang!r}; valid: 'en', 'zh'")
 
 

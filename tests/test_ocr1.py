@@ -173,7 +173,8 @@ def test_markdown_parses_back_to_regions(pages):
                 assert content == ""
 
 
-@pytest.mark.parametrize("family", ["Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier"])
+@pytest.mark.parametrize("family", ["Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier",
+                                    "ComputerModern"])
 def test_emphasis_is_read_back_from_the_drawn_fonts(family):
     """Runs set in the bold/italic face come back as **run** / *run* in the markdown, read
     from the font flags of what PyMuPDF finds drawn, across line breaks, in every family."""
@@ -389,6 +390,10 @@ def test_equation_pool_renders_what_its_latex_says():
     for e in latex:
         img, w, h = equations.render(e)
         assert w > 5 and h > 3 and np.asarray(img.convert("L")).min() < 100, e
+    for fontset in equations.FONTSETS[1:]:  # the others on every 8th entry (all pass; slow)
+        for e in latex[::8]:
+            img, w, h = equations.render(e, fontset)
+            assert w > 5 and h > 3 and np.asarray(img.convert("L")).min() < 100, (fontset, e)
     equations.entry.cache_clear()
     assert [equations.entry(i) for i in range(pool)] == latex
     # Pages draw from the whole pool: an equation region's LaTeX is a pool entry.
@@ -520,3 +525,22 @@ def test_sideways_tables_read_back_cell_by_cell():
         assert inside and all(b[3] - b[1] > b[2] - b[0] for b in inside), (lang, seed)  # in pixels
         assert ann.check(sample_to_row(f"t/sideways/{lang}/{seed}", s, ann.records(s))) == []
     assert done >= 4
+
+
+def test_computer_modern_pages_avoid_characters_its_ot1_slots_misdraw():
+    """Computer Modern draws < > _ { } | " \\ ~ ^ ` as other glyphs (TeX's OT1 layout), so
+    its pages never contain them, while pages in other families still do."""
+    from synth.ocr1 import fonts
+
+    bad = set(fonts.UNDRAWABLE["ComputerModern"])
+    cm_text, other_text = "", ""
+    for seed in range(6):
+        s = generate(_cfg("en", fonts=["ComputerModern"], emphasis_prob=1.0), np.random.default_rng(seed))
+        assert s.truth["font"] == "ComputerModern"
+        cm_text += " ".join(t for t, _b in s.truth["words"])
+        assert ann.check(sample_to_row(f"t/cm/{seed}", s, ann.records(s))) == []
+        assert any("**" in r.text or re.search(r"(?<!\*)\*\S", r.text) for r in s.regions if r.label == "text")
+        other = generate(_cfg("en", fonts=["DejaVuSerif"]), np.random.default_rng(seed))
+        other_text += " ".join(t for t, _b in other.truth["words"])
+    assert len(cm_text) > 10_000 and not set(cm_text) & bad
+    assert set(other_text) & bad  # the filter is what keeps them out

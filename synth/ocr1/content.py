@@ -135,14 +135,14 @@ def _emphasised(rng: np.random.Generator, text: str, faces: dict[str, str]) -> s
     return " ".join(out)
 
 
-def _sentences(rng: np.random.Generator, lang: str, lo: int, hi: int) -> str:
-    return ts.paragraph(rng, lang, int(rng.integers(lo, hi + 1)))
+def _sentences(rng: np.random.Generator, lang: str, lo: int, hi: int, avoid: str = "") -> str:
+    return ts.paragraph(rng, lang, int(rng.integers(lo, hi + 1)), avoid)
 
 
-def _short_sentence(rng: np.random.Generator, lang: str) -> str:
+def _short_sentence(rng: np.random.Generator, lang: str, avoid: str = "") -> str:
     if lang == "zh":
         return ts.chinese_sentence(rng, int(rng.integers(3, 9)))
-    s = ts.english_sentence(rng)
+    s = ts.english_sentence(rng, avoid)
     return s if len(s) < 140 else s[:s.rfind(" ", 0, 120)].rstrip(",;:") + "."
 
 
@@ -150,9 +150,11 @@ class _Body:
     """Generates body blocks for one page and estimates the height they take."""
 
     def __init__(self, rng, cfg: Config, lang: str, faces: dict[str, str], st: _Styles, col_w: float,
-                 frame_h: float):
+                 frame_h: float, avoid: str = "", family: str = ""):
         self.rng, self.cfg, self.lang, self.faces, self.st = rng, cfg, lang, faces, st
+        self.family = family
         self.col_w, self.frame_h = col_w, frame_h
+        self.avoid = avoid  # characters the page's font draws as other glyphs
         self.section = int(rng.integers(1, 6))
         self.n_table = self.n_figure = 0
         # Average advance of a character, in em: Latin prose ~0.5, CJK ideographs 1.0.
@@ -163,7 +165,7 @@ class _Body:
         return float(lines) * style.leading + style.spaceAfter + style.spaceBefore
 
     def paragraph(self) -> tuple[list, float]:
-        text = _sentences(self.rng, self.lang, 2, 6)
+        text = _sentences(self.rng, self.lang, 2, 6, self.avoid)
         height = self._text_height(text, self.st.body, self.col_w)
         # CJK faces have no bold or italic: only English paragraphs get inline emphasis.
         # Switched off, the option draws nothing: such recipes keep their earlier bytes.
@@ -176,7 +178,7 @@ class _Body:
     def carried_over(self) -> tuple[list, float]:
         """The tail of a paragraph begun on the previous page: it opens mid-sentence and,
         being a continuation, without a first-line indent."""
-        text = _sentences(self.rng, self.lang, 1, 4)
+        text = _sentences(self.rng, self.lang, 1, 4, self.avoid)
         if self.lang == "zh":
             cut = int(self.rng.integers(1, max(2, len(text) // 2)))
             tail = text[cut:].lstrip("，。、；：！？")
@@ -238,7 +240,7 @@ class _Body:
     def list(self) -> tuple[list, float]:
         n = int(self.rng.integers(2, 6))
         numbered = self.rng.random() < 0.45
-        items = [_short_sentence(self.rng, self.lang) for _ in range(n)]
+        items = [_short_sentence(self.rng, self.lang, self.avoid) for _ in range(n)]
         indent = self.st.fs * 1.8
         body_w = self.col_w - indent
         flows = [ListItem(Paragraph(escape(t), self.st.item)) for t in items]
@@ -248,7 +250,7 @@ class _Body:
         if self.cfg.nested_list_prob > 0 and self.rng.random() < self.cfg.nested_list_prob:
             sub_marker = "\u2013"  # an en dash: in Helvetica's WinAnsi set, unlike U+25E6
             host = int(self.rng.integers(n))
-            subs = [_short_sentence(self.rng, self.lang) for _ in range(int(self.rng.integers(2, 4)))]
+            subs = [_short_sentence(self.rng, self.lang, self.avoid) for _ in range(int(self.rng.integers(2, 4)))]
             nested = ListFlowable([ListItem(Paragraph(escape(t), self.st.item)) for t in subs], bulletType="bullet",
                                   start=sub_marker, bulletFontName="Helvetica", bulletFontSize=self.st.fs,
                                   leftIndent=indent, bulletDedent=indent * 0.8)
@@ -358,7 +360,7 @@ class _Body:
         t.tag = _tag("table", spans=spans)
         self.n_table += 1
         label = f"表{self.n_table}" if self.lang == "zh" else f"Table {self.n_table}:"
-        cap = _para(f"{label} {_short_sentence(rng, self.lang)}", st.caption, _tag("table_caption"))
+        cap = _para(f"{label} {_short_sentence(rng, self.lang, self.avoid)}", st.caption, _tag("table_caption"))
         cap.keepWithNext = 1
         lines = sum(max(cell.count("\n") + 1 for cell in row) for row in data)
         height = lines * fs * 1.2 + nrows * 2 * pad
@@ -366,10 +368,11 @@ class _Body:
 
     def equation(self) -> tuple[list, float]:
         latex = equations.pick(self.rng, self.cfg.equation_pool)
-        _img, w, h = equations.render(latex)
+        fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
+        _img, w, h = equations.render(latex, fontset)
         scale = self.st.fs / 12.0 * _u(self.rng, 1.0, 1.3)
         scale = min(scale, 0.9 * self.col_w / w)
-        im = TImage(equations.reader(latex), width=w * scale, height=h * scale, hAlign="CENTER")
+        im = TImage(equations.reader(latex, fontset), width=w * scale, height=h * scale, hAlign="CENTER")
         im.tag = _tag("equation", latex=latex)
         gap = self.st.fs * 0.6
         return [Spacer(1, gap), im, Spacer(1, gap)], h * scale + 2 * gap
@@ -389,7 +392,7 @@ class _Body:
             fig = TDrawing(figures.drawing(rng, w, h), tag)
         self.n_figure += 1
         label = f"图{self.n_figure}" if self.lang == "zh" else f"Figure {self.n_figure}:"
-        cap = _para(f"{label} {_short_sentence(rng, self.lang)}", self.st.caption, _tag("image_caption"))
+        cap = _para(f"{label} {_short_sentence(rng, self.lang, self.avoid)}", self.st.caption, _tag("image_caption"))
         fig.keepWithNext = 1
         return [Spacer(1, self.st.fs * 0.5), fig, cap], h + self.st.fs * 4
 
@@ -421,6 +424,7 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     allowed = allowed_families(cfg, lang)
     family = allowed[int(rng.integers(len(allowed)))]
     faces = fonts.face_set(family)
+    avoid = fonts.UNDRAWABLE.get(family, "")
     fs = _u(rng, cfg.font_size_min, cfg.font_size_max)
     if page_name == "A5":
         fs *= 0.9
@@ -436,7 +440,7 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
 
     if rng.random() < cfg.footnote_prob:
         for i in range(int(rng.integers(1, 3))):
-            p = _para(f"{i + 1} {_short_sentence(rng, lang)}", st.footnote, _tag("footnote", group=2))
+            p = _para(f"{i + 1} {_short_sentence(rng, lang, avoid)}", st.footnote, _tag("footnote", group=2))
             p.wrap(usable_w, ph)
             plan.footnotes.append(p)
         plan.footnote_height = sum(p._ocr1_wh[1] + st.footnote.spaceAfter for p in plan.footnotes) + fs
@@ -451,11 +455,12 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
             author = ts.title(rng, "zh", int(rng.integers(2, 4))) if lang == "zh" else names.replace("  ", " ")
             plan.title_flowables.append(_para(author, st.author, _tag("text")))
         if cols > 1 and rng.random() < 0.5:
-            plan.title_flowables.append(_para(_sentences(rng, lang, 3, 5), st.body, _tag("text")))
+            plan.title_flowables.append(_para(_sentences(rng, lang, 3, 5, avoid), st.body, _tag("text")))
         plan.title_height = sum(f.wrap(usable_w, ph)[1] + f.style.spaceAfter + f.style.spaceBefore
                                 for f in plan.title_flowables) + 2.0
 
-    body = _Body(rng, cfg, lang, faces, st, col_w, ph - mt - mb - plan.title_height - plan.footnote_height)
+    body = _Body(rng, cfg, lang, faces, st, col_w, ph - mt - mb - plan.title_height - plan.footnote_height, avoid,
+                 family)
     # Switched off (or on one-column pages), the option draws nothing.
     if cols > 1 and cfg.wide_float_prob > 0 and rng.random() < cfg.wide_float_prob:
         flows = body.wide_float(usable_w)

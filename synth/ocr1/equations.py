@@ -64,21 +64,29 @@ POOL: tuple[str, ...] = (
 )
 
 
+FONTSETS = ("dejavusans", "dejavuserif", "stix", "cm")
+
+
 @functools.lru_cache(maxsize=None)
-def render(latex: str):
-    """The equation's image cropped to its ink, as (PIL RGB image, width_pt, height_pt) at 12 pt.
+def render(latex: str, fontset: str = "dejavusans"):
+    """The equation's image cropped to its ink, as (PIL RGB image, width_pt, height_pt) at 12 pt,
+    set in one of mathtext's ``FONTSETS`` (whatever the user's matplotlibrc says).
 
     Cached per process; raises ValueError naming the string when mathtext rejects it.
     """
+    import matplotlib
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
     from PIL import Image
 
+    if fontset not in FONTSETS:
+        raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
     buf = io.BytesIO()
     try:
-        mathtext.math_to_image(f"${latex}$", buf, prop=FontProperties(size=_FONT_PT), dpi=_DPI, format="png")
+        with matplotlib.rc_context({"mathtext.fontset": fontset}):
+            mathtext.math_to_image(f"${latex}$", buf, prop=FontProperties(size=_FONT_PT), dpi=_DPI, format="png")
     except ValueError as exc:  # mathtext parse errors
-        raise ValueError(f"equation {latex!r} is not valid mathtext: {exc}") from exc
+        raise ValueError(f"equation {latex!r} is not valid mathtext ({fontset}): {exc}") from exc
     buf.seek(0)
     rgba = Image.open(buf).convert("RGBA")
     # Composite on white: reportlab would otherwise need an alpha mask per image.
@@ -93,11 +101,11 @@ def render(latex: str):
 
 
 @functools.lru_cache(maxsize=None)
-def reader(latex: str):
+def reader(latex: str, fontset: str = "dejavusans"):
     """A reportlab ImageReader of the rendered equation (cached so PDF embedding is cheap)."""
     from reportlab.lib.utils import ImageReader
 
-    return ImageReader(render(latex)[0])
+    return ImageReader(render(latex, fontset)[0])
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,6 +5,10 @@ A *face set* maps a style ("regular", "bold", "italic") to a reportlab font name
   (embedded, subset per document);
 - the PDF standard fonts Helvetica/Times/Courier (not embedded: PyMuPDF draws them
   with its built-in Nimbus clones);
+- Computer Modern (cmr10, cmb10, cmti10: the BaKoMa TTFs matplotlib ships), LaTeX's
+  default face. These fonts keep TeX's OT1 layout, so a few ASCII codes draw other
+  glyphs (``<`` draws an inverted exclamation mark, ``_`` a dot accent, ``|`` an em dash;
+  see ``UNDRAWABLE``): text set in them avoids those characters;
 - Chinese: reportlab's ``STSong-Light`` CID font (not embedded; PyMuPDF draws it with
   its fallback CJK font) and PyMuPDF's built-in Droid Sans Fallback registered with
   reportlab as an embedded TrueType font.
@@ -26,14 +30,24 @@ _MPL_TTF = {
     "DejaVuSans": {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "italic": "DejaVuSans-Oblique.ttf"},
     "DejaVuSerif": {"regular": "DejaVuSerif.ttf", "bold": "DejaVuSerif-Bold.ttf", "italic": "DejaVuSerif-Italic.ttf"},
     "STIX": {"regular": "STIXGeneral.ttf", "bold": "STIXGeneralBol.ttf", "italic": "STIXGeneralItalic.ttf"},
+    "ComputerModern": {"regular": "cmr10.ttf", "bold": "cmb10.ttf", "italic": "cmti10.ttf"},
 }
+# Characters a family draws as a different glyph (TeX's OT1 slots in Computer Modern:
+# < > _ { } | " \ ~ ^ ` become ¡ ¿ ˙ – ˝ — ” “ ˜ ˆ ‘); pages in the family avoid them.
+# (The apostrophe draws as a right quote, which is the same character to a reader.)
+UNDRAWABLE: dict[str, str] = {"ComputerModern": '<>_{}|"\\~^`'}
+# The mathtext fontset whose equations look like each family's text (default: DejaVu Sans).
+MATH_FONTSET: dict[str, str] = {"ComputerModern": "cm", "STIX": "stix", "Times": "stix",
+                                "DejaVuSerif": "dejavuserif"}
+# PDF font names whose style PyMuPDF's span flags miss (the BaKoMa fonts set no flags).
+NAMED_STYLES: dict[str, str] = {"Cmb10": "bold", "Cmti10": "italic"}
 _STANDARD = {
     "Helvetica": {"regular": "Helvetica", "bold": "Helvetica-Bold", "italic": "Helvetica-Oblique"},
     "Times": {"regular": "Times-Roman", "bold": "Times-Bold", "italic": "Times-Italic"},
     "Courier": {"regular": "Courier", "bold": "Courier-Bold", "italic": "Courier-Oblique"},
 }
 
-LATIN_FAMILIES = ("Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier")
+LATIN_FAMILIES = ("Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier", "ComputerModern")
 CJK_FAMILIES = ("STSong", "DroidSansFallback")
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pymupdf
 
+from synth.ocr1.fonts import NAMED_STYLES
+
 TEXT_LABELS = ("title", "sub_title", "text", "table_caption", "image_caption", "header", "footer",
                "page_number", "footnote")
 # Region boxes of these labels are the drawn rectangles (they carry no PDF text).
@@ -100,9 +102,11 @@ _MARKS = {"bold": "**", "italic": "*", "bold_italic": "***"}
 
 def word_emphasis(page, words: list[tuple]) -> list[str]:
     """Per word: "bold", "italic", "bold_italic" or "" from the font flags of the drawn
-    span under the word's centre (what the PDF drew, not what the plan asked for)."""
-    spans = [(sp["bbox"], sp["flags"]) for b in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]
-             for ln in b.get("lines", ()) for sp in ln["spans"]]
+    span under the word's centre (what the PDF drew, not what the plan asked for), or
+    from its font's name where the font sets no flags (``fonts.NAMED_STYLES``)."""
+    span_dicts = [sp for b in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]
+                  for ln in b.get("lines", ()) for sp in ln["spans"]]
+    spans = [(sp["bbox"], sp["flags"]) for sp in span_dicts]
     if not spans or not words:
         return [""] * len(words)
     sb = np.asarray([sp[0] for sp in spans], dtype=float)
@@ -112,10 +116,13 @@ def word_emphasis(page, words: list[tuple]) -> list[str]:
     hit = (sb[None, :, 0] <= cx) & (cx <= sb[None, :, 2]) & (sb[None, :, 1] <= cy) & (cy <= sb[None, :, 3])
     area = (sb[:, 2] - sb[:, 0]) * (sb[:, 3] - sb[:, 1])
     owner = np.where(hit, area[None, :], np.inf).argmin(axis=1)
+    named = [NAMED_STYLES.get(sp["font"], "") for sp in span_dicts]
     out = []
     for i, found in enumerate(hit.any(axis=1).tolist()):
         f = int(flags[owner[i]]) if found else 0
-        bold, italic = bool(f & pymupdf.TEXT_FONT_BOLD), bool(f & pymupdf.TEXT_FONT_ITALIC)
+        name = named[owner[i]] if found else ""
+        bold = bool(f & pymupdf.TEXT_FONT_BOLD) or name == "bold"
+        italic = bool(f & pymupdf.TEXT_FONT_ITALIC) or name == "italic"
         out.append("bold_italic" if bold and italic else "bold" if bold else "italic" if italic else "")
     return out
 

@@ -20,7 +20,7 @@ class Config:
     landscape_prob: probability of a landscape page.
     columns: number of body columns ("1", "2", "3") -> weight; narrow pages cap it.
     fonts: font families allowed (empty: every family that sets the page's language);
-      Latin: Vera, DejaVuSans, DejaVuSerif, STIX, Helvetica, Times, Courier; Chinese:
+      Latin: Vera, DejaVuSans, DejaVuSerif, STIX, Helvetica, Times, Courier, ComputerModern; Chinese:
       STSong, DroidSansFallback.
     font_size_min, font_size_max: body font size range in points.
     margin_min, margin_max: page margin range as a fraction of the page's short side.

@@ -544,3 +544,19 @@ def test_computer_modern_pages_avoid_characters_its_ot1_slots_misdraw():
         other_text += " ".join(t for t, _b in other.truth["words"])
     assert len(cm_text) > 10_000 and not set(cm_text) & bad
     assert set(other_text) & bad  # the filter is what keeps them out
+
+
+def test_accent_coloured_headings_are_ink_and_read_back():
+    """Titles and headings in an accent colour: the pixels under them are coloured, the
+    words still read back, and check() (which looks for ink under every word) passes."""
+    for seed in range(3):
+        s = generate(_cfg("en", accent_prob=1.0, title_prob=1.0, inner_page_prob=0.0,
+                          blocks={"heading": 1.0, "paragraph": 1.0}), np.random.default_rng(seed))
+        rgb = np.asarray(Image.open(io.BytesIO(s.image)).convert("RGB")).astype(int)
+        for region in (r for r in s.regions if r.label in ("title", "sub_title")):
+            x1, y1, x2, y2 = (int(round(v)) for v in bins_to_box(region.box, s.width, s.height))
+            crop = rgb[y1:y2 + 1, x1:x2 + 1].reshape(-1, 3)
+            ink = crop[crop.sum(axis=1) < 450]
+            # Coloured ink: the channels of the darkest pixels differ clearly.
+            assert len(ink) and np.median(ink.max(axis=1) - ink.min(axis=1)) > 30, (seed, region.text)
+        assert ann.check(sample_to_row(f"t/accent/{seed}", s, ann.records(s))) == []

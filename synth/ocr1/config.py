@@ -54,6 +54,8 @@ class Config:
       of 2-4 words, half of the time broken over two lines.
     nested_list_prob: probability that a list nests a sub-list of 2-3 dash items under
       one of its items (markdown: the sub-items indented under the item's marker).
+    accent_prob: probability that the title and headings are set in a dark accent colour
+      (navy, dark red, green, teal, purple, orange) instead of black.
     """
 
     long_side: int = 1024
@@ -90,6 +92,7 @@ class Config:
     wide_float_prob: float = 0.3
     table_phrase_prob: float = 0.3
     nested_list_prob: float = 0.25
+    accent_prob: float = 0.25
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

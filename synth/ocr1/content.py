@@ -100,6 +100,11 @@ class _Styles:
                                        firstLineIndent=0, spaceAfter=fs * 0.2, alignment=TA_LEFT)
 
 
+# Dark accent colours for titles and headings (reports, slides, theses): navy, dark red,
+# dark green, teal, purple, dark orange; all dark enough to read as ink (grey < 130).
+_ACCENTS = ("#1f3b73", "#8b1a1a", "#1b5e20", "#00555a", "#4a148c", "#a04a00")
+
+
 def _tag(label: str, group: int = 1, **extra: Any) -> dict[str, Any]:
     return {"label": label, "group": group, **extra}
 
@@ -433,6 +438,10 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     gutter = fs * _u(rng, 1.5, 3.0)
     col_w = (usable_w - (cols - 1) * gutter) / cols
     st = _Styles(rng, faces, fs, lang)
+    # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+    if cfg.accent_prob > 0 and rng.random() < cfg.accent_prob:
+        accent = colors.HexColor(_ACCENTS[int(rng.integers(len(_ACCENTS)))])
+        st.title.textColor = st.heading.textColor = accent
     plan = PagePlan(lang=lang, page_w=pw, page_h=ph, page_name=page_name, landscape=landscape,
                     margins=(ml, mr, mt, mb), columns=cols, gutter=gutter, family=family, font_size=fs)
 

@@ -243,7 +243,7 @@ def test_margin_notes_are_read_along_their_rotated_line():
     """A line turned +-90 degrees in a side margin comes back as one line with its words in
     reading order, a tall narrow box inside that margin, and passes check()."""
     rotations = set()
-    for lang, seeds in (("en", range(6)), ("zh", range(3))):
+    for lang, seeds in (("en", range(12)), ("zh", range(6))):  # about 1 note in 5 is on the right
         for seed in seeds:
             cfg = _cfg(lang, margin_note_prob=1.0)
             note, plan = _margin_note(cfg, seed)
@@ -438,7 +438,7 @@ def test_phrase_cells_read_back_whole_across_their_line_break():
     for lang, seed in (("en", 0), ("en", 1), ("zh", 2), ("zh", 3)):
         cfg = _cfg(lang, blocks={"table": 1.0, "paragraph": 0.2}, table_phrase_prob=1.0)
         _pdf, plan, _drawn = render_pdf(cfg, np.random.default_rng(seed))
-        planned = [t for t in plan.body if isinstance(t, TTable)]
+        planned = [t for t in plan.title_flowables + plan.body if isinstance(t, TTable)]  # in drawing order
         s = generate(cfg, np.random.default_rng(seed))
         tables = [r.text for r in s.regions if r.label == "table"]
         assert planned and len(tables) >= 1
@@ -502,7 +502,7 @@ def test_sideways_tables_read_back_cell_by_cell():
 
     done = 0
     for lang, seed in (("en", 0), ("en", 1), ("zh", 2), ("zh", 3)):
-        cfg = _cfg(lang, blocks={"sideways_table": 1.0, "paragraph": 0.3}, table_phrase_prob=0.5)
+        cfg = _cfg(lang, blocks={"sideways_table": 1.0, "paragraph": 0.3}, table_phrase_prob=0.5, wide_float_prob=0.0)
         plan = make_plan(cfg, np.random.default_rng(seed))
         planned = [f for f in plan.body if isinstance(f, TRotated)]
         s = generate(cfg, np.random.default_rng(seed))

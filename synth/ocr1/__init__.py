@@ -76,10 +76,13 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
 
     # One batched mapping for every box: regions, then lines, then words, then the live area.
     lx0, ly0, lx1, ly1 = live_area(plan)
+    extent = np.asarray([(lx0, plan.page_h - ly1, lx1, plan.page_h - ly0)] + [r.box for r in regions], dtype=float)
+    # Regions too: CJK lines may hang a closing full stop past the column edge.
+    live_pts = (*extent[:, :2].min(axis=0), *extent[:, 2:].max(axis=0))
     boxes = [r.box for r in regions]
     boxes += [b for r in regions for _t, b in r.lines]
     boxes += [b for r in regions for _t, b in r.words]
-    boxes.append((lx0, plan.page_h - ly1, lx1, plan.page_h - ly0))
+    boxes.append(live_pts)
     binned = _bin_boxes(np.asarray(boxes, dtype=float) * scale, mapper, W, H)
     it = iter(binned)
     out_regions = [Region(r.label, next(it), r.content) for r in regions]

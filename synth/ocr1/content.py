@@ -196,26 +196,15 @@ class _Body:
     def wide_float(self, width: float) -> list:
         """A figure or table spanning every column (LaTeX's ``figure*``), for the top of a
         multi-column page: at most a third of the body's height, tables of 4-8 columns."""
-        col_w = self.col_w
-        self.col_w = width
-        try:
-            if self.rng.random() < 0.6:
-                flows, _h = self.figure(max_frac=0.33)
-            else:
-                flows, _h = self.table(min_cols=4, max_cols=8, stretch=True)
-        finally:
-            self.col_w = col_w
-        return flows
+        if self.rng.random() < 0.6:
+            return self.figure(max_frac=0.33, width=width)[0]
+        return self.table(min_cols=4, max_cols=8, stretch=True, width=width)[0]
 
     def sideways_table(self) -> tuple[list, float]:
         """A table of 5-9 columns set sideways with its caption (turned 90 degrees, read
         upward), as tables wider than the column are: its width runs down the column."""
-        col_w = self.col_w
-        self.col_w = 0.9 * self.frame_h  # the table's width now runs along the column
-        try:
-            flows, _h = self.table(min_cols=5, max_cols=9)
-        finally:
-            self.col_w = col_w
+        # The table's width runs along the column.
+        flows, _h = self.table(min_cols=5, max_cols=9, width=0.9 * self.frame_h)
         if not flows:
             return [], 0.0
         cap, table = flows[0], flows[1]
@@ -306,10 +295,12 @@ class _Body:
             return f"{self.rng.uniform(0, 100):.1f}%"
         return ts.words(self.rng, self.lang, 1)[0]
 
-    def table(self, min_cols: int = 2, max_cols: int = 5, stretch: bool = False) -> tuple[list, float]:
-        """A captioned table of ``min_cols``-``max_cols`` columns; ``stretch`` widens its
-        columns to fill 70-100% of the available width (wide floats)."""
+    def table(self, min_cols: int = 2, max_cols: int = 5, stretch: bool = False,
+              width: float | None = None) -> tuple[list, float]:
+        """A captioned table of ``min_cols``-``max_cols`` columns at most ``width`` wide (the
+        column's by default); ``stretch`` widens its columns to fill 70-100% of that width."""
         st, rng = self.st, self.rng
+        avail = width or self.col_w
         fs = st.fs * _u(rng, 0.8, 0.95)
         regular, bold = self.faces["regular"], self.faces["bold"]
         pad = fs * 0.35
@@ -320,15 +311,15 @@ class _Body:
             col_w = [max(stringWidth(line, bold if r == 0 else regular, fs)
                              for r in range(nrows) for line in data[r][c].split("\n")) + 2 * pad + fs
                      for c in range(ncols)]
-            if sum(col_w) <= self.col_w:
+            if sum(col_w) <= avail:
                 break
             ncols = max(2, ncols - 1)
         else:
             return [], 0.0
-        if sum(col_w) > self.col_w:
+        if sum(col_w) > avail:
             return [], 0.0
         if stretch:
-            grow = _u(rng, 0.7, 1.0) * self.col_w / sum(col_w)
+            grow = _u(rng, 0.7, 1.0) * avail / sum(col_w)
             col_w = [w * max(grow, 1.0) for w in col_w]
         spans: list[tuple[int, int, int, int]] = []
         style = [("FONT", (0, 0), (-1, -1), regular, fs, fs * 1.2), ("FONT", (0, 0), (-1, 0), bold, fs, fs * 1.2),
@@ -382,9 +373,11 @@ class _Body:
         gap = self.st.fs * 0.6
         return [Spacer(1, gap), im, Spacer(1, gap)], h * scale + 2 * gap
 
-    def figure(self, max_frac: float = 0.45) -> tuple[list, float]:
+    def figure(self, max_frac: float = 0.45, width: float | None = None) -> tuple[list, float]:
+        """A captioned figure at most ``width`` wide (the column's by default) and
+        ``max_frac`` of the frame high."""
         rng = self.rng
-        w = self.col_w * _u(rng, 0.55, 0.95)
+        w = (width or self.col_w) * _u(rng, 0.55, 0.95)
         h = min(w * _u(rng, 0.45, 0.75), max_frac * self.frame_h)
         tag = _tag("image")
         got = figures.chart(rng, self.cfg.chart_pool, self.lang) if rng.random() < self.cfg.chart_prob else None
@@ -471,8 +464,9 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     body = _Body(rng, cfg, lang, faces, st, col_w, ph - mt - mb - plan.title_height - plan.footnote_height, avoid,
                  family)
     # Switched off (or on one-column pages), the option draws nothing.
-    if cols > 1 and cfg.wide_float_prob > 0 and rng.random() < cfg.wide_float_prob:
-        flows = body.wide_float(usable_w)
+    wide = cols > 1 and cfg.wide_float_prob > 0 and rng.random() < cfg.wide_float_prob
+    flows = body.wide_float(usable_w) if wide else []
+    if flows:
         plan.title_flowables += flows
         # The title frame holds the float: measure what will be drawn, with 2 pt of slack.
         plan.title_height += sum(f.wrap(usable_w, ph)[1] + f.getSpaceBefore() + f.getSpaceAfter()

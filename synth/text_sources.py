@@ -4,19 +4,15 @@ English: general-domain sentences walked on a word-trigram chain over Wikipedia 
 (``synth.text_wiki``; a share ``WIKI_SHARE`` of paragraphs and sentences), and real
 sentences of the Python reference manual (``pydoc_data.topics``, cleaned of
 reStructuredText markup and code blocks), consecutive within a paragraph.
-Chinese: the dictionary that ships with jieba (``jieba/dict.txt``: 349,046 words with
-corpus frequencies and part-of-speech tags). Sentences draw words by smoothed frequency,
-so function words are common and rare characters still appear (about 8,700 distinct
-characters); labels and titles draw nouns. All draws go through the caller's numpy
+Chinese: words of jieba's dictionary by part of speech, put in clause templates
+(``synth.text_zh``); labels and titles draw its nouns. All draws go through the caller's numpy
 Generator so that output is a pure function of the seed.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,52 +61,11 @@ def english_words() -> tuple[str, ...]:
     return tuple(seen)
 
 
-# Words kept from jieba's dictionary: CJK ideographs only, at most 4 characters, seen at
-# least this often in its corpus (rarer entries are mostly names and archaic compounds).
-_ZH_MIN_FREQ = 10
-# Person-name tags (surnames and full names dominate the rare end) and non-words.
-_ZH_SKIP_TAGS = frozenset({"nr", "nrt", "nrfg", "x", "eng"})
-_ZH_NOUN_TAGS = frozenset({"n", "nz", "vn", "nt", "ns"})
-# Sentence words are drawn with probability ~ frequency ** 0.75, which flattens Zipf's
-# law enough for rare characters to appear while keeping the common ones common.
-_ZH_SMOOTHING = 0.75
-
-
-@dataclass(frozen=True)
-class ChineseLexicon:
-    """Words for Chinese text: all words with a cumulative draw distribution, and nouns."""
-
-    words: tuple[str, ...]
-    cdf: np.ndarray  # cumulative smoothed frequency of ``words``, ending at 1.0
-    nouns: tuple[str, ...]  # two or more characters, most frequent first
-
-
-@functools.lru_cache(maxsize=1)
-def chinese_lexicon() -> ChineseLexicon:
-    """The Chinese lexicon built from jieba's dictionary, restricted to words whose every
-    character PyMuPDF's CJK font can draw (so no word is labelled but not rendered)."""
-    import pymupdf
-
-    text = (importlib.resources.files("jieba") / "dict.txt").read_text(encoding="utf-8")
-    rows = []
-    for line in text.splitlines():
-        word, freq, tag = line.split(" ")
-        if (len(word) <= 4 and tag not in _ZH_SKIP_TAGS and int(freq) >= _ZH_MIN_FREQ
-                and all("\u4e00" <= c <= "\u9fff" for c in word)):
-            rows.append((word, int(freq), tag))
-    font = pymupdf.Font("cjk")
-    drawable = {c for c in {c for w, _f, _t in rows for c in w} if font.has_glyph(ord(c))}
-    rows = [r for r in rows if set(r[0]) <= drawable]
-    weights = np.asarray([f for _w, f, _t in rows], dtype=float) ** _ZH_SMOOTHING
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
-    nouns = sorted((r for r in rows if r[2] in _ZH_NOUN_TAGS and len(r[0]) >= 2), key=lambda r: (-r[1], r[0]))
-    return ChineseLexicon(tuple(w for w, _f, _t in rows), cdf, tuple(w for w, _f, _t in nouns))
-
-
 def chinese_words() -> tuple[str, ...]:
     """Chinese nouns for labels, table cells, legends and titles (most frequent first)."""
-    return chinese_lexicon().nouns
+    from synth import text_zh
+
+    return text_zh.lexicon().nouns
 
 
 def _pick(rng: np.random.Generator, seq) -> str:
@@ -161,33 +116,11 @@ def english_paragraph(rng: np.random.Generator, n_sentences: int, avoid: str = "
     return " ".join(sents[(start + i) % len(sents)] for i in range(n))
 
 
-def _chinese_number(rng: np.random.Generator) -> str:
-    """A number as Chinese prose writes one: a year, a percentage, an amount, an ordinal."""
-    kind = int(rng.integers(5))
-    if kind == 0:
-        return f"{int(rng.integers(1950, 2030))}年"
-    if kind == 1:
-        return f"{rng.uniform(0, 100):.1f}%"
-    if kind == 2:
-        return f"{int(rng.integers(2, 10000))}{'万元' if rng.random() < 0.5 else '个'}"
-    if kind == 3:
-        return f"第{int(rng.integers(1, 20))}{'章' if rng.random() < 0.5 else '次'}"
-    return f"{int(rng.integers(1, 13))}月{int(rng.integers(1, 29))}日"
-
-
 def chinese_sentence(rng: np.random.Generator, n_words: int | None = None) -> str:
-    """A Chinese pseudo-sentence: words drawn by smoothed corpus frequency, a comma in long
-    ones, sometimes a number, ending with a full stop (or ! ?)."""
-    lex = chinese_lexicon()
-    n = int(n_words if n_words is not None else rng.integers(4, 12))
-    idx = np.searchsorted(lex.cdf, rng.random(n), side="right").clip(0, len(lex.words) - 1)
-    body = [lex.words[int(i)] for i in idx]
-    if rng.random() < 0.2:
-        body.insert(int(rng.integers(0, n + 1)), _chinese_number(rng))
-    if n > 7:
-        body.insert(n // 2, "，")
-    r = rng.random()
-    return "".join(body) + ("。" if r < 0.9 else "！" if r < 0.95 else "？")
+    """A Chinese sentence of about ``n_words`` words (see ``synth.text_zh``)."""
+    from synth import text_zh
+
+    return text_zh.sentence(rng, n_words)
 
 
 def chinese_paragraph(rng: np.random.Generator, n_sentences: int) -> str:

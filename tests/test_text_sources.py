@@ -14,12 +14,23 @@ def test_chinese_prose_covers_thousands_of_characters():
     rng = np.random.default_rng(0)
     text = ts.chinese_paragraph(rng, 2000)
     han = {c for c in text if "\u4e00" <= c <= "\u9fff"}
-    # A 346-word list gave a few hundred characters; real text needs thousands.
-    assert len(han) > 3000, len(han)
+    # Faker's 346-word list, used before, had 384 characters; real text needs thousands.
+    assert len(han) > 2500, len(han)
     counts = {c: text.count(c) for c in "的是在国中"}
     assert min(counts.values()) > 20, counts  # common characters stay common
     nouns = ts.words(np.random.default_rng(1), "zh", 200)
     assert len(set(nouns)) > 190 and all(len(w) >= 2 for w in nouns)
+
+
+def test_chinese_sentences_follow_the_clause_templates():
+    """Function words sit where the templates put them: "的" between an attribute and a
+    noun (never first), clauses joined by commas, one final stop."""
+    rng = np.random.default_rng(5)
+    sents = [ts.chinese_sentence(rng) for _ in range(400)]
+    assert all(s[-1] in "。！？" and not any(ch in "。！？" for ch in s[:-1]) for s in sents)
+    assert not any(s.startswith(("的", "，")) or "，，" in s or "的，" in s for s in sents)
+    assert sum("的" in s for s in sents) > 100 and sum("，" in s for s in sents) > 100
+    assert sum(s.count("是") for s in sents) > 30
 
 
 def test_chinese_draws_are_a_function_of_the_seed():
@@ -37,7 +48,9 @@ def test_every_lexicon_character_is_drawn_and_read_back(family):
 
     from synth.ocr1 import fonts
 
-    chars = sorted(set("".join(ts.chinese_lexicon().words)) | set("".join(ts.chinese_words())))
+    from synth import text_zh
+
+    chars = sorted(c for c in text_zh.lexicon().characters() if "\u4e00" <= c <= "\u9fff")
     face = fonts.face_set(family)["regular"]
     per_row, rows, step, size = 40, 40, 28, 20
     buf = io.BytesIO()
@@ -68,7 +81,7 @@ def test_every_lexicon_character_is_drawn_and_read_back(family):
             got = read.get((col, row), "")
             if got != ch or ink < 5:
                 bad.append((ch, got, int(ink)))
-    assert len(chars) > 8000 and not bad, f"{family}: {len(bad)} of {len(chars)} characters fail: {bad[:10]}"
+    assert len(chars) > 5000 and not bad, f"{family}: {len(bad)} of {len(chars)} characters fail: {bad[:10]}"
 
 
 def test_wikipedia_chain_sentences_are_printable_sentences():

@@ -56,6 +56,8 @@ class Config:
       one of its items (markdown: the sub-items indented under the item's marker).
     accent_prob: probability that the title and headings are set in a dark accent colour
       (navy, dark red, green, teal, purple, orange) instead of black.
+    inline_math_prob: probability that an English body paragraph without emphasis sets
+      1-3 short formulas between its words; targets write them ``\\( latex \\)`` in place.
     """
 
     long_side: int = 1024
@@ -93,6 +95,7 @@ class Config:
     table_phrase_prob: float = 0.3
     nested_list_prob: float = 0.25
     accent_prob: float = 0.25
+    inline_math_prob: float = 0.2
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

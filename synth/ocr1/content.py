@@ -18,7 +18,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableStyle
 
 from synth import text_sources as ts
-from synth.ocr1 import equations, figures, fonts
+from synth.ocr1 import equations, figures, fonts, inline_math
+from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
 from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TRotated, TTable
 
@@ -178,7 +179,29 @@ class _Body:
             p = TPara(_emphasised(self.rng, text, self.faces), self.st.body)
             p.tag = _tag("text", emphasis=True)
             return [p], height
+        if self.lang == "en" and self.cfg.inline_math_prob > 0 and self.rng.random() < self.cfg.inline_math_prob:
+            # Left-aligned: reportlab's justification mis-measures lines holding images and
+            # pushes their last word past the column edge.
+            style = ParagraphStyle("inline_math", parent=self.st.body, alignment=TA_LEFT)
+            markup, formulas = self._with_inline_math(text)
+            p = TPara(markup, style)
+            p.tag = _tag("text", inline_math=formulas)
+            return [p], height
         return [_para(text, self.st.body, _tag("text"))], height
+
+    def _with_inline_math(self, text: str) -> tuple[str, list[str]]:
+        """Paragraph markup of ``text`` with 1-3 short formulas set between its words, and
+        the formulas' LaTeX in order."""
+        words = text.split(" ")
+        at = set(self.rng.integers(1, max(2, len(words)), size=int(self.rng.integers(1, 4))).tolist())
+        fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
+        parts, formulas = [], []
+        for i, word in enumerate(words):
+            if i in at:
+                formulas.append(inline_formula(self.rng))
+                parts.append(inline_math.markup(formulas[-1], fontset, self.st.fs))
+            parts.append(escape(word))
+        return " ".join(parts), formulas
 
     def carried_over(self) -> tuple[list, float]:
         """The tail of a paragraph begun on the previous page: it opens mid-sentence and,

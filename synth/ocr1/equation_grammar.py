@@ -144,3 +144,24 @@ def random_equation(rng: np.random.Generator) -> str:
         out = _candidate(rng)
         if visible_length(out) <= MAX_GLYPHS:
             return out
+
+
+# Inline formulas stay short: a symbol, a small expression or relation, a function value.
+MAX_INLINE_GLYPHS = 10
+
+
+def inline_formula(rng: np.random.Generator) -> str:
+    """A short formula for running text (``x_{i}``, ``n \\geq 2``, ``f\\left(x\\right)``),
+    in the same canonical spelling, drawing at most :data:`MAX_INLINE_GLYPHS` glyphs."""
+    while True:
+        r = rng.random()
+        if r < 0.45:
+            out = _symbol(rng)
+        elif r < 0.65:
+            out = _expr(rng, 0, 2)
+        elif r < 0.85:
+            out = f"{_symbol(rng)} {_pick(rng, _RELATION)} {_expr(rng, 0, 1)}"
+        else:
+            out = f"{_pick(rng, _FUNC)}\\left({_symbol(rng)}\\right)"
+        if visible_length(out) <= MAX_INLINE_GLYPHS:
+            return out

@@ -67,13 +67,19 @@ POOL: tuple[str, ...] = (
 FONTSETS = ("dejavusans", "dejavuserif", "stix", "cm")
 
 
-@functools.lru_cache(maxsize=None)
 def render(latex: str, fontset: str = "dejavusans"):
     """The equation's image cropped to its ink, as (PIL RGB image, width_pt, height_pt) at 12 pt,
     set in one of mathtext's ``FONTSETS`` (whatever the user's matplotlibrc says).
 
     Cached per process; raises ValueError naming the string when mathtext rejects it.
     """
+    return rasterize(latex, fontset)[:3]
+
+
+@functools.lru_cache(maxsize=None)
+def rasterize(latex: str, fontset: str = "dejavusans"):
+    """:func:`render`'s (image, width_pt, height_pt) and the ink's depth below the
+    baseline in points at 12 pt (negative when all ink is above it), to set it in a line."""
     import matplotlib
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
@@ -82,9 +88,12 @@ def render(latex: str, fontset: str = "dejavusans"):
     if fontset not in FONTSETS:
         raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
     buf = io.BytesIO()
+    prop = FontProperties(size=_FONT_PT)
     try:
         with matplotlib.rc_context({"mathtext.fontset": fontset}):
-            mathtext.math_to_image(f"${latex}$", buf, prop=FontProperties(size=_FONT_PT), dpi=_DPI, format="png")
+            mathtext.math_to_image(f"${latex}$", buf, prop=prop, dpi=_DPI, format="png")
+            # math_to_image puts the baseline ``depth`` points above the image's bottom.
+            depth = mathtext.MathTextParser("path").parse(f"${latex}$", dpi=72, prop=prop)[2]
     except ValueError as exc:  # mathtext parse errors
         raise ValueError(f"equation {latex!r} is not valid mathtext ({fontset}): {exc}") from exc
     buf.seek(0)
@@ -92,12 +101,15 @@ def render(latex: str, fontset: str = "dejavusans"):
     # Composite on white: reportlab would otherwise need an alpha mask per image.
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     img = Image.alpha_composite(white, rgba).convert("RGB")
+    full_h = img.height
     arr = np.asarray(img.convert("L"))
     ys, xs = np.nonzero(arr < 250)
+    scale = 72.0 / _DPI
+    descent = 0.0
     if len(xs):
         img = img.crop((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
-    scale = 72.0 / _DPI
-    return img, img.width * scale, img.height * scale
+        descent = depth - (full_h - int(ys.max()) - 1) * scale
+    return img, img.width * scale, img.height * scale, descent
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pymupdf
 
+from synth.ocr1 import inline_math
 from synth.ocr1.fonts import NAMED_STYLES
 
 TEXT_LABELS = ("title", "sub_title", "text", "table_caption", "image_caption", "header", "footer",
@@ -213,12 +214,30 @@ def _table(rec: dict[str, Any], words: list[tuple], lang: str, H: float):
     return content, plain, lines
 
 
+_MATH = -1  # block number of the pseudo-words that stand for inline formulas
+
+
+def _inline_math_tokens(page, emphasis: bool) -> list[tuple]:
+    """Each drawn inline formula as a pseudo-word ``(x0, y0, x1, y1, "\\( latex \\)", -1, -1,
+    -1[, ""])``, named by the digest of the pixels PyMuPDF finds drawn."""
+    out = []
+    for info in page.get_image_info(hashes=True):
+        latex = inline_math.latex_for_digest(info["digest"])
+        if latex is not None:
+            tok = (*info["bbox"], inline_math.token(latex), _MATH, _MATH, _MATH)
+            out.append(tok + ("",) if emphasis else tok)
+    return out
+
+
 def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float) -> tuple[list[ReadRegion], int]:
     """Regions in reading order (boxes in points, y down) and the count of unassigned words."""
     H = float(page.rect.height)
     words = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS, sort=False)
-    if any(r["tag"].get("emphasis") for r in drawn):
+    emphasis = any(r["tag"].get("emphasis") for r in drawn)
+    if emphasis:
         words = [tuple(w) + (style,) for w, style in zip(words, word_emphasis(page, words))]
+    if any(r["tag"].get("inline_math") for r in drawn):
+        words = list(words) + _inline_math_tokens(page, emphasis)
     order = sorted(range(len(drawn)), key=lambda i: (drawn[i]["tag"]["group"], i))
     recs = [drawn[i] for i in order]
     rects = np.asarray([[r["rect"][0], H - r["rect"][3], r["rect"][2], H - r["rect"][1]] for r in recs],
@@ -254,7 +273,7 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
             continue
         if not ws:
             continue  # e.g. an empty paragraph fragment: nothing was drawn
-        wl = [(w[4], tuple(w[:4])) for w in ws]
+        wl = [(w[4], tuple(w[:4])) for w in ws if w[5] != _MATH]  # PyMuPDF's words only
         if label == "table":
             content, plain, lines = _table(rec, ws, lang, H)
             regions.append(ReadRegion(label, _union([rect_t] + [w[:4] for w in ws]), content, plain, lines, wl))

@@ -396,6 +396,9 @@ def test_equation_pool_renders_what_its_latex_says():
         for e in latex[::8]:
             img, w, h = equations.render(e, fontset)
             assert w > 5 and h > 3 and np.asarray(img.convert("L")).min() < 100, (fontset, e)
+    # Each fontset really draws its own glyphs.
+    looks = {equations.render(r"g\left(b_{2}\right) = \alpha", f)[0].tobytes() for f in equations.FONTSETS}
+    assert len(looks) == len(equations.FONTSETS)
     equations.entry.cache_clear()
     assert [equations.entry(i) for i in range(pool)] == latex
     # Pages draw from the whole pool: an equation region's LaTeX is a pool entry.

@@ -88,7 +88,9 @@ def rasterize(latex: str, fontset: str = "dejavusans"):
     if fontset not in FONTSETS:
         raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
     buf = io.BytesIO()
-    prop = FontProperties(size=_FONT_PT)
+    # The fontset goes in the FontProperties: mathtext takes it from there (a property made
+    # outside an rc_context would carry the default one).
+    prop = FontProperties(size=_FONT_PT, math_fontfamily=fontset)
     try:
         with matplotlib.rc_context({"mathtext.fontset": fontset}):
             mathtext.math_to_image(f"${latex}$", buf, prop=prop, dpi=_DPI, format="png")

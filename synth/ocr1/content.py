@@ -18,7 +18,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableStyle
 
 from synth import text_sources as ts
-from synth.ocr1 import equations, figures, fonts, inline_math
+from synth.ocr1 import equations, figures, fonts, inline_math, references
 from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
 from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TRotated, TTable
@@ -239,6 +239,23 @@ class _Body:
             return [], 0.0
         gap = self.st.fs * 0.8
         return [Spacer(1, gap), block, Spacer(1, gap)], h + 2 * gap
+
+    def references(self) -> tuple[list, float]:
+        """A "References" heading and 3-8 numbered entries with a hanging indent, each a
+        ``text`` region (``[12] A. Author. Title. Venue, 2019.``)."""
+        fs = self.st.fs
+        style = ParagraphStyle("reference", parent=self.st.body, fontSize=fs * 0.9, leading=fs * 1.15,
+                               firstLineIndent=-fs * 1.8, leftIndent=fs * 1.8, alignment=TA_LEFT,
+                               spaceAfter=fs * 0.3)
+        title = "参考文献" if self.lang == "zh" else ("References", "Bibliography")[int(self.rng.random() < 0.2)]
+        out = [_para(title, self.st.heading, _tag("sub_title"))]
+        height = self.st.heading.leading * 2
+        start = int(self.rng.integers(1, 40))
+        for k in range(start, start + int(self.rng.integers(3, 9))):
+            text = references.entry(self.rng, self.lang, k)
+            out.append(_para(text, style, _tag("text", reference=True)))
+            height += self._text_height(text, style, self.col_w - fs * 1.8)
+        return out, height
 
     def heading(self) -> tuple[list, float]:
         self.section += 1

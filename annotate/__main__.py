@@ -18,16 +18,20 @@ def _summary(values: list[int]) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Rows per family, records per task, image sizes, target lengths."""
+    """Rows per family, records per task, region labels per family, image sizes, target lengths."""
     shards, manifest = list_shards(args.dataset)
     fams: dict[str, int] = {}
     tasks: dict[str, list[int]] = {}
+    labels: dict[str, dict[str, int]] = {}
     widths, heights, img_bytes = [], [], []
     rows = 0
-    cols = ["family", "records", "width", "height", "image"]
+    cols = ["family", "records", "width", "height", "image", "regions"]
     for _, _, row in iter_rows(args.dataset, columns=cols):
         rows += 1
         fams[row["family"]] = fams.get(row["family"], 0) + 1
+        for region in row.get("regions") or ():
+            counts = labels.setdefault(row["family"], {})
+            counts[region["label"]] = counts.get(region["label"], 0) + 1
         for rec in row["records"]:
             tasks.setdefault(rec["task"], []).append(len(rec["target"]))
         if row["image"] is not None:
@@ -41,6 +45,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "complete": None if manifest is None else manifest.get("complete"),
         "families": {k: {"rows": v, "share": round(v / rows, 4)} for k, v in sorted(fams.items())},
         "tasks": {k: {"records": len(v), "target_chars": _summary(v)} for k, v in sorted(tasks.items())},
+        "region_labels": {f: dict(sorted(c.items(), key=lambda kv: -kv[1])) for f, c in sorted(labels.items())},
         "image_width": _summary(widths),
         "image_height": _summary(heights),
         "image_bytes": _summary(img_bytes),
@@ -55,6 +60,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print("tasks (records, target length in characters):")
     for k, v in out["tasks"].items():
         print(f"  {k:<28} {v['records']:>7}  {v['target_chars']}")
+    for fam, counts in out["region_labels"].items():
+        print(f"{fam} region labels (regions per label):")
+        print("  " + ", ".join(f"{label} {n}" for label, n in counts.items()))
     print(f"image width   {out['image_width']}")
     print(f"image height  {out['image_height']}")
     print(f"image bytes   {out['image_bytes']}")

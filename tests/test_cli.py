@@ -21,6 +21,15 @@ def test_stats_reports_tasks_and_sizes(ocr1_dataset: Path):
     assert out["rows"] == 8 and out["families"]["ocr1"]["rows"] == 8
     assert out["tasks"]["ocr1.free_ocr"]["records"] == 8
     assert out["image_width"].startswith("min ")
+    labels = out["region_labels"]["ocr1"]  # counted from the rows' regions, most frequent first
+    assert labels["text"] >= 8 and list(labels.values()) == sorted(labels.values(), reverse=True)
+    assert sum(labels.values()) == sum(len(r["regions"]) for r in _rows(ocr1_dataset))
+
+
+def _rows(dataset: Path) -> list[dict]:
+    from annotate.dataset import iter_rows
+
+    return [row for _, _, row in iter_rows(str(dataset), columns=["regions"])]
 
 
 def test_show_draws_boxes_and_prints_records(ocr1_dataset: Path, tmp_path: Path):

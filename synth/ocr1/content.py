@@ -240,6 +240,16 @@ class _Body:
         gap = self.st.fs * 0.8
         return [Spacer(1, gap), block, Spacer(1, gap)], h + 2 * gap
 
+    def _caption(self, label: str, kind: str) -> TPara:
+        """A caption: its label ("Table 2:", "图3") then a sentence. In English the label is
+        set in bold with probability ``emphasis_prob``, as papers often do."""
+        sentence = _short_sentence(self.rng, self.lang, self.avoid)
+        if self.lang == "en" and self.cfg.emphasis_prob > 0 and self.rng.random() < self.cfg.emphasis_prob:
+            p = TPara(f'<font name="{self.faces["bold"]}">{escape(label)}</font> {escape(sentence)}', self.st.caption)
+            p.tag = _tag(kind, emphasis=True)
+            return p
+        return _para(f"{label} {sentence}", self.st.caption, _tag(kind))
+
     def references(self) -> tuple[list, float]:
         """A "References" heading and 3-8 numbered entries with a hanging indent, each a
         ``text`` region (``[12] A. Author. Title. Venue, 2019.``)."""
@@ -396,7 +406,7 @@ class _Body:
         t.tag = _tag("table", spans=spans)
         self.n_table += 1
         label = f"表{self.n_table}" if self.lang == "zh" else f"Table {self.n_table}:"
-        cap = _para(f"{label} {_short_sentence(rng, self.lang, self.avoid)}", st.caption, _tag("table_caption"))
+        cap = self._caption(label, "table_caption")
         cap.keepWithNext = 1
         lines = sum(max(cell.count("\n") + 1 for cell in row) for row in data)
         height = lines * fs * 1.2 + nrows * 2 * pad
@@ -430,7 +440,7 @@ class _Body:
             fig = TDrawing(figures.drawing(rng, w, h), tag)
         self.n_figure += 1
         label = f"图{self.n_figure}" if self.lang == "zh" else f"Figure {self.n_figure}:"
-        cap = _para(f"{label} {_short_sentence(rng, self.lang, self.avoid)}", self.st.caption, _tag("image_caption"))
+        cap = self._caption(label, "image_caption")
         fig.keepWithNext = 1
         return [Spacer(1, self.st.fs * 0.5), fig, cap], h + self.st.fs * 4
 

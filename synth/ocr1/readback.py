@@ -292,7 +292,7 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         elif label == "sub_title":
             content = f"## {text}"
         elif label in ("table_caption", "image_caption"):
-            content = f"<center>{text}</center>"
+            content = f"<center>{_emphasis_markdown(groups, lang) if tag.get('emphasis') else text}</center>"
         elif tag.get("emphasis"):
             content = _emphasis_markdown(groups, lang)
         else:

@@ -632,3 +632,23 @@ def test_caption_labels_set_in_bold_are_marked_from_the_drawn_font():
         assert ann.check(sample_to_row(f"t/cap/{seed}", s, ann.records(s))) == []
         plain = generate(_cfg("en", emphasis_prob=0.0, **cfg), np.random.default_rng(seed))
         assert all("*" not in r.text for r in plain.regions if r.label.endswith("caption"))
+
+
+def test_formula_directories_of_dead_processes_are_swept():
+    """A worker killed without atexit leaves its formula PNGs; the next process removes them,
+    and a process removes its own directory when it exits."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    parent = os.path.join(tempfile.gettempdir(), "ocr1-math")
+    os.makedirs(parent, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = os.path.join(parent, f"{int(dead.stdout)}-stale")
+    os.makedirs(stale)
+    code = ("from synth.ocr1 import inline_math; import os; "
+            "print(inline_math.markup('x_{i}', 'cm', 10).split('\"')[1])")
+    made = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert not os.path.exists(stale)
+    assert made.startswith(parent) and not os.path.exists(made)  # gone with its process

@@ -4,7 +4,8 @@ A formula is rasterised by mathtext (``equations.rasterize``) in the page's math
 and placed in the paragraph with reportlab's ``<img>`` tag. The image is scaled to the
 body font size, and its ink sits on the baseline as mathtext set it. reportlab's ``<img>``
 reads a file (it refuses ``data:`` URIs), so each process writes its formula PNGs into
-a private temporary directory, removed when the process exits. The PDF embeds the
+a private temporary directory (``<tmp>/ocr1-math/<pid>-…``), removed when the process exits,
+or by the next process to start if this one was killed. The PDF embeds the
 pixels, not the path, so the bytes do not depend on the directory.
 
 Read-back does not trust the plan. PyMuPDF reports every drawn image with the MD5 of its
@@ -29,11 +30,30 @@ _DIGESTS: dict[bytes, str] = {}
 _DIRS: dict[int, str] = {}  # pid -> its temporary directory
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def _directory() -> str:
-    """This process's directory of formula PNGs (a forked worker makes its own)."""
+    """This process's directory of formula PNGs (a forked worker makes its own), under a
+    shared parent ``<tmp>/ocr1-math`` as ``<pid>-<random>``."""
     pid = os.getpid()
     if pid not in _DIRS:
-        path = tempfile.mkdtemp(prefix="ocr1-math-")
+        parent = os.path.join(tempfile.gettempdir(), "ocr1-math")
+        os.makedirs(parent, exist_ok=True)
+        # Processes killed without running atexit (Ray stops its workers so) leave their
+        # directories behind: remove those whose process is gone.
+        for name in os.listdir(parent):
+            owner = name.split("-", 1)[0]
+            if owner.isdigit() and int(owner) != pid and not _alive(int(owner)):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        path = tempfile.mkdtemp(prefix=f"{pid}-", dir=parent)
         _DIRS[pid] = path
         # Only the process that made the directory removes it.
         atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))

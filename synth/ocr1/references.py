@@ -8,6 +8,8 @@ hyphen, not an en dash, which Computer Modern's OT1 slots would not draw as itse
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from synth import text_sources as ts
@@ -40,8 +42,14 @@ def _authors_en(rng: np.random.Generator) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+@functools.lru_cache(maxsize=1)
+def _given_name_chars() -> str:
+    """Characters of the 3,000 most frequent nouns, for given names."""
+    return "".join(ts.chinese_words()[:3000])
+
+
 def _authors_zh(rng: np.random.Generator) -> str:
-    chars = "".join(ts.chinese_words()[:3000])  # given-name characters from common nouns
+    chars = _given_name_chars()
     return "，".join(_pick(rng, _SURNAMES) + "".join(_pick(rng, chars) for _ in range(int(rng.integers(1, 3))))
                     for _ in range(int(rng.integers(1, 4))))
 

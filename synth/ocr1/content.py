@@ -156,11 +156,11 @@ class _Body:
     """Generates body blocks for one page and estimates the height they take."""
 
     def __init__(self, rng, cfg: Config, lang: str, faces: dict[str, str], st: _Styles, col_w: float,
-                 frame_h: float, avoid: str = "", family: str = ""):
+                 frame_h: float, family: str = ""):
         self.rng, self.cfg, self.lang, self.faces, self.st = rng, cfg, lang, faces, st
         self.family = family
         self.col_w, self.frame_h = col_w, frame_h
-        self.avoid = avoid  # characters the page's font draws as other glyphs
+        self.avoid = fonts.UNDRAWABLE.get(family, "")  # characters the font draws as other glyphs
         self.section = int(rng.integers(1, 6))
         self.n_table = self.n_figure = 0
         # Average advance of a character, in em: Latin prose ~0.5, CJK ideographs 1.0.
@@ -511,8 +511,7 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
         plan.title_height = sum(f.wrap(usable_w, ph)[1] + f.style.spaceAfter + f.style.spaceBefore
                                 for f in plan.title_flowables) + 2.0
 
-    body = _Body(rng, cfg, lang, faces, st, col_w, ph - mt - mb - plan.title_height - plan.footnote_height, avoid,
-                 family)
+    body = _Body(rng, cfg, lang, faces, st, col_w, ph - mt - mb - plan.title_height - plan.footnote_height, family)
     # Switched off (or on one-column pages), the option draws nothing.
     wide = cols > 1 and cfg.wide_float_prob > 0 and rng.random() < cfg.wide_float_prob
     flows = body.wide_float(usable_w) if wide else []

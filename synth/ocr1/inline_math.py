@@ -65,8 +65,9 @@ def _png(latex: str, fontset: str, pid: int) -> str:
     from synth.ocr1 import equations
 
     img = equations.rasterize(latex, fontset)[0]
-    _DIGESTS[hashlib.md5(np.asarray(img).tobytes()).digest()] = latex
-    path = os.path.join(_directory(), f"{len(os.listdir(_directory()))}.png")
+    digest = hashlib.md5(np.asarray(img).tobytes()).digest()
+    _DIGESTS[digest] = latex
+    path = os.path.join(_directory(), f"{digest.hex()}.png")  # named by its pixels
     img.save(path)
     return path
 

@@ -47,16 +47,17 @@ class _FirstPageDoc(BaseDocTemplate):
         plan = self.plan
         for d in plan.decorations:
             canv.setFont(d.font, d.size)
+            rect = decoration_rect(d)
             if d.rotation or d.gray:  # upright black strings keep their plain drawing ops
                 canv.saveState()
                 canv.setFillGray(d.gray)
                 canv.translate(d.x, d.y)
                 canv.rotate(d.rotation)
-                canv.drawString(0 if d.rotation else decoration_rect(d)[0] + 1 - d.x, 0, d.text)
+                canv.drawString(0 if d.rotation else rect[0] + 1 - d.x, 0, d.text)
                 canv.restoreState()
             else:
-                canv.drawString(decoration_rect(d)[0] + 1, d.y, d.text)
-            record(canv, d.tag, decoration_rect(d))
+                canv.drawString(rect[0] + 1, d.y, d.text)
+            record(canv, d.tag, rect)
         ml, _mr, _mt, mb = plan.margins
         y = mb + plan.footnote_height
         for p in plan.footnotes:

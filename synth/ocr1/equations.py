@@ -80,7 +80,6 @@ def render(latex: str, fontset: str = "dejavusans"):
 def rasterize(latex: str, fontset: str = "dejavusans"):
     """:func:`render`'s (image, width_pt, height_pt) and the ink's depth below the
     baseline in points at 12 pt (negative when all ink is above it), to set it in a line."""
-    import matplotlib
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
     from PIL import Image
@@ -88,14 +87,13 @@ def rasterize(latex: str, fontset: str = "dejavusans"):
     if fontset not in FONTSETS:
         raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
     buf = io.BytesIO()
-    # The fontset goes in the FontProperties: mathtext takes it from there (a property made
-    # outside an rc_context would carry the default one).
+    # The fontset goes in the FontProperties, where mathtext takes it from (the default
+    # comes from rcParams, which a user's matplotlibrc may change).
     prop = FontProperties(size=_FONT_PT, math_fontfamily=fontset)
     try:
-        with matplotlib.rc_context({"mathtext.fontset": fontset}):
-            mathtext.math_to_image(f"${latex}$", buf, prop=prop, dpi=_DPI, format="png")
-            # math_to_image puts the baseline ``depth`` points above the image's bottom.
-            depth = mathtext.MathTextParser("path").parse(f"${latex}$", dpi=72, prop=prop)[2]
+        mathtext.math_to_image(f"${latex}$", buf, prop=prop, dpi=_DPI, format="png")
+        # math_to_image puts the baseline ``depth`` points above the image's bottom.
+        depth = mathtext.MathTextParser("path").parse(f"${latex}$", dpi=72, prop=prop)[2]
     except ValueError as exc:  # mathtext parse errors
         raise ValueError(f"equation {latex!r} is not valid mathtext ({fontset}): {exc}") from exc
     buf.seek(0)

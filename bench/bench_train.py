@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="*", default=[], help="use these shards instead of generating")
     p.add_argument("--config", default="small")
     p.add_argument("--stage", type=int, default=2)
-    p.add_argument("--mode", default="base")
+    p.add_argument("--mode", nargs="+", default=["base"], help="resolution mode(s); several are drawn per example")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--grad-accum", type=int, default=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -55,17 +57,17 @@ def test_tiny_forward_emits_exactly_the_counted_vision_tokens(mode):
     else:
         assert n == expected[mode] and v.tiles is None
     m = _model()
-    embs = m.encoder([v], mode)
+    embs = m.encoder([v])
     assert len(embs) == 1 and embs[0].shape == (n, m.dec_cfg.width)
     # The separator closes the image and a newline ends the last global row.
     assert torch.equal(embs[0][-1], m.encoder.view_separator)
     assert torch.equal(embs[0][-2], m.encoder.image_newline)
     ids = torch.tensor([_row(mode, v, [10, 11], enc)])
-    out = m(ids, torch.ones_like(ids), [v], mode, labels=ids)
+    out = m(ids, torch.ones_like(ids), [v], labels=ids)
     assert out.logits.shape == (1, ids.shape[1], VOCAB) and torch.isfinite(out.loss)
     ce = torch.nn.functional.cross_entropy(out.logits[0, :-1], ids[0, 1:])
     torch.testing.assert_close(out.loss, ce + out.aux_loss)
-    unlabelled = m(ids, torch.ones_like(ids), [v], mode, labels=torch.full_like(ids, -100))
+    unlabelled = m(ids, torch.ones_like(ids), [v], labels=torch.full_like(ids, -100))
     torch.testing.assert_close(unlabelled.loss, unlabelled.aux_loss)
 
 
@@ -74,7 +76,7 @@ def test_gundam_layout_puts_stitched_tiles_before_global_view():
     enc = m.cfg.encoder
     v = fit_image(_page(200, 100, 2), "gundam", enc)
     assert v.grid == (2, 1)
-    got = m.encoder([v], "gundam")[0]
+    got = m.encoder([v])[0]
     tiles = m.encoder.encode(normalise_pixels(v.tiles))  # [2, 2, 2, D]
     glob = m.encoder.encode(normalise_pixels(v.global_view[None]))[0]
     nl = m.encoder.image_newline[None]
@@ -89,7 +91,38 @@ def test_forward_rejects_wrong_placeholder_count():
     v = fit_image(_page(64, 64, 3), "base", m.cfg.encoder)
     ids = torch.tensor([[BOS, 5, 6], _row("base", v, [], m.cfg.encoder)[:3]])
     with pytest.raises(ValueError, match="row 1"):
-        m(ids, torch.ones_like(ids), [None, v], "base")
+        m(ids, torch.ones_like(ids), [None, v])
+
+
+def test_a_batch_mixing_modes_gives_each_row_what_it_gets_alone():
+    """Multi-resolution training: rows of one batch in different modes (and a text-only row)
+    are encoded and decoded exactly as each would be on its own."""
+    m = _model(seed=8)
+    enc = m.cfg.encoder
+    modes = ["tiny", "gundam", "base", "small", "large", "base", None]
+    vis = [fit_image(_page(150 + 20 * k, 230 - 10 * k, 30 + k), mode, enc) if mode else None
+           for k, mode in enumerate(modes)]
+    assert [v.mode for v in vis if v] == [x for x in modes if x]
+    alone = [m.encoder([v])[0] for v in vis if v]
+    together = m.encoder([v for v in vis if v])
+    assert [t.shape[0] for t in together] == [num_image_tokens(v.mode, enc, v.grid) for v in vis if v]
+    for a, t in zip(alone, together):
+        torch.testing.assert_close(t, a, atol=1e-5, rtol=1e-5)
+    rows = [[BOS] + [IMG] * (num_image_tokens(v.mode, enc, v.grid) if v else 0) + [10 + k, 11, 12]
+            for k, v in enumerate(vis)]
+    width = max(map(len, rows))
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, r in enumerate(rows):
+        ids[b, :len(r)], mask[b, :len(r)] = torch.tensor(r), 1
+    batch = m(ids, mask, vis).logits
+    for b, r in enumerate(rows):
+        one = m(ids[b:b + 1, :len(r)], mask[b:b + 1, :len(r)], vis[b:b + 1]).logits[0]
+        torch.testing.assert_close(batch[b, :len(r)], one, atol=1e-4, rtol=1e-4)
+    # A view that contradicts its mode is refused before any encoding.
+    bad = dataclasses.replace(vis[2], mode="gundam")
+    with pytest.raises(ValueError, match="gundam needs tiles"):
+        m.encoder([bad])
 
 
 # -- image fitting -------------------------------------------------------------
@@ -240,7 +273,7 @@ def test_tiny_model_loss_halves_with_adamw():
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     first = None
     for _ in range(80):
-        out = m(ids, mask, vis, "base", labels=labels)
+        out = m(ids, mask, vis, labels=labels)
         first = first if first is not None else out.loss.item()
         opt.zero_grad()
         out.loss.backward()
@@ -262,7 +295,7 @@ def test_bf16_autocast_matches_float32_forward_and_backward(mode):
     def run(bf16: bool):
         m.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = m(ids, mask, vis, mode, labels=labels)
+            out = m(ids, mask, vis, labels=labels)
         out.loss.backward()
         grads = {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
         return out, grads
@@ -289,7 +322,7 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(stage):
     def grads(on: bool):
         m.set_grad_checkpointing(on)
         m.zero_grad(set_to_none=True)
-        out = m(ids, mask, vis, "gundam", labels=labels)
+        out = m(ids, mask, vis, labels=labels)
         out.loss.backward()
         return out.loss.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
 
@@ -310,7 +343,7 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(stage):
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            m(ids, mask, vis, "gundam", labels=labels).loss
+            m(ids, mask, vis, labels=labels).loss
         return count
 
     assert saved(True) < 0.5 * saved(False)
@@ -319,13 +352,13 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(stage):
 def test_left_and_right_padding_give_the_same_logits():
     m = _model(seed=2)
     ids, mask, vis, _ = _batch(m)
-    right = m(ids, mask, vis, "base").logits
+    right = m(ids, mask, vis).logits
     n = mask.sum(1)
     left_ids, left_mask = torch.zeros_like(ids), torch.zeros_like(mask)
     for b in range(ids.shape[0]):
         left_ids[b, ids.shape[1] - n[b]:] = ids[b, :n[b]]
         left_mask[b, ids.shape[1] - n[b]:] = 1
-    left = m(left_ids, left_mask, vis, "base").logits
+    left = m(left_ids, left_mask, vis).logits
     for b in range(ids.shape[0]):
         torch.testing.assert_close(left[b, ids.shape[1] - n[b]:], right[b, :n[b]], atol=1e-4, rtol=1e-4)
 
@@ -338,7 +371,7 @@ def test_freeze_for_stage2_keeps_sam_and_compressor_fixed():
     comp0 = {k: v.clone() for k, v in m.encoder.compressor.state_dict().items()}
     clip0 = {k: v.clone() for k, v in m.encoder.clip.state_dict().items()}
     opt = torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=0.1)
-    m(ids, mask, vis, "base", labels=labels).loss.backward()
+    m(ids, mask, vis, labels=labels).loss.backward()
     opt.step()
     assert all(torch.equal(v, sam0[k]) for k, v in m.encoder.sam.state_dict().items())
     assert all(torch.equal(v, comp0[k]) for k, v in m.encoder.compressor.state_dict().items())
@@ -375,13 +408,13 @@ def _left_padded_prompts(m: OCRModel, mode: str = "base"):
 def test_generate_with_kv_cache_matches_full_recompute():
     m = _model(seed=6).eval()
     ids, mask, vis = _left_padded_prompts(m)
-    cached = m.generate(ids, mask, vis, "base", max_new_tokens=16, eos_token_id=EOS, no_repeat_ngram_size=4)
-    full = m.generate(ids, mask, vis, "base", max_new_tokens=16, eos_token_id=EOS, no_repeat_ngram_size=4,
+    cached = m.generate(ids, mask, vis, max_new_tokens=16, eos_token_id=EOS, no_repeat_ngram_size=4)
+    full = m.generate(ids, mask, vis, max_new_tokens=16, eos_token_id=EOS, no_repeat_ngram_size=4,
                       use_cache=False)
     assert cached == full
     assert len(cached[0]) > 0
     # Left padding does not change a row's result.
-    alone = m.generate(ids[1:, mask[1].argmax():], mask[1:, mask[1].argmax():], vis[1:], "base",
+    alone = m.generate(ids[1:, mask[1].argmax():], mask[1:, mask[1].argmax():], vis[1:],
                        max_new_tokens=16, eos_token_id=EOS, no_repeat_ngram_size=4)
     assert alone[0] == cached[1]
 
@@ -392,9 +425,9 @@ def test_ngram_blocker_blocks_a_repeat():
         m.decoder.norm.weight.zero_()  # every logit equal: greedy would emit token 0 forever
     ids, mask, vis = _left_padded_prompts(m)
     eos = VOCAB - 1  # out of the way of the lowest ids greedy falls back to
-    loop = m.generate(ids, mask, vis, "base", max_new_tokens=12, eos_token_id=eos, no_repeat_ngram_size=0)
+    loop = m.generate(ids, mask, vis, max_new_tokens=12, eos_token_id=eos, no_repeat_ngram_size=0)
     assert loop == [[0] * 12, [0] * 12]
-    out = m.generate(ids, mask, vis, "base", max_new_tokens=12, eos_token_id=eos, no_repeat_ngram_size=3)
+    out = m.generate(ids, mask, vis, max_new_tokens=12, eos_token_id=eos, no_repeat_ngram_size=3)
     for row in out:
         grams = [tuple(row[i:i + 3]) for i in range(len(row) - 2)]
         assert len(grams) == len(set(grams)) and len(row) == 12

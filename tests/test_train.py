@@ -54,6 +54,9 @@ def tok(shards) -> OCRTokenizer:
     return train_tokenizer(iter_texts(ShardSet([str(shards)])), vocab_size=400)
 
 
+MULTI = ("tiny", "base", "gundam")  # a multi-resolution run's modes
+
+
 def tiny_args(shards: Path, out: Path, tok_path: Path | None = None, **kw) -> TrainArgs:
     base = dict(config="tiny", stage=1, data=[str(shards)], out=str(out), mode="base", vocab_size=400,
                 batch_size=4, steps=6, warmup=2, lr=1e-3, workers=0, log_every=1, save_every=100,
@@ -88,7 +91,7 @@ def test_tokenizer_round_trips_targets_and_keeps_specials_atomic(shards, tok):
 def test_dataset_flattens_records_and_text_only_rows_have_no_vision(shards, tok):
     from train.configs import get_config
 
-    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(mode="base"))
+    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(modes=("base",)))
     rows = all_rows(ShardSet([str(shards)]))
     assert len(rows) == 30 and {r["family"] for r in rows} == {"vision", "text"}
     assert len(ds) == sum(len(r["records"]) for r in rows)
@@ -107,7 +110,7 @@ def test_dataset_flattens_records_and_text_only_rows_have_no_vision(shards, tok)
 def test_sampler_gives_ranks_disjoint_rows_deterministically(shards, tok):
     from train.configs import get_config
 
-    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(mode="base"))
+    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(modes=("base",)))
     per_rank = []
     for rank in range(2):
         s = BucketBatchSampler(ds.lengths, ds.groups, 3, seed=7, rank=rank, world=2, pool_batches=2)
@@ -124,6 +127,84 @@ def test_sampler_gives_ranks_disjoint_rows_deterministically(shards, tok):
     assert list(s) != per_rank[0]  # a new epoch reshuffles
     s.set_epoch(1, start=2)
     assert list(s) == per_rank[0][2:]  # resumption skips consumed batches
+
+
+def test_several_modes_draw_each_example_a_mode_per_epoch(shards, tok):
+    from train.configs import get_config
+
+    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(modes=MULTI))
+    assert ds.lengths.shape == (len(ds), len(MULTI))
+    imaged = [i for i in range(len(ds)) if ds[i]["vision"] is not None]
+    for i in imaged[:3] + [next(i for i in range(len(ds)) if i not in imaged)]:
+        for k, mode in enumerate(MULTI):
+            item = ds[(i, k)]
+            assert len(item["input_ids"]) == ds.lengths[i, k]
+            if item["vision"] is not None:
+                assert item["vision"].mode == mode
+    lens = ds.lengths[imaged]
+    assert (lens[:, 0] < lens[:, 1]).all() and (lens[:, 1] < lens[:, 2]).all()  # tiny < base < gundam
+
+    def epoch(rank, world, e=1):
+        s = BucketBatchSampler(ds.lengths, ds.groups, 3, seed=7, rank=rank, world=world, pool_batches=2)
+        s.set_epoch(e)
+        return list(s)
+
+    two = epoch(0, 2) + epoch(1, 2)
+    assert two[: len(epoch(0, 2))] == epoch(0, 2)  # deterministic
+    pairs = [p for b in two for p in b]
+    assert all(isinstance(p, tuple) and 0 <= p[1] < len(MULTI) for p in pairs)
+    # An example's mode is the same whatever the number of ranks; a new epoch redraws it.
+    one = dict(p for b in epoch(0, 1) for p in b)
+    assert all(one[i] == k for i, k in pairs if i in one)
+    other = dict(p for b in epoch(0, 1, e=2) for p in b)
+    assert any(one[i] != other[i] for i in one.keys() & other.keys())
+    counts = np.bincount([k for _, k in one.items()], minlength=len(MULTI))
+    assert counts.min() > 0.15 * counts.sum(), counts  # uniform over the listed modes
+    batch = Collator(tok.pad_id)([ds[p] for p in epoch(0, 1)[0]])
+    assert batch["input_ids"].shape[0] == 3
+
+
+def test_training_on_several_modes_counts_each_images_flops(shards, tok, tmp_path):
+    from train.__main__ import main
+
+    tok.save(tmp_path / "tok.json")
+    out = tmp_path / "multi"
+    main(["--config", "tiny", "--stage", "2", "--data", str(shards), "--out", str(out), "--mode", *MULTI,
+          "--steps", "4", "--batch-size", "4", "--workers", "0", "--log-every", "1", "--tokenizer",
+          str(tmp_path / "tok.json"), "--device", "cpu"])
+    info = json.loads((out / "run.json").read_text())
+    assert info["args"]["mode"] == list(MULTI)
+    assert len((out / "log.jsonl").read_text().splitlines()) == 4
+    # Evaluation defaults to the modes the run trained: one report each, one curve each.
+    from train.configs import get_config
+    from train.evaluate import main as evaluate_main
+    from train.evaluate import vision_tokens
+
+    evaluate_main(["--run", str(out), "--data", str(shards), "--out", str(tmp_path / "eval.json"), "--limit", "6",
+                   "--max-new-tokens", "3", "--device", "cpu"])
+    doc = json.loads((tmp_path / "eval.json").read_text())
+    assert list(doc["modes"]) == list(MULTI) and (tmp_path / "eval.png").stat().st_size > 0
+    enc = get_config("tiny").encoder
+    for mode in ("tiny", "base"):
+        rep = doc["modes"][mode]
+        assert rep["mode"] == mode and rep["n_examples"] == 6
+        assert {e["vision_tokens"] for e in rep["examples"]} - {0} == {vision_tokens(mode, enc)}
+    evaluate_main(["--run", str(out), "--data", str(shards), "--out", str(tmp_path / "one.json"), "--limit", "2",
+                   "--max-new-tokens", "2", "--device", "cpu", "--mode", "small"])
+    assert json.loads((tmp_path / "one.json").read_text())["mode"] == "small"
+    tr = Trainer(tiny_args(shards, tmp_path / "flops", tmp_path / "tok.json", stage=2, mode=list(MULTI)))
+    tr.sampler.set_epoch(0)
+    batches = [Collator(tok.pad_id)([tr.dataset[p] for p in b]) for b in tr.sampler.epoch_batches()]
+    seen = {v.mode for b in batches for v in b["vision"] if v is not None}
+    assert seen == set(MULTI)
+    m = tr.model
+    for b in batches:
+        want = sum(m.flops_per_token(int(L)) * L for L in b["attention_mask"].sum(1).tolist())
+        want += sum(m.encoder_flops(v.mode, v.grid) for v in b["vision"] if v is not None)
+        assert tr.step_flops([b]) == pytest.approx(want)
+        tr.train_step([b])  # a batch of mixed modes trains
+    with pytest.raises(ValueError, match="--mode huge"):
+        tiny_args(shards, tmp_path / "bad", mode=["base", "huge"]).validate()
 
 
 # -- loop ---------------------------------------------------------------------------------
@@ -154,11 +235,12 @@ def test_compiled_model_trains_exactly_like_eager(shards, tok, tmp_path):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4), k
 
 
-def test_resume_gives_the_same_next_loss(shards, tok, tmp_path):
+@pytest.mark.parametrize("modes", [["base"], list(MULTI)])
+def test_resume_gives_the_same_next_loss(shards, tok, tmp_path, modes):
     from train.__main__ import main
 
     tok.save(tmp_path / "tok.json")
-    common = ["--config", "tiny", "--stage", "1", "--data", str(shards), "--mode", "base", "--steps", "6",
+    common = ["--config", "tiny", "--stage", "1", "--data", str(shards), "--mode", *modes, "--steps", "6",
               "--batch-size", "4", "--workers", "0", "--log-every", "1", "--save-every", "100", "--warmup", "2",
               "--lr", "1e-3", "--tokenizer", str(tmp_path / "tok.json"), "--device", "cpu"]
     main(common + ["--out", str(tmp_path / "a")])

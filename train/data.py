@@ -110,25 +110,43 @@ def decode_image(img: Any):
 class DataConfig:
     """What the dataset needs besides the shards.
 
-    mode: resolution mode (tiny/small/base/large/gundam) every image is fitted to.
+    modes: resolution modes (tiny/small/base/large/gundam). With one, every image is
+        fitted to it; with several, the batch sampler draws each example's mode per epoch
+        (uniformly over the list, so a repeated name weighs more) and one model learns them
+        all, as DeepSeek-OCR's DeepEncoder does.
     max_len: longest sequence kept; longer targets are cut (and lose their EOS).
     tasks: keep only records of these tasks (empty keeps all).
     """
 
-    mode: str = "base"
+    modes: tuple[str, ...] = ("base",)
     max_len: int = 8192
     tasks: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        from train.configs import MODES
+
+        self.modes = (self.modes,) if isinstance(self.modes, str) else tuple(self.modes)
+        if not self.modes:
+            raise ValueError(f"DataConfig.modes is empty: give one or more of {', '.join(MODES)}")
+        bad = [m for m in self.modes if m not in MODES]
+        if bad:
+            raise ValueError(f"DataConfig.modes {bad}: valid modes are {', '.join(MODES)}")
+
 
 class OCRDataset(Dataset):
-    """Flattened (row, record) examples of memory-mapped shards, tokenised on access."""
+    """Flattened (row, record) examples of memory-mapped shards, tokenised on access.
+
+    ``lengths`` holds each example's sequence length: shape [n] for one mode, [n, m] (one
+    column per entry of ``cfg.modes``) for several. Items are addressed by an example
+    index (first mode) or by an (example, mode index) pair, as the batch sampler yields them.
+    """
 
     def __init__(self, shards: ShardSet, tok: OCRTokenizer, enc_cfg: Any, cfg: DataConfig):
         self.shards, self.tok, self.enc_cfg, self.cfg = shards, tok, enc_cfg, cfg
         self.examples: list[ExampleRef] = []
         prompts: list[str] = []
         targets: list[str] = []
-        n_img: list[int] = []
+        n_img: list[list[int]] = []
         group = 0
         for s in range(len(shards.paths)):
             t = shards.table(s)
@@ -136,7 +154,7 @@ class OCRDataset(Dataset):
             imgs = t.column("image").is_valid().to_pylist() if "image" in t.column_names else [False] * t.num_rows
             sizes = zip(t.column("width").to_pylist(), t.column("height").to_pylist())
             for r, (rlist, img_ok, (w, h)) in enumerate(zip(recs, imgs, sizes)):
-                n = self._image_tokens(w, h) if img_ok else 0
+                n = [self._image_tokens(m, w, h) if img_ok else 0 for m in cfg.modes]
                 for k, rec in enumerate(rlist or []):
                     if cfg.tasks and rec["task"] not in cfg.tasks:
                         continue
@@ -146,39 +164,40 @@ class OCRDataset(Dataset):
                     n_img.append(n)
                 group += 1
         self.num_groups = group
-        p_len = [len(x) for x in tok.encode_batch(prompts)] if prompts else []
-        t_len = [len(x) for x in tok.encode_batch(targets)] if targets else []
-        self.lengths = np.array(
-            [min(cfg.max_len, 2 + p + t + n) for p, t, n in zip(p_len, t_len, n_img)],
-            dtype=np.int64,
-        )
+        p_len = np.array([len(x) for x in tok.encode_batch(prompts)] if prompts else [], dtype=np.int64)
+        t_len = np.array([len(x) for x in tok.encode_batch(targets)] if targets else [], dtype=np.int64)
+        img_len = np.array(n_img, dtype=np.int64).reshape(len(self.examples), len(cfg.modes))
+        lengths = np.minimum(cfg.max_len, 2 + (p_len + t_len)[:, None] + img_len)
+        self.lengths = lengths[:, 0] if len(cfg.modes) == 1 else lengths
         self.groups = np.array([e.group for e in self.examples], dtype=np.int64)
 
-    def _image_tokens(self, width: int, height: int) -> int:
+    def _image_tokens(self, mode: str, width: int, height: int) -> int:
         from train.model.vision_inputs import gundam_grid, num_image_tokens
 
-        if self.cfg.mode != "gundam":
-            return num_image_tokens(self.cfg.mode, self.enc_cfg)
+        if mode != "gundam":
+            return num_image_tokens(mode, self.enc_cfg)
         return num_image_tokens("gundam", self.enc_cfg, gundam_grid(max(1, width), max(1, height), self.enc_cfg))
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         from train.model.vision_inputs import fit_image, num_image_tokens
 
+        i, m = (key, 0) if isinstance(key, (int, np.integer)) else key
+        mode = self.cfg.modes[m]
         ref = self.examples[i]
         rec = self.shards.cell(ref.shard, ref.row, "records")[ref.record]
         img = decode_image(self.shards.cell(ref.shard, ref.row, "image"))
         vision, n_img = None, 0
         if img is not None:
-            vision = fit_image(img, self.cfg.mode, self.enc_cfg)
-            n_img = num_image_tokens(self.cfg.mode, self.enc_cfg, vision.grid)
+            vision = fit_image(img, mode, self.enc_cfg)
+            n_img = num_image_tokens(mode, self.enc_cfg, vision.grid)
         enc = self.tok.encode_example(rec["prompt"], rec["target"], n_img)
         ids, labels = enc.input_ids, enc.labels
         if len(ids) > self.cfg.max_len:
             if n_img + 2 > self.cfg.max_len:
-                raise ValueError(f"max_len={self.cfg.max_len} is shorter than the {n_img} image tokens of mode {self.cfg.mode!r}")
+                raise ValueError(f"max_len={self.cfg.max_len} is shorter than the {n_img} image tokens of mode {mode!r}")
             ids, labels = ids[: self.cfg.max_len], labels[: self.cfg.max_len]
         return {
             "input_ids": torch.tensor(ids, dtype=torch.long),
@@ -217,7 +236,7 @@ class Collator:
         }
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler(Sampler[list[Any]]):
     """Length-bucketed batches of one rank's disjoint share of the rows.
 
     Per epoch: rows are permuted by (seed, epoch) and dealt round-robin to ranks; the
@@ -225,6 +244,11 @@ class BucketBatchSampler(Sampler[list[int]]):
     length inside each pool, batched, and the batch order shuffled. Every rank yields the
     same number of batches (the smallest share decides) so DDP steps stay in lockstep.
     ``start`` skips the first batches of the epoch (resumption) without loading them.
+
+    ``lengths`` of shape [n] gives example indices. Of shape [n, m] (a length per
+    resolution mode) the sampler also draws each example's mode for the epoch, uniformly
+    and independently of rank and world, and yields (example, mode index) pairs; sorting
+    by length then mostly puts one mode's images in a batch.
     """
 
     def __init__(self, lengths: np.ndarray, groups: np.ndarray, batch_size: int, seed: int = 0,
@@ -233,7 +257,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size={batch_size}: must be >= 1")
         if not 0 <= rank < world:
             raise ValueError(f"rank={rank} must be in [0, world={world})")
-        self.lengths, self.groups = np.asarray(lengths), np.asarray(groups)
+        lengths = np.asarray(lengths)
+        if lengths.ndim not in (1, 2) or len(lengths) != len(groups):
+            raise ValueError(f"lengths of shape {lengths.shape}: need [n] or [n, modes] with n = {len(groups)} groups entries")
+        self.lengths, self.groups = lengths, np.asarray(groups)
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
         self.pool_batches, self.shuffle = pool_batches, shuffle
         self.epoch, self.start = 0, 0
@@ -245,6 +272,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Select the epoch and the first batch to yield in it."""
         self.epoch, self.start = epoch, start
+
+    def epoch_modes(self) -> np.ndarray | None:
+        """Each example's mode index this epoch (None with one mode): the same on every rank."""
+        if self.lengths.ndim == 1:
+            return None
+        return np.random.default_rng([self.seed, self.epoch, 2]).integers(self.lengths.shape[1], size=len(self.lengths))
 
     def _rank_groups(self) -> list[np.ndarray]:
         n = len(self._members)
@@ -258,8 +291,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return max(0, self._batches_per_rank() - self.start)
 
-    def epoch_batches(self) -> list[list[int]]:
+    def epoch_batches(self) -> list[list[Any]]:
         """All of this rank's batches of the current epoch, in order."""
+        modes = self.epoch_modes()
+        lengths = self.lengths if modes is None else self.lengths[np.arange(len(self.lengths)), modes]
         mine = self._rank_groups()[self.rank]
         idx = np.array([i for g in mine for i in self._members[g]], dtype=np.int64)
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
@@ -268,16 +303,18 @@ class BucketBatchSampler(Sampler[list[int]]):
         n_batches = self._batches_per_rank()
         idx = idx[: n_batches * self.batch_size]
         pool = self.pool_batches * self.batch_size
-        batches: list[list[int]] = []
+        batches: list[list[Any]] = []
         for p in range(0, len(idx), pool):
             chunk = idx[p : p + pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches.extend(chunk[b : b + self.batch_size].tolist() for b in range(0, len(chunk), self.batch_size))
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            for b in range(0, len(chunk), self.batch_size):
+                ex = chunk[b : b + self.batch_size].tolist()
+                batches.append(ex if modes is None else [(i, int(modes[i])) for i in ex])
         if self.shuffle:
             batches = [batches[j] for j in rng.permutation(len(batches))]
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[Any]]:
         yield from self.epoch_batches()[self.start :]
 
 

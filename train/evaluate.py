@@ -190,27 +190,32 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
     }
 
 
-def plot_precision(report: dict[str, Any], path: str | Path) -> None:
-    """Scatter of per-example precision against compression ratio, with bucket means."""
+def plot_precision(reports: list[dict[str, Any]], path: str | Path) -> None:
+    """Per-example precision against compression ratio, with bucket means: one colour per mode
+    (the paper's Fox figure when the modes are Tiny and Small)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    pts = report.get("_points", [])
-    if pts:
-        xs, ys = zip(*pts)
-        ax.scatter(xs, ys, s=8, alpha=0.4, label="examples")
-    b = report.get("by_compression", [])
-    if b:
-        ax.plot([x["compression"] for x in b], [x["precision"] for x in b], "o-", color="C3", label="bucket mean")
+    for k, report in enumerate(reports):
+        mode, color = report.get("mode"), f"C{k}"
+        pts = report.get("_points", [])
+        if pts:
+            xs, ys = zip(*pts)
+            ax.scatter(xs, ys, s=8, alpha=0.3, color=color)
+        b = report.get("by_compression", [])
+        if b:
+            ax.plot([x["compression"] for x in b], [x["precision"] for x in b], "o-", color=color,
+                    label=f"{mode}: bucket mean")
     ax.set_xlabel("compression ratio (text tokens / vision tokens)")
     ax.set_ylabel("word precision")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"precision vs compression ({report.get('mode')})")
+    ax.set_title(f"precision vs compression ({', '.join(str(r.get('mode')) for r in reports)})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(str(path), format="png", metadata={"Software": None})
     plt.close(fig)
@@ -223,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", required=True)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--data", nargs="+", required=True, help="held-out shard directories or files")
-    p.add_argument("--mode", default=None, help="resolution mode (default: the run's)")
+    p.add_argument("--mode", nargs="+", default=None,
+                   help="resolution mode(s); several give one report each (default: the modes the run trained)")
     p.add_argument("--out", default="eval.json")
     p.add_argument("--tasks", nargs="*", default=[])
     p.add_argument("--limit", type=int, default=0, help="evaluate at most this many examples (0: all)")
@@ -233,20 +239,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ratio-bucket", type=float, default=2.0, help="width of compression-ratio buckets")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     a = p.parse_args(argv)
+    from train.configs import MODES
     from train.generate import load_run
 
+    bad = [m for m in a.mode or [] if m not in MODES]
+    if bad:
+        p.error(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)}")
     run = load_run(a.run, a.checkpoint, a.device)
-    mode = a.mode or run.default_mode
-    report = evaluate(run, ShardSet(a.data), mode, a.tasks, a.limit, a.max_new_tokens, a.batch_size,
-                      a.token_bucket, a.ratio_bucket)
-    report["run"] = str(a.run)
+    modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
+    shards = ShardSet(a.data)
+    reports = [evaluate(run, shards, m, a.tasks, a.limit, a.max_new_tokens, a.batch_size, a.token_bucket,
+                        a.ratio_bucket) for m in modes]
     out = Path(a.out)
-    plot_precision(report, out.with_suffix(".png"))
-    report.pop("_points", None)
-    out.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=float))
-    t = report["text"]
-    print(f"{report['n_examples']} examples: edit {t['edit_distance']:.3f} P {t['precision']:.3f} "
-          f"R {t['recall']:.3f} F1 {t['f1']:.3f} -> {out}")
+    plot_precision(reports, out.with_suffix(".png"))
+    for r in reports:
+        r.pop("_points", None)
+        t = r["text"]
+        print(f"{r['mode']}: {r['n_examples']} examples: edit {t['edit_distance']:.3f} P {t['precision']:.3f} "
+              f"R {t['recall']:.3f} F1 {t['f1']:.3f}")
+    # One mode: the report itself; several: one report per mode under "modes".
+    doc = {**reports[0], "run": str(a.run)} if len(reports) == 1 else \
+        {"run": str(a.run), "modes": {r["mode"]: r for r in reports}}
+    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=float))
+    print(f"-> {out}")
     return 0
 
 

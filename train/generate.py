@@ -39,9 +39,15 @@ class LoadedRun:
     device: torch.device
 
     @property
+    def trained_modes(self) -> list[str]:
+        """The resolution modes the run was trained in, distinct, in the order given."""
+        mode = self.info["args"]["mode"]
+        return list(dict.fromkeys([mode] if isinstance(mode, str) else mode))
+
+    @property
     def default_mode(self) -> str:
-        """The resolution mode the run was trained in."""
-        return self.info["args"]["mode"]
+        """The resolution mode the run was trained in (the first listed, for a multi-mode run)."""
+        return self.trained_modes[0]
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto") -> LoadedRun:
@@ -97,7 +103,7 @@ def generate(run: LoadedRun, images: list[Image.Image | None], prompts: list[str
         ids, mask, vision = prepare(run, images[s:s + batch_size], prompts[s:s + batch_size], mode)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda" else _nullctx()
         with ctx:
-            new = run.model.generate(ids, mask, vision, mode, max_new_tokens=max_new_tokens,
+            new = run.model.generate(ids, mask, vision, max_new_tokens=max_new_tokens,
                                      eos_token_id=run.tok.eos_id, no_repeat_ngram_size=no_repeat_ngram_size)
         for seq in new:
             seq = list(seq)

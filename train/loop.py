@@ -39,7 +39,9 @@ class TrainArgs:
     stage: 1 = DeepEncoder + compact decoder; 2 = full model, SAM + compressor frozen.
     data: shard directories or files.
     out: the run directory (checkpoints, tokenizer.json, run.json, log.jsonl).
-    mode: resolution mode tiny/small/base/large/gundam.
+    mode: resolution mode(s) tiny/small/base/large/gundam. Several (``--mode tiny small base
+      large gundam``) train one model for all of them: each example's mode is drawn per
+      epoch, uniformly over the list (repeat a name to weigh it more).
     init_from: stage 2 only: a stage-1 run directory or checkpoint whose encoder starts it.
     tokenizer: an existing tokenizer.json to use instead of training one.
     vocab_size: size of the byte-level BPE trained on the data when none is given.
@@ -67,7 +69,7 @@ class TrainArgs:
     stage: int = 2
     data: list[str] = field(default_factory=list)
     out: str = ""
-    mode: str = "base"
+    mode: list[str] = field(default_factory=lambda: ["base"])
     init_from: str = ""
     tokenizer: str = ""
     vocab_size: int = 4096
@@ -95,14 +97,19 @@ class TrainArgs:
     peak_flops: float = 790e12
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.mode, str):  # TrainArgs(mode="base") from Python
+            self.mode = [self.mode]
+
     def validate(self) -> None:
         """Raise ValueError naming the first option that cannot work."""
         from train.configs import MODES
 
         if self.stage not in (1, 2):
             raise ValueError(f"--stage {self.stage}: valid stages are 1 and 2")
-        if self.mode not in MODES:
-            raise ValueError(f"--mode {self.mode!r}: valid modes are {', '.join(MODES)}")
+        bad = [m for m in self.mode if m not in MODES]
+        if bad or not self.mode:
+            raise ValueError(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)} (one or more)")
         if not self.data:
             raise ValueError("--data: give at least one shard directory")
         if not self.out:
@@ -218,7 +225,7 @@ class Trainer:
         if args.compile:
             self.fwd = torch.compile(self.fwd)
         self.dataset = OCRDataset(self.shards, self.tok, self.mcfg.encoder,
-                                  DataConfig(mode=args.mode, max_len=args.max_len, tasks=list(args.tasks)))
+                                  DataConfig(modes=tuple(args.mode), max_len=args.max_len, tasks=list(args.tasks)))
         self.sampler = BucketBatchSampler(self.dataset.lengths, self.dataset.groups, args.batch_size, seed=args.seed,
                                           rank=self.dist.rank, world=self.dist.world)
         if len(self.sampler) == 0:
@@ -304,7 +311,6 @@ class Trainer:
                         input_ids=b["input_ids"].to(self.dev, non_blocking=True),
                         attention_mask=b["attention_mask"].to(self.dev, non_blocking=True),
                         vision=vision_to(b["vision"], self.dev),
-                        mode=a.mode,
                         labels=b["labels"].to(self.dev, non_blocking=True),
                     )
                 # Token-weighted: the step's loss is the mean over the global batch's targets;
@@ -350,7 +356,7 @@ class Trainer:
                 total += float(m.flops_per_token(int(L))) * L
             for v in b["vision"]:
                 if v is not None:
-                    total += float(m.encoder_flops(self.args.mode, tuple(v.grid)))
+                    total += float(m.encoder_flops(v.mode, tuple(v.grid)))
         return total
 
     # -- the run -----------------------------------------------------------------------

@@ -65,6 +65,7 @@ if [[ -z "${SMOKE:-}" ]] && (( SECONDS < BUDGET_S )); then
 fi
 bench base_bs32 --mode base --batch-size 32
 bench base_stage1 --mode base --stage 1
+bench multi_mode --mode tiny small base large gundam  # multi-resolution training, mixed batches
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])

@@ -48,28 +48,41 @@ class DeepEncoder(nn.Module):
         nl = self.image_newline.to(grid.dtype).expand(h, 1, d)
         return torch.cat([grid, nl], dim=1).reshape(h * (w + 1), d)
 
-    def forward(self, vision: list[VisionInput], mode: str) -> list[torch.Tensor]:
-        """Per image, its [num_image_tokens, D] embeddings: (stitched tiles), global view, separator."""
+    def forward(self, vision: list[VisionInput]) -> list[torch.Tensor]:
+        """Per image, its [num_image_tokens, D] embeddings: (stitched tiles), global view, separator.
+
+        A batch may mix resolution modes: global views of one size (Base and Gundam share
+        1024²) are encoded together, and every Gundam tile in one batch.
+        """
         if not vision:
             return []
-        p = next(self.parameters())
-        glob = self.encode(normalise_pixels(torch.stack([v.global_view for v in vision]).to(p.device), p.dtype))
-        tiles = None
-        if mode == "gundam":
-            missing = [i for i, v in enumerate(vision) if v.tiles is None]
-            if missing:
-                raise ValueError(f"mode 'gundam' needs tiles but vision inputs {missing} have none")
-            tiles = self.encode(normalise_pixels(torch.cat([v.tiles for v in vision]).to(p.device), p.dtype))
-        out, t0 = [], 0
-        sep = self.view_separator.to(glob.dtype)[None]
         for i, v in enumerate(vision):
+            if (v.mode == "gundam") != (v.tiles is not None):
+                raise ValueError(f"vision input {i}: mode {v.mode!r} with {'no ' if v.tiles is None else ''}tiles; "
+                                 "gundam needs tiles and the other modes take none")
+        p = next(self.parameters())
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, v in enumerate(vision):
+            by_size.setdefault(tuple(v.global_view.shape), []).append(i)
+        glob: list[torch.Tensor | None] = [None] * len(vision)
+        for idx in by_size.values():
+            feats = self.encode(normalise_pixels(torch.stack([vision[i].global_view for i in idx]).to(p.device), p.dtype))
+            for k, i in enumerate(idx):
+                glob[i] = feats[k]
+        tiled = [v.tiles for v in vision if v.tiles is not None]
+        tiles = self.encode(normalise_pixels(torch.cat(tiled).to(p.device), p.dtype)) if tiled else None
+        out, t0 = [], 0
+        for i, v in enumerate(vision):
+            g = glob[i]
+            assert g is not None
             parts = []
-            if tiles is not None:
+            if v.tiles is not None:
+                assert tiles is not None
                 nw, nh = v.grid
                 q = tiles.shape[1]
                 local = tiles[t0:t0 + nw * nh].reshape(nh, nw, q, q, -1).permute(0, 2, 1, 3, 4)
                 parts.append(self._with_newlines(local.reshape(nh * q, nw * q, -1)))
                 t0 += nw * nh
-            parts += [self._with_newlines(glob[i]), sep]
+            parts += [self._with_newlines(g), self.view_separator.to(g.dtype)[None]]
             out.append(torch.cat(parts))
         return out

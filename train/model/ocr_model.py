@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.configs import MODES, ModelConfig, with_vocab
+from train.configs import ModelConfig, with_vocab
 from train.model import flops as fl
 from train.model.decoder import Decoder, KVCache
 from train.model.deepencoder import DeepEncoder
@@ -59,10 +59,11 @@ class OCRModel(nn.Module):
             nn.init.normal_(p, std=0.02)
 
     # -- inputs ----------------------------------------------------------------
-    def embed_inputs(self, input_ids: torch.Tensor, vision: list[VisionInput | None], mode: str) -> torch.Tensor:
-        """Token embeddings with each row's image placeholders replaced, in order, by its vision tokens."""
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}: valid modes are {MODES}")
+    def embed_inputs(self, input_ids: torch.Tensor, vision: list[VisionInput | None]) -> torch.Tensor:
+        """Token embeddings with each row's image placeholders replaced, in order, by its vision tokens.
+
+        Each image's count comes from its own mode and tiling, so rows may mix modes.
+        """
         if len(vision) != input_ids.shape[0]:
             raise ValueError(f"vision has {len(vision)} entries for a batch of {input_ids.shape[0]} rows")
         embeds = self.decoder.embed(input_ids)
@@ -70,21 +71,21 @@ class OCRModel(nn.Module):
         have = is_img.sum(dim=1).tolist()
         enc = self.cfg.encoder
         for b, v in enumerate(vision):
-            want = 0 if v is None else num_image_tokens(mode, enc, v.grid)
+            want = 0 if v is None else num_image_tokens(v.mode, enc, v.grid)
             if have[b] != want:
                 raise ValueError(f"row {b}: {have[b]} image placeholder tokens (id {self.image_token_id}) but "
-                                 f"{'no image' if v is None else f'mode {mode!r} grid {v.grid}'} needs {want}")
+                                 f"{'no image' if v is None else f'mode {v.mode!r} grid {v.grid}'} needs {want}")
         rows = [v for v in vision if v is not None]
         if not rows:
             return embeds
-        vis = torch.cat(self.encoder(rows, mode)).to(embeds.dtype)
+        vis = torch.cat(self.encoder(rows)).to(embeds.dtype)
         return embeds.masked_scatter(is_img[..., None], vis)
 
     # -- training forward ----------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, vision: list[VisionInput | None],
-                mode: str, labels: torch.Tensor | None = None) -> ModelOutput:
+                labels: torch.Tensor | None = None) -> ModelOutput:
         """Logits for every position; with ``labels`` (aligned with input_ids, shifted here) the loss."""
-        embeds = self.embed_inputs(input_ids, vision, mode)
+        embeds = self.embed_inputs(input_ids, vision)
         valid = attention_mask.bool()
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         logits, aux = self.decoder(embeds, positions, valid)
@@ -103,7 +104,7 @@ class OCRModel(nn.Module):
     # -- generation ----------------------------------------------------------
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, vision: list[VisionInput | None],
-                 mode: str, max_new_tokens: int, eos_token_id: int, no_repeat_ngram_size: int = 20,
+                 max_new_tokens: int, eos_token_id: int, no_repeat_ngram_size: int = 20,
                  use_cache: bool = True) -> list[list[int]]:
         """Greedy decoding of a left-padded batch; new tokens per row, EOS excluded.
 
@@ -113,7 +114,7 @@ class OCRModel(nn.Module):
         valid = attention_mask.bool()
         prompts = [input_ids[b][valid[b]].tolist() for b in range(bsz)]
         blocker = NgramBlocker(no_repeat_ngram_size, prompts)
-        embeds = self.embed_inputs(input_ids, vision, mode)
+        embeds = self.embed_inputs(input_ids, vision)
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         cache = KVCache(self.dec_cfg, bsz, t0 + max_new_tokens) if use_cache else None
         logits, _ = self.decoder(embeds, positions, valid, cache)

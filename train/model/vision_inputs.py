@@ -29,17 +29,20 @@ class VisionInput:
         DataLoader workers ship a quarter of float32's bytes to the trainer and the GPU).
     tiles: [n, 3, T, T] uint8, in raster order (row by row) for gundam, else None.
     grid: (nw, nh) tiles across and down; (0, 0) when there are no tiles.
+    mode: the resolution mode it was fitted for; it decides how many placeholder tokens
+        the image takes, so a batch may mix modes (multi-resolution training).
     """
 
     global_view: torch.Tensor
     tiles: torch.Tensor | None
     grid: tuple[int, int]
+    mode: str
 
     def pin_memory(self) -> VisionInput:
         """A copy in page-locked memory (the DataLoader calls this with ``pin_memory=True``),
         so the trainer's non-blocking copies to the GPU really overlap."""
         tiles = self.tiles.pin_memory() if self.tiles is not None else None
-        return VisionInput(self.global_view.pin_memory(), tiles, self.grid)
+        return VisionInput(self.global_view.pin_memory(), tiles, self.grid, self.mode)
 
 
 def _pixels(img: Image.Image) -> torch.Tensor:
@@ -112,15 +115,15 @@ def fit_image(img: Image.Image, mode: str, enc: EncoderConfig) -> VisionInput:
     x = _pixels(img)
     size = enc.image_size(mode)
     if mode in ("tiny", "small"):
-        return VisionInput(_resize(x, size, size).contiguous(), None, (0, 0))
+        return VisionInput(_resize(x, size, size).contiguous(), None, (0, 0), mode)
     global_view = letterbox(x, size)
     if mode in ("base", "large"):
-        return VisionInput(global_view, None, (0, 0))
+        return VisionInput(global_view, None, (0, 0), mode)
     nw, nh = gundam_grid(img.width, img.height, enc)
     t = enc.tile_size
     page = _resize(x, t * nw, t * nh)  # [3, t*nh, t*nw]
     tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t).contiguous()
-    return VisionInput(global_view, tiles, (nw, nh))
+    return VisionInput(global_view, tiles, (nw, nh), mode)
 
 
 def num_image_tokens(mode: str, enc: EncoderConfig, grid: tuple[int, int] = (0, 0)) -> int:

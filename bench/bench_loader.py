@@ -25,14 +25,15 @@ from train.tokenizer import OCRTokenizer, train_tokenizer  # noqa: E402
 def ensure_shards(recipe: str, root: str, rows: int) -> str:
     """Generate ``rows`` rows of the recipe under ``root`` (in-process, 2 workers) and return the folder.
 
-    The folder is named after recipe and row count, so runs of other sizes never collide,
-    and a finished folder is reused (the runner skips shards already written).
+    The folder is named after the recipe, its fingerprint and the row count, so runs of
+    other sizes, or of a recipe whose resolved options changed, never collide, and a
+    finished folder is reused (the runner skips shards already written).
     """
     from synth.recipe import load_recipe
     from synth.runner import generate_dataset
 
-    out = str(Path(root) / f"{Path(recipe).stem}-{rows}")
     rec = load_recipe(recipe, overrides={"shards": 2, "rows_per_shard": max(1, rows // 2)})
+    out = str(Path(root) / f"{Path(recipe).stem}-{rec.fingerprint()[:12]}-{rows}")
     generate_dataset(rec, out, workers=2, executor="local", progress=False)
     return out
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard-dir", default="/tmp/bench_shards", help="generated shards go to a subfolder of this")
     p.add_argument("--rows", type=int, default=32)
     p.add_argument("--config", default="small")
-    p.add_argument("--mode", default="base")
+    p.add_argument("--mode", nargs="+", default=["base"], help="resolution mode(s); several are drawn per example")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--batches", type=int, default=20)
@@ -75,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     data = a.data or [ensure_shards(a.recipe or "manifests/ocr1_demo.yaml", a.shard_dir, a.rows)]
     shards = ShardSet(data)
     tok = OCRTokenizer.load(a.tokenizer) if a.tokenizer else train_tokenizer(iter_texts(shards), 4096)
-    ds = OCRDataset(shards, tok, get_config(a.config).encoder, DataConfig(mode=a.mode))
+    ds = OCRDataset(shards, tok, get_config(a.config).encoder, DataConfig(modes=tuple(a.mode)))
     results = []
     for w in a.workers:
         r = measure(ds, a.batch_size, w, a.batches)
         results.append(r)
-        print(f"mode {a.mode:>6} config {a.config} workers {w:>2}: {r['images_per_s']:8.1f} images/s "
+        print(f"mode {'+'.join(a.mode):>6} config {a.config} workers {w:>2}: {r['images_per_s']:8.1f} images/s "
               f"{r['examples_per_s']:8.1f} examples/s", flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps({"mode": a.mode, "config": a.config, "results": results}, indent=1))

@@ -78,3 +78,19 @@ def _f1_of_dropped_row(example: dict) -> float:
     from annotate.charts import score_tables
 
     return score_tables(_corrupt_table(example["target"]), example["target"])["strict_f1"]
+
+
+def test_valid_vision_tokens_leave_out_the_letterbox():
+    """The paper's N_valid: padded modes count only the tokens that show the page."""
+    from train.evaluate import valid_vision_tokens, vision_tokens
+
+    enc = get_config("paper").encoder
+    a4 = (1240, 1754)
+    assert valid_vision_tokens("tiny", enc, *a4) == vision_tokens("tiny", enc) == 64  # stretched, all valid
+    assert valid_vision_tokens("small", enc, *a4) == 100
+    assert valid_vision_tokens("base", enc, 1000, 1000) == 256
+    assert valid_vision_tokens("base", enc, *a4) == 181 == -(-256 * 1240 // 1754)
+    assert valid_vision_tokens("base", enc, 1754, 1240) == 181  # landscape pads the other way
+    assert valid_vision_tokens("large", enc, *a4) == -(-400 * 1240 // 1754)
+    # Gundam: every tile token counts, the global view like Base.
+    assert valid_vision_tokens("gundam", enc, *a4, grid=(2, 3)) == 6 * 100 + 181

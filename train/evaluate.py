@@ -45,6 +45,22 @@ def vision_tokens(mode: str, enc: Any, grid: tuple[int, int] = (0, 0)) -> int:
     return n
 
 
+def valid_vision_tokens(mode: str, enc: Any, width: int, height: int, grid: tuple[int, int] = (0, 0)) -> int:
+    """Vision tokens that show the page rather than letterbox padding (the paper's N_valid).
+
+    Base and Large pad the page to a square, so only ``ceil(N * min(w, h) / max(w, h))`` of
+    their N tokens carry content (DeepSeek-OCR: Base 256 tokens, 182 valid on its pages);
+    Tiny, Small and Gundam's tiles stretch the page and every token counts. Gundam's padded
+    global view counts like Base.
+    """
+    n = vision_tokens(mode, enc, grid)
+    if mode not in ("base", "large", "gundam"):
+        return n
+    q = enc.token_side(enc.image_size(mode))
+    padded = q * q
+    return n - padded + math.ceil(padded * min(width, height) / max(width, height))
+
+
 def load_scorer(family: str) -> tuple[Callable | None, str]:
     """The family's scorer, or None with the reason it is unavailable."""
     mod_name, fn_name = FAMILY_SCORERS[family]
@@ -101,6 +117,8 @@ def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
         out[k] = float(np.mean([it["text"][k] for it in items])) if items else math.nan
     out["text_tokens"] = float(np.mean([it["text_tokens"] for it in items])) if items else math.nan
     out["compression"] = float(np.mean([it["compression"] for it in items])) if items else math.nan
+    imaged = [it for it in items if it["vision_tokens"]]
+    out["valid_vision_tokens"] = float(np.mean([it["valid_vision_tokens"] for it in imaged])) if imaged else math.nan
     return out
 
 
@@ -147,12 +165,14 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
     ground: list[dict[str, float]] = []
     for e, img, pred, ids in zip(examples, images, preds, target_lens):
         e["prediction"] = pred
-        n_vis = 0
+        n_vis = n_valid = 0
         if img is not None:
             grid = gundam_grid(img.width, img.height, run.enc_cfg) if mode == "gundam" else (0, 0)
             n_vis = vision_tokens(mode, run.enc_cfg, grid)
+            n_valid = valid_vision_tokens(mode, run.enc_cfg, img.width, img.height, grid)
         e["text_tokens"] = len(ids)
         e["vision_tokens"] = n_vis
+        e["valid_vision_tokens"] = n_valid
         e["compression"] = len(ids) / n_vis if n_vis else 0.0
         fam = e["family"]
         if fam in FAMILY_SCORERS:
@@ -184,7 +204,8 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         "grounding": {"n": len(ground), **_mean_dicts(ground)} if ground else {"n": 0},
         "families": families,
         "examples": [{k: e.get(k) for k in ("id", "task", "prompt", "target", "prediction", "text_tokens",
-                                             "vision_tokens", "compression", "text", "grounding")}
+                                             "vision_tokens", "valid_vision_tokens", "compression", "text",
+                                             "grounding")}
                      for e in examples[:keep_examples]],
         "_points": [(it["compression"], it["text"]["precision"]) for it in imaged],
     }

@@ -63,9 +63,17 @@ def barrier() -> None:
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over ranks in place and return it (identity alone)."""
+    """Sum a tensor over ranks in place and return it (identity alone).
+
+    NCCL reduces only CUDA tensors, so a CPU tensor (log counters) goes through the GPU there.
+    """
     if active():
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        if dist.get_backend() == "nccl" and x.device.type != "cuda":
+            y = x.to(torch.device("cuda", torch.cuda.current_device()))
+            dist.all_reduce(y, op=dist.ReduceOp.SUM)
+            x.copy_(y)
+        else:
+            dist.all_reduce(x, op=dist.ReduceOp.SUM)
     return x
 
 

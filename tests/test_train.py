@@ -256,6 +256,46 @@ def test_resume_gives_the_same_next_loss(shards, tok, tmp_path, modes):
         assert rec[key] >= 0
 
 
+def test_heldout_loss_is_logged_and_is_the_token_mean_over_the_subset(shards, tok, tmp_path):
+    from train.__main__ import main
+    from train.heldout import HeldOut, heldout_loss
+
+    tok.save(tmp_path / "tok.json")
+    out = tmp_path / "run"
+    main(["--config", "tiny", "--stage", "2", "--data", str(shards), "--out", str(out), "--steps", "6",
+          "--batch-size", "4", "--workers", "0", "--warmup", "0", "--lr", "3e-3", "--tokenizer", str(tmp_path / "tok.json"),
+          "--device", "cpu", "--eval-data", str(shards), "--eval-every", "3", "--eval-examples", "12"])
+    recs = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [0, 3, 6]  # the untrained baseline, then every 3 steps
+    assert all(r["eval_examples"] == 12 and r["eval_tokens"] > 0 for r in recs)
+    assert recs[-1]["eval_loss"] < recs[0]["eval_loss"]  # trained on these very rows
+    # The figure is the token-weighted mean of each example's own loss, padding and batching aside.
+    tr = Trainer(tiny_args(shards, tmp_path / "check", tmp_path / "tok.json", stage=2, mode=list(MULTI),
+                           eval_data=[str(shards)], eval_examples=10))
+    held = tr.heldout
+    got = heldout_loss(tr.model, held, tr.dev)
+    assert got == {**heldout_loss(tr.model, held, tr.dev), "eval_s": got["eval_s"]}  # deterministic
+    assert set(got["eval_loss_by_mode"]) == set(MULTI)
+    keys = sorted({k[0] for bs in held.batches for b in bs for k in b})
+    assert len(keys) == 10
+    collate, tot, n_tok = Collator(tok.pad_id), {}, {}
+    tr.model.eval()
+    with torch.no_grad():
+        for m, mode in enumerate(MULTI):
+            for i in keys:
+                b = collate([tr.dataset[(i, m)]])
+                o = tr.model(b["input_ids"], b["attention_mask"], b["vision"], labels=b["labels"])
+                n = int((b["labels"][:, 1:] != IGNORE_INDEX).sum())
+                tot[mode] = tot.get(mode, 0.0) + float(o.loss - o.aux_loss) * n
+                n_tok[mode] = n_tok.get(mode, 0) + n
+    for mode in MULTI:
+        assert got["eval_loss_by_mode"][mode] == pytest.approx(tot[mode] / n_tok[mode], rel=1e-5)
+    assert got["eval_loss"] == pytest.approx(sum(tot.values()) / sum(n_tok.values()), rel=1e-5)
+    assert got["eval_tokens"] == sum(n_tok.values())
+    with pytest.raises(ValueError, match="no examples"):
+        HeldOut(OCRDataset(ShardSet([str(shards)]), tok, tr.mcfg.encoder, DataConfig(tasks=["nope"])), 4)
+
+
 def test_train_cli_takes_a_yaml_model_config_and_the_run_rebuilds_without_it(shards, tok, tmp_path):
     from train.__main__ import main
     from train.generate import load_run

@@ -1,4 +1,4 @@
-"""DDP with two gloo processes matches one process on the same global batch."""
+"""DDP with two gloo processes matches one process on the same global batch, and on the held-out loss."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ GLOBAL = [0, 2, 3, 11]
 
 
 def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int,
-         check_lengths: bool = False) -> tuple[list[float], dict]:
+         check_lengths: bool = False) -> tuple[list[float], dict, tuple[float, int]]:
     from train.loop import Trainer
 
     # Stage 1's dense decoder: no batch-dependent MoE balance loss to differ between layouts.
-    tr = Trainer(tiny_args(shards, out, tok_path, stage=1, lr=1e-3, warmup=0, steps=100, clip=0.5))
+    # The training rows double as held-out data: each rank evaluates its share of all of them.
+    tr = Trainer(tiny_args(shards, out, tok_path, stage=1, lr=1e-3, warmup=0, steps=100, clip=0.5,
+                           eval_data=[str(shards)], eval_examples=0))
     if check_lengths:  # the fixture really has the mix the comment on GLOBAL promises
         items = [tr.dataset[i] for i in GLOBAL]
         lens = [len(it["input_ids"]) for it in items]
@@ -36,7 +38,9 @@ def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int,
     per = len(GLOBAL) // world
     batch = Collator(tr.tok.pad_id)([tr.dataset[i] for i in GLOBAL[rank * per:(rank + 1) * per]])
     losses = [tr.train_step([batch])["loss"] for _ in range(STEPS)]
-    return losses, {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+    held = tr.evaluate_heldout()
+    assert held["eval_examples"] == len(tr.dataset)
+    return losses, {k: v.detach().clone() for k, v in tr.model.state_dict().items()}, (held["eval_loss"], held["eval_tokens"])
 
 
 def _worker(rank: int, world: int, port: int, shards: str, out: str, tok_path: str, result: str) -> None:
@@ -46,9 +50,9 @@ def _worker(rank: int, world: int, port: int, shards: str, out: str, tok_path: s
     from train import distributed
 
     try:
-        losses, params = _run(Path(shards), Path(out), Path(tok_path), rank, world)
+        losses, params, held = _run(Path(shards), Path(out), Path(tok_path), rank, world)
         if rank == 0:
-            torch.save({"losses": losses, "params": params}, result)
+            torch.save({"losses": losses, "params": params, "held": held}, result)
     finally:
         distributed.cleanup()
 
@@ -73,7 +77,7 @@ def test_ddp_two_gloo_ranks_match_one_process(shards, tmp_path):
     tok = train_tokenizer(iter_texts(ShardSet([str(shards)])), vocab_size=400)
     tok_path = tmp_path / "tok.json"
     tok.save(tok_path)
-    ref_losses, ref_params = _run(shards, tmp_path / "single", tok_path, 0, 1, check_lengths=True)
+    ref_losses, ref_params, ref_held = _run(shards, tmp_path / "single", tok_path, 0, 1, check_lengths=True)
     result = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, _free_port(), str(shards), str(tmp_path / "ddp"), str(tok_path), str(result)),
              nprocs=2, join=True)
@@ -82,3 +86,5 @@ def test_ddp_two_gloo_ranks_match_one_process(shards, tmp_path):
     assert ref_losses[-1] < ref_losses[0]
     for k, v in ref_params.items():
         torch.testing.assert_close(got["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
+    # The held-out loss covers the same examples on two ranks as on one.
+    assert got["held"][0] == pytest.approx(ref_held[0], rel=1e-4) and got["held"][1] == ref_held[1]

@@ -22,12 +22,14 @@ from train import checkpoint as ckpt_io
 from train import distributed as dist_util
 from train.configs import ModelConfig, load_config
 from train.data import BucketBatchSampler, DataConfig, OCRDataset, ShardSet, iter_texts, make_loader
+from train.heldout import HeldOut, heldout_loss
 from train.schedule import lr_at
 from train.tokenizer import IGNORE_INDEX, OCRTokenizer, train_tokenizer
 
 RUN_FILE = "run.json"
 TOKENIZER_FILE = "tokenizer.json"
 LOG_FILE = "log.jsonl"
+EVAL_LOG_FILE = "eval.jsonl"
 ENCODER_FILE = "encoder.safetensors"
 
 
@@ -58,6 +60,11 @@ class TrainArgs:
     max_len: longest training sequence in tokens.
     tasks: keep only these record tasks (empty: all).
     log_every, save_every, keep: logging/checkpoint interval in steps, checkpoints kept.
+    eval_data: held-out shard directories or files; their LM loss goes to eval.jsonl before
+      the first step and every ``eval_every`` steps (train.heldout).
+    eval_every: steps between held-out evaluations.
+    eval_examples: held-out examples evaluated, a fixed subset drawn by ``seed`` (0: all),
+      each in every ``mode``.
     compile: wrap the model in torch.compile.
     grad_checkpoint: recompute SAM, CLIP and decoder blocks in backward (activation memory
       for about one more forward pass).
@@ -92,6 +99,9 @@ class TrainArgs:
     log_every: int = 10
     save_every: int = 500
     keep: int = 2
+    eval_data: list[str] = field(default_factory=list)
+    eval_every: int = 200
+    eval_examples: int = 256
     compile: bool = False
     grad_checkpoint: bool = False
     peak_flops: float = 790e12
@@ -116,7 +126,9 @@ class TrainArgs:
             raise ValueError("--out: give a run directory")
         if self.init_from and self.stage != 2:
             raise ValueError(f"--init-from {self.init_from!r} is for stage 2; this run is stage {self.stage}")
-        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every"):
+        if self.eval_examples < 0:
+            raise ValueError(f"--eval-examples {self.eval_examples}: must be >= 0 (0 evaluates every example)")
+        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
 
@@ -230,6 +242,10 @@ class Trainer:
                                           rank=self.dist.rank, world=self.dist.world)
         if len(self.sampler) == 0:
             raise ValueError(f"--batch-size {args.batch_size} x {self.dist.world} ranks exceeds the {len(self.dataset)} examples of --data")
+        self.heldout: HeldOut | None = None
+        if args.eval_data:
+            held = OCRDataset(ShardSet(args.eval_data), self.tok, self.mcfg.encoder, self.dataset.cfg)
+            self.heldout = HeldOut(held, args.batch_size, args.eval_examples, args.seed, self.dist.rank, self.dist.world)
         if self.dist.main:
             self._write_run_file()
         self._log_fh = open(self.run_dir / LOG_FILE, "a") if self.dist.main else None
@@ -363,6 +379,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until ``steps`` (or ``stop_after`` steps in this call); return a summary."""
         a = self.args
+        if self.step == 0:
+            self.evaluate_heldout()  # the untrained baseline
         it = self.batches()
         last_log = time.perf_counter()
         window = {"tokens": 0, "images": 0, "targets": 0, "flops": 0.0, "data_s": 0.0, "steps": 0}
@@ -388,8 +406,12 @@ class Trainer:
                 self._log(metrics, window, now - last_log)
                 last_log = now
                 window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
+            t_side = time.perf_counter()
+            if self.step % a.eval_every == 0 or self.step == a.steps:
+                self.evaluate_heldout()
             if self.step % a.save_every == 0 or self.step == a.steps:
                 self.save()
+            last_log += time.perf_counter() - t_side  # held-out passes and checkpoints are not step time
         if a.stop_after and self.step % a.save_every != 0 and self.step != a.steps:
             self.save()
         if self._log_fh:
@@ -422,6 +444,20 @@ class Trainer:
                 f"data {rec['data_wait_frac']:.0%}",
                 flush=True,
             )
+
+    def evaluate_heldout(self) -> dict[str, Any] | None:
+        """The held-out loss now (every rank takes part); rank 0 appends it to eval.jsonl."""
+        if self.heldout is None:
+            return None
+        rec = {"step": self.step, **heldout_loss(self.model, self.heldout, self.dev, self._autocast())}
+        if self.dist.main:
+            with open(self.run_dir / EVAL_LOG_FILE, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            by_mode = rec.get("eval_loss_by_mode")
+            extra = " (" + ", ".join(f"{m} {v:.4f}" for m, v in by_mode.items()) + ")" if by_mode else ""
+            print(f"step {rec['step']:>6} held-out loss {rec['eval_loss']:.4f}{extra} over {rec['eval_examples']} "
+                  f"examples, {rec['eval_tokens']} tokens, {rec['eval_s']:.1f} s", flush=True)
+        return rec
 
     def save(self) -> None:
         """Checkpoint (rank 0 writes; every rank waits for it)."""

@@ -78,8 +78,25 @@ def _overlay(row):
 def cmd_show(args: argparse.Namespace) -> int:
     """Write one row's inspection picture and print its records."""
     row = find_row(args.dataset, args.id)
-    out = Path(args.out or f"show-{row['id'].replace('/', '_')}.png")
-    _overlay(row).save(out)
+    stem = f"show-{row['id'].replace('/', '_')}"
+    if args.raw:  # the stored image bytes as they are: what a model is given
+        data = (row.get("image") or {}).get("bytes")
+        if data is None:
+            print(f"{args.dataset}: row {row['id']} ({row['family']}) has no image", file=sys.stderr)
+            return 1
+        ext = ".jpg" if data[:2] == b"\xff\xd8" else ".png"
+        out = Path(args.out or stem + ext)
+        if out.suffix.lower() in ("", ext, ".jpeg" if ext == ".jpg" else ext):
+            out.write_bytes(data)
+        else:  # another format asked for by name: re-encode the same pixels
+            import io
+
+            from PIL import Image
+
+            Image.open(io.BytesIO(data)).save(out)
+    else:
+        out = Path(args.out or stem + ".png")
+        _overlay(row).save(out)
     print(f"id: {row['id']}  family: {row['family']}  size: {row['width']}x{row['height']}  lang: {row['lang']}")
     for rec in row["records"]:
         print(f"--- task: {rec['task']}")
@@ -135,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dataset")
     p.add_argument("id", help="row id (e.g. demo/00000/00003) or a global row number")
     p.add_argument("--out", help="PNG path (default show-<id>.png)")
+    p.add_argument("--raw", action="store_true",
+                   help="write the stored image unchanged, no boxes (default show-<id>.jpg or .png)")
     p.set_defaults(fn=cmd_show)
     p = sub.add_parser("sheet", help="contact sheet of N samples")
     p.add_argument("dataset")

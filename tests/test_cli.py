@@ -41,6 +41,17 @@ def test_show_draws_boxes_and_prints_records(ocr1_dataset: Path, tmp_path: Path)
     assert img.width >= 256 and len(img.convert("RGB").getcolors(maxcolors=1 << 24)) > 10
     missing = run_cli("-m", "annotate", "show", str(ocr1_dataset), "nope/1/2")
     assert missing.returncode == 2 and "no row with id" in missing.stderr
+    # --raw: the stored image itself (what train.generate should be given), or its pixels re-encoded.
+    from annotate.dataset import find_row
+
+    stored = find_row(str(ocr1_dataset), "ocr1-t/00001/00002")["image"]["bytes"]
+    raw = run_cli("-m", "annotate", "show", str(ocr1_dataset), "ocr1-t/00001/00002", "--raw", "--out",
+                  str(tmp_path / "page"))
+    assert raw.returncode == 0, raw.stderr
+    assert (tmp_path / "page").read_bytes() == stored
+    as_png = tmp_path / "page.png"
+    assert run_cli("-m", "annotate", "show", str(ocr1_dataset), "2", "--raw", "--out", str(as_png)).returncode == 0
+    assert Image.open(as_png).format == "PNG"
 
 
 def test_sheet_writes_one_png(ocr1_dataset: Path, tmp_path: Path):

@@ -465,7 +465,8 @@ def _planned_list_markdown(flow, lang: str) -> list[str]:
     for i, item in enumerate(flow._flowables):
         parts = item._flowables
         lead = f"{i + 1}. " if flow.tag["numbered"] else "- "
-        out.append(lead + html.unescape(parts[0].text))
+        # A bold lead term is planned as <font name="...">term</font>: markdown's **term**.
+        out.append(lead + html.unescape(re.sub(r'<font name="[^"]+">(.*?)</font>', r"**\1**", parts[0].text)))
         for sub in (p for p in parts[1:] if isinstance(p, ListFlowable)):
             for sub_item in sub._flowables:
                 para = sub_item._flowables[0]
@@ -474,13 +475,13 @@ def _planned_list_markdown(flow, lang: str) -> list[str]:
     return out
 
 
-def test_nested_lists_read_back_with_their_structure():
+def test_nested_and_definition_lists_read_back_with_their_structure():
     from synth.ocr1.content import make_plan
     from synth.ocr1.flowables import TList
 
-    nested = 0
-    for lang, seed in (("en", 0), ("en", 1), ("en", 2), ("zh", 3), ("zh", 4)):
-        cfg = _cfg(lang, blocks={"list": 1.0, "paragraph": 0.3}, nested_list_prob=1.0)
+    nested = bold = 0
+    for lang, seed, emph in (("en", 0, 0.0), ("en", 1, 1.0), ("en", 2, 0.5), ("zh", 3, 1.0), ("zh", 4, 0.0)):
+        cfg = _cfg(lang, blocks={"list": 1.0, "paragraph": 0.3}, nested_list_prob=1.0, emphasis_prob=emph)
         plan = make_plan(cfg, np.random.default_rng(seed))  # unbuilt: building consumes _flowables
         planned = [f for f in plan.body if isinstance(f, TList)]
         if not planned:  # e.g. a landscape page with three columns: no list fits a column
@@ -497,8 +498,9 @@ def test_nested_lists_read_back_with_their_structure():
                 indent = len(w) - len(w.lstrip(" "))
                 assert g[:indent] == w[:indent] and squash(g) == squash(w), (lang, seed, g, w)
             nested += sum(line.startswith(" ") for line in got)
+            bold += sum("**" in line for line in got)
         assert ann.check(sample_to_row(f"t/nested/{lang}/{seed}", s, ann.records(s))) == []
-    assert nested >= 10
+    assert nested >= 10 and bold >= 6  # definition-style items: a bold term read back from the font
 
 
 def test_sideways_tables_read_back_cell_by_cell():

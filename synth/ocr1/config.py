@@ -38,8 +38,10 @@ class Config:
       page; content that does not fit on the first page is dropped).
     scan_prob, photo_prob: probabilities of the scan and photo looks of synth.realism.
     emphasis_prob: probability that an English body paragraph sets one or two runs of
-      words in the bold or italic face; the markdown target marks them ``**...**`` /
-      ``*...*``, read back from the font of each drawn word.
+      words in the bold or italic face, that an English caption sets its label in bold,
+      and that an English list opens each item with a bold term (``**Scope:** ...``); the
+      markdown target marks them ``**...**`` / ``*...*``, read back from the font of each
+      drawn word.
     margin_note_prob: probability of a rotated line in a side margin (an arXiv-style
       identifier, a DOI, a submission date) read upward on the left or downward on the
       right; it is labelled ``header`` and read last.

@@ -285,9 +285,17 @@ class _Body:
         n = int(self.rng.integers(2, 6))
         numbered = self.rng.random() < 0.45
         items = [_short_sentence(self.rng, self.lang, self.avoid) for _ in range(n)]
+        markup = [escape(t) for t in items]
+        # A definition-style list: each item opens with a bold term ("**Scope:** ...").
+        # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+        emphasis = self.lang == "en" and self.cfg.emphasis_prob > 0 and self.rng.random() < self.cfg.emphasis_prob
+        if emphasis:
+            terms = [ts.title(self.rng, "en", int(self.rng.integers(1, 4))) + ":" for _ in items]
+            items = [f"{term} {t}" for term, t in zip(terms, items)]
+            markup = [f'<font name="{self.faces["bold"]}">{escape(term)}</font> {m}' for term, m in zip(terms, markup)]
         indent = self.st.fs * 1.8
         body_w = self.col_w - indent
-        flows = [ListItem(Paragraph(escape(t), self.st.item)) for t in items]
+        flows = [ListItem(Paragraph(m, self.st.item)) for m in markup]
         est = sum(self._text_height(t, self.st.item, body_w) for t in items) + self.st.fs * 0.6
         sub_marker = None
         # Switched off, the option draws nothing: such recipes keep their earlier bytes.
@@ -299,7 +307,7 @@ class _Body:
                                   start=sub_marker, bulletFontName="Helvetica", bulletFontSize=self.st.fs,
                                   leftIndent=indent, bulletDedent=indent * 0.8)
             # Inside the host item's ListItem, so the sub-list takes no number or bullet of its own.
-            flows[host] = ListItem([Paragraph(escape(items[host]), self.st.item), nested])
+            flows[host] = ListItem([Paragraph(markup[host], self.st.item), nested])
             est += sum(self._text_height(t, self.st.item, body_w - indent) for t in subs)
         flow = TList(
             flows,
@@ -310,7 +318,7 @@ class _Body:
             bulletFontName="Helvetica", bulletFontSize=self.st.fs,
             leftIndent=indent, bulletDedent=indent * 0.8, spaceAfter=self.st.fs * 0.6,
         )
-        flow.tag = _tag("list", numbered=numbered, sub_marker=sub_marker)
+        flow.tag = _tag("list", numbered=numbered, sub_marker=sub_marker, emphasis=emphasis)
         if est > 0.8 * self.frame_h:
             return [], 0.0
         return [flow], est

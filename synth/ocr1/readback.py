@@ -149,40 +149,42 @@ _NUMBER = re.compile(r"(\d+)\.\s*(.*)", re.S)
 _BULLET = re.compile(r"\u2022\s*(.*)", re.S)
 
 
-def _list_items(lines, numbered: bool, font_size: float, lang: str,
-                sub_marker: str | None = None) -> tuple[list[str], list[str]]:
+def _list_items(lines, numbered: bool, font_size: float, lang: str, sub_marker: str | None = None,
+                groups: list[list[tuple]] | None = None) -> tuple[list[str], list[str]]:
     """Split list lines into items at the bullet column and, when the list nests one,
     sub-items at the column where lines open with ``sub_marker``; (markdown items, plain
-    items). Sub-items are indented under their item's marker in the markdown."""
+    items). Sub-items are indented under their item's marker in the markdown. With the
+    lines' word ``groups`` (words carrying their drawn style), the markdown marks emphasis."""
     tol = 0.3 * font_size
     col = min(x for _t, _b, x in lines)
     opens = [x for t, _b, x in lines if sub_marker and x > col + tol and t.startswith(sub_marker)]
     sub_col = min(opens) if opens else None
-    items: list[tuple[int, list[str]]] = []
-    for text, _box, x in lines:
+    items: list[tuple[int, list[int]]] = []
+    for k, (text, _box, x) in enumerate(lines):
         if x <= col + tol or not items:
-            items.append((0, [text]))
+            items.append((0, [k]))
         elif sub_col is not None and abs(x - sub_col) <= tol and text.startswith(sub_marker):
-            items.append((1, [text]))
+            items.append((1, [k]))
         else:
-            items[-1][1].append(text)
+            items[-1][1].append(k)
     md, plain = [], []
     number, lead = 0, "- "
-    for level, parts in items:
-        text = _join(parts, lang)
+    for level, ks in items:
+        text = _join([lines[k][0] for k in ks], lang)
+        marked = _emphasis_markdown([groups[k] for k in ks], lang) if groups is not None else text
         plain.append(text)
         if level == 1:
-            md.append(" " * len(lead) + "- " + text[len(sub_marker):].strip())
+            md.append(" " * len(lead) + "- " + marked[len(sub_marker):].strip())
             continue
         number += 1
         # Chinese lines join "1." and "•" to the text without a space: match, don't split.
-        marker = (_NUMBER if numbered else _BULLET).match(text)
+        marker = (_NUMBER if numbered else _BULLET).match(marked)
         if marker and numbered:
             lead, body = f"{marker.group(1)}. ", marker.group(2)
         elif marker:
             lead, body = "- ", marker.group(1)
         else:  # the marker was not read back: keep the text whole
-            lead, body = (f"{number}. " if numbered else "- "), text
+            lead, body = (f"{number}. " if numbered else "- "), marked
         md.append(lead + body)
     return md, plain
 
@@ -283,7 +285,8 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         lines = [(t, b) for t, b, _x in lines3]
         box = _union([w[:4] for w in ws])
         if label == "list":
-            md, plain_items = _list_items(lines3, bool(tag.get("numbered")), font_size, lang, tag.get("sub_marker"))
+            md, plain_items = _list_items(lines3, bool(tag.get("numbered")), font_size, lang, tag.get("sub_marker"),
+                                          groups if tag.get("emphasis") else None)
             regions.append(ReadRegion(label, box, "\n".join(md), "\n".join(plain_items), lines, wl))
             continue
         text = _join([t for t, _b in lines], lang)

@@ -50,7 +50,7 @@ class Config:
       previous page (mid-sentence, no first-line indent).
     equation_pool: display equations per process that pages draw from: the 40 classic
       equations, then random ones from ``equation_grammar`` (40 gives the classics only).
-      Each is rendered once per process (~25 ms).
+      Each is rendered once per process (~5 ms).
     wide_float_prob: probability that a multi-column page has a figure or table spanning
       all columns at the top of its body (after the title block, before the columns).
     table_phrase_prob: probability that a table header or row-label cell holds a phrase
@@ -59,8 +59,9 @@ class Config:
       one of its items (markdown: the sub-items indented under the item's marker).
     accent_prob: probability that the title and headings are set in a dark accent colour
       (navy, dark red, green, teal, purple, orange) instead of black.
-    inline_math_prob: probability that an English body paragraph without emphasis sets
-      1-3 short formulas between its words; targets write them ``\\( latex \\)`` in place.
+    inline_math_prob: probability that a body paragraph without emphasis sets 1-3 short
+      formulas between its words (in Chinese, between two ideographs); targets write them
+      ``\\( latex \\)`` in place.
     """
 
     long_side: int = 1024

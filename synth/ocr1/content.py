@@ -141,6 +141,11 @@ def _emphasised(rng: np.random.Generator, text: str, faces: dict[str, str]) -> s
     return " ".join(out)
 
 
+def _ideograph(ch: str) -> bool:
+    """A CJK unified ideograph (what reportlab's line breaker treats as breakable CJK)."""
+    return "\u4e00" <= ch <= "\u9fff"
+
+
 def _sentences(rng: np.random.Generator, lang: str, lo: int, hi: int, avoid: str = "") -> str:
     return ts.paragraph(rng, lang, int(rng.integers(lo, hi + 1)), avoid)
 
@@ -179,29 +184,56 @@ class _Body:
             p = TPara(_emphasised(self.rng, text, self.faces), self.st.body)
             p.tag = _tag("text", emphasis=True)
             return [p], height
-        if self.lang == "en" and self.cfg.inline_math_prob > 0 and self.rng.random() < self.cfg.inline_math_prob:
+        if self.cfg.inline_math_prob > 0 and self.rng.random() < self.cfg.inline_math_prob:
             # Left-aligned: reportlab's justification mis-measures lines holding images and
             # pushes their last word past the column edge.
             style = ParagraphStyle("inline_math", parent=self.st.body, alignment=TA_LEFT)
-            markup, formulas = self._with_inline_math(text)
-            p = TPara(markup, style)
-            p.tag = _tag("text", inline_math=formulas)
-            return [p], height
+            found = self._with_inline_math(text, style)
+            if found is not None:
+                p = TPara(found[0], style)
+                p.tag = _tag("text", inline_math=found[1])
+                return [p], height
         return [_para(text, self.st.body, _tag("text"))], height
 
-    def _with_inline_math(self, text: str) -> tuple[str, list[str]]:
-        """Paragraph markup of ``text`` with 1-3 short formulas set between its words, and
-        the formulas' LaTeX in order."""
-        words = text.split(" ")
-        at = set(self.rng.integers(1, max(2, len(words)), size=int(self.rng.integers(1, 4))).tolist())
+    def _with_inline_math(self, text: str, style: ParagraphStyle) -> tuple[str, list[str]] | None:
+        """Paragraph markup of ``text`` with 1-3 short formulas set in it, and the formulas'
+        LaTeX in order; None when no placement lays out (Chinese, see below).
+
+        English formulas go between words. Chinese ones go between two ideographs: reportlab's
+        CJK line breaker (``cjkFragSplit``) calls ``ord()`` on an image fragment, which has no
+        text, when it scans back from a Latin character that ends a line, or when the image
+        itself overflows the line. Ideographs on both sides keep the scan off the image, and
+        each placement is wrapped at the column width here, as the frame will wrap it (the
+        same width, so the same lines); up to three placements are tried.
+        """
         fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
-        parts, formulas = [], []
-        for i, word in enumerate(words):
-            if i in at:
-                formulas.append(inline_formula(self.rng))
-                parts.append(inline_math.markup(formulas[-1], fontset, self.st.fs))
-            parts.append(escape(word))
-        return " ".join(parts), formulas
+        n = int(self.rng.integers(1, 4))
+        if self.lang != "zh":
+            words = text.split(" ")
+            at = set(self.rng.integers(1, max(2, len(words)), size=n).tolist())
+            parts, formulas = [], []
+            for i, word in enumerate(words):
+                if i in at:
+                    formulas.append(inline_formula(self.rng))
+                    parts.append(inline_math.markup(formulas[-1], fontset, self.st.fs))
+                parts.append(escape(word))
+            return " ".join(parts), formulas
+        slots = [i for i in range(1, len(text)) if _ideograph(text[i - 1]) and _ideograph(text[i])]
+        for _attempt in range(3):
+            if not slots:
+                return None
+            at = sorted(set(slots[k] for k in self.rng.integers(0, len(slots), size=n).tolist()))
+            formulas = [inline_formula(self.rng) for _ in at]
+            cuts = [0, *at, len(text)]
+            parts = [escape(text[a:b]) for a, b in zip(cuts, cuts[1:])]
+            markup = parts[0] + "".join(inline_math.markup(f, fontset, self.st.fs) + part
+                                        for f, part in zip(formulas, parts[1:]))
+            try:
+                TPara(markup, style).wrap(self.col_w, 1e6)
+            except TypeError:
+                continue
+            return markup, formulas
+        return None
 
     def carried_over(self) -> tuple[list, float]:
         """The tail of a paragraph begun on the previous page: it opens mid-sentence and,

@@ -231,6 +231,41 @@ def _inline_math_tokens(page, emphasis: bool) -> list[tuple]:
     return out
 
 
+def _split_at_formulas(page, words: list[tuple], formulas: list[tuple]) -> list[tuple]:
+    """Words cut where an inline formula sits inside them.
+
+    PyMuPDF splits words at spaces only, so CJK text with a formula image between two
+    ideographs comes back as one word running across the image. Such a word is cut at the
+    formula's centre, by the boxes of its characters (``rawdict``), into words that keep its
+    block, line and word numbers (and style field)."""
+    inside = []
+    for f in formulas:
+        cx, cy = (f[0] + f[2]) / 2, (f[1] + f[3]) / 2
+        inside += [(i, cx) for i, w in enumerate(words) if w[0] < cx < w[2] and w[1] <= cy <= w[3]]
+    if not inside:
+        return words
+    chars = [(ch["bbox"], ch["c"]) for b in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_WORDS)["blocks"]
+             for ln in b.get("lines", ()) for sp in ln["spans"] for ch in sp["chars"]]
+    cuts: dict[int, list[float]] = {}
+    for i, cx in inside:
+        cuts.setdefault(i, []).append(cx)
+    out = []
+    for i, w in enumerate(words):
+        if i not in cuts:
+            out.append(w)
+            continue
+        mine = [(bb, c) for bb, c in chars if not c.isspace() and w[0] - 0.5 <= (bb[0] + bb[2]) / 2 <= w[2] + 0.5
+                and w[1] - 0.5 <= (bb[1] + bb[3]) / 2 <= w[3] + 0.5]
+        mine.sort(key=lambda bc: bc[0][0])
+        edges = [-np.inf, *sorted(cuts[i]), np.inf]
+        for lo, hi in zip(edges, edges[1:]):
+            part = [(bb, c) for bb, c in mine if lo < (bb[0] + bb[2]) / 2 < hi]
+            if part:
+                box = _union([bb for bb, _c in part])
+                out.append((*box, "".join(c for _bb, c in part), *w[5:]))
+    return out
+
+
 def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float) -> tuple[list[ReadRegion], int]:
     """Regions in reading order (boxes in points, y down) and the count of unassigned words."""
     H = float(page.rect.height)
@@ -239,7 +274,8 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
     if emphasis:
         words = [tuple(w) + (style,) for w, style in zip(words, word_emphasis(page, words))]
     if any(r["tag"].get("inline_math") for r in drawn):
-        words = list(words) + _inline_math_tokens(page, emphasis)
+        formulas = _inline_math_tokens(page, emphasis)
+        words = _split_at_formulas(page, list(words), formulas) + formulas
     order = sorted(range(len(drawn)), key=lambda i: (drawn[i]["tag"]["group"], i))
     recs = [drawn[i] for i in order]
     rects = np.asarray([[r["rect"][0], H - r["rect"][3], r["rect"][2], H - r["rect"][1]] for r in recs],

@@ -192,6 +192,13 @@ def test_training_on_several_modes_counts_each_images_flops(shards, tok, tmp_pat
     evaluate_main(["--run", str(out), "--data", str(shards), "--out", str(tmp_path / "one.json"), "--limit", "2",
                    "--max-new-tokens", "2", "--device", "cpu", "--mode", "small"])
     assert json.loads((tmp_path / "one.json").read_text())["mode"] == "small"
+    # --text-tokens keeps references of that many tokens (the Fox table's 600-1300, scaled down).
+    evaluate_main(["--run", str(out), "--data", str(shards), "--out", str(tmp_path / "fox.json"), "--limit", "4",
+                   "--max-new-tokens", "2", "--device", "cpu", "--mode", "tiny", "--text-tokens", "8", "30"])
+    fox = json.loads((tmp_path / "fox.json").read_text())
+    lens = [len(tok.encode(e["target"])) for e in fox["examples"]]
+    assert fox["n_examples"] == len(lens) == 4 and all(8 <= n <= 30 for n in lens)
+    assert [e["text_tokens"] for e in fox["examples"]] == lens and fox["text_tokens_filter"] == [8, 30]
     tr = Trainer(tiny_args(shards, tmp_path / "flops", tmp_path / "tok.json", stage=2, mode=list(MULTI)))
     tr.sampler.set_epoch(0)
     batches = [Collator(tok.pad_id)([tr.dataset[p] for p in b]) for b in tr.sampler.epoch_batches()]

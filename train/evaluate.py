@@ -149,16 +149,26 @@ def collect(shards: ShardSet, tasks: list[str], limit: int) -> list[dict[str, An
 
 def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = None, limit: int = 0,
              max_new_tokens: int = 1024, batch_size: int = 8, token_bucket: int = 100,
-             ratio_bucket: float = 2.0, keep_examples: int = 20) -> dict[str, Any]:
-    """Generate on held-out examples and score them; returns the report dict."""
+             ratio_bucket: float = 2.0, keep_examples: int = 20,
+             text_tokens: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Generate on held-out examples and score them; returns the report dict.
+
+    ``text_tokens`` = (lo, hi) keeps only references of lo..hi tokens (the Fox benchmark's
+    pages hold 600-1300); ``limit`` then counts the examples kept.
+    """
     from train.generate import generate
     from train.model.vision_inputs import gundam_grid
 
-    examples = collect(shards, list(tasks or []), limit)
+    examples = collect(shards, list(tasks or []), 0 if text_tokens else limit)
+    target_lens = run.tok.encode_batch([e["target"] for e in examples]) if examples else []
+    if text_tokens:
+        lo, hi = text_tokens
+        kept = [(e, ids) for e, ids in zip(examples, target_lens) if lo <= len(ids) <= hi]
+        kept = kept[:limit] if limit else kept
+        examples, target_lens = [e for e, _ in kept], [ids for _, ids in kept]
     images = [decode_image(shards.cell(e["shard"], e["row"], "image")) for e in examples]
     preds = generate(run, images, [e["prompt"] for e in examples], mode, max_new_tokens,
-                     batch_size=batch_size)
-    target_lens = run.tok.encode_batch([e["target"] for e in examples]) if examples else []
+                     batch_size=batch_size) if examples else []
     scorers: dict[str, tuple[Callable | None, str]] = {}
     per_family: dict[str, list[dict[str, float]]] = defaultdict(list)
     text_items: list[dict[str, Any]] = []
@@ -196,6 +206,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         families[fam] = {"skipped": why} if fn is None else {"n": len(per_family[fam]), **_mean_dicts(per_family[fam])}
     return {
         "mode": mode,
+        "text_tokens_filter": list(text_tokens) if text_tokens else None,
         "n_examples": len(examples),
         "text": _summarise(text_items),
         "by_task": {k: _summarise(v) for k, v in sorted(by_task.items())},
@@ -254,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="eval.json")
     p.add_argument("--tasks", nargs="*", default=[])
     p.add_argument("--limit", type=int, default=0, help="evaluate at most this many examples (0: all)")
+    p.add_argument("--text-tokens", type=int, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="keep references of LO..HI tokens (Fox: 600 1300)")
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--token-bucket", type=int, default=100, help="width of text-token buckets")
@@ -269,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     run = load_run(a.run, a.checkpoint, a.device)
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
     shards = ShardSet(a.data)
+    if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
+        p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
     reports = [evaluate(run, shards, m, a.tasks, a.limit, a.max_new_tokens, a.batch_size, a.token_bucket,
-                        a.ratio_bucket) for m in modes]
+                        a.ratio_bucket, text_tokens=tuple(a.text_tokens) if a.text_tokens else None) for m in modes]
     out = Path(a.out)
     plot_precision(reports, out.with_suffix(".png"))
     for r in reports:

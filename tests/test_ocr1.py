@@ -604,7 +604,8 @@ def test_inline_formulas_are_read_back_in_place_from_their_pixels(lang):
         # One column, so reading order is plan order; the page end may cut the last ones.
         assert read and read == planned[:len(read)], (seed, read, planned)
         page = pymupdf.open(stream=pdf, filetype="pdf")[0]
-        drawn = [i for i in page.get_image_info(hashes=True) if inline_math.latex_for_digest(i["digest"])]
+        digests = {d for p in paras for d in p.tag["inline_digests"]}
+        drawn = [i for i in page.get_image_info(hashes=True) if bytes(i["digest"]).hex() in digests]
         assert len(drawn) == len(read)
         for r in s.regions:  # each formula between the very characters it was set between
             if "\\(" in r.text:
@@ -614,6 +615,23 @@ def test_inline_formulas_are_read_back_in_place_from_their_pixels(lang):
         assert ann.check(sample_to_row(f"t/inline/{lang}/{seed}", s, ann.records(s))) == []
         total += len(read)
     assert total >= 8
+
+
+def test_inline_formulas_drawn_alike_are_named_by_their_page():
+    """\\epsilon and \\varepsilon draw the same pixels outside Computer Modern. Which one a
+    target says comes from the page that planned it, not from what its process drew
+    before (a process-wide digest table made targets depend on the process's history)."""
+    from synth.ocr1 import fonts, inline_math
+
+    cfg = _cfg("en", inline_math_prob=1.0, emphasis_prob=0.0, columns={"1": 1.0}, inner_page_prob=0.0)
+    first = generate(cfg, np.random.default_rng(17))
+    _pdf, plan, _drawn = render_pdf(cfg, np.random.default_rng(17))
+    fontset = fonts.MATH_FONTSET[plan.family]
+    assert r"\epsilon" in [f for p in plan.body for f in getattr(p, "tag", {}).get("inline_math", [])]
+    assert inline_math.digest(r"\epsilon", fontset) == inline_math.digest(r"\varepsilon", fontset)
+    inline_math.markup(r"\varepsilon", fontset, 10.0)  # the twin, drawn by this process after
+    again = generate(cfg, np.random.default_rng(17))
+    assert r"\( \epsilon \)" in first.text and again.text == first.text
 
 
 def test_reference_lists_read_back_entry_by_entry():

@@ -191,7 +191,10 @@ class _Body:
             found = self._with_inline_math(text, style)
             if found is not None:
                 p = TPara(found[0], style)
-                p.tag = _tag("text", inline_math=found[1])
+                fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
+                # The digests name the drawn images at read-back (see synth.ocr1.inline_math).
+                p.tag = _tag("text", inline_math=found[1],
+                             inline_digests=[inline_math.digest(f, fontset) for f in found[1]])
                 return [p], height
         return [_para(text, self.st.body, _tag("text"))], height
 

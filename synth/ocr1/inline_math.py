@@ -8,10 +8,13 @@ a private temporary directory (``<tmp>/ocr1-math/<pid>-…``), removed when the 
 or by the next process to start if this one was killed. The PDF embeds the
 pixels, not the path, so the bytes do not depend on the directory.
 
-Read-back does not trust the plan. PyMuPDF reports every drawn image with the MD5 of its
-pixels (``page.get_image_info(hashes=True)``). A pixel digest names the formula that was
-rasterised to those pixels (:func:`latex_for_digest`), and the image's box places it
-among the words.
+Read-back takes what was drawn from the PDF: PyMuPDF reports every drawn image with the
+MD5 of its pixels (``page.get_image_info(hashes=True)``), and the image's box places it
+among the words. The digest is named by the formulas planned *on that page* (each
+paragraph's tag carries its formulas' digests, :func:`digest`): two LaTeX strings can
+draw the same pixels (``\\epsilon`` and ``\\varepsilon`` in some fontsets), so a
+process-wide digest table would name an image by whichever this process drew first,
+and the targets would depend on the process's history.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ import tempfile
 
 import numpy as np
 
-# Pixel digest -> LaTeX of every formula this process has rasterised for inline use.
-_DIGESTS: dict[bytes, str] = {}
 _DIRS: dict[int, str] = {}  # pid -> its temporary directory
 
 
@@ -61,15 +62,20 @@ def _directory() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _png(latex: str, fontset: str, pid: int) -> str:
+def _png(latex: str, fontset: str, pid: int) -> tuple[str, str]:
+    """(path, hex MD5 of the pixels) of the formula's PNG in this process's directory."""
     from synth.ocr1 import equations
 
     img = equations.rasterize(latex, fontset)[0]
-    digest = hashlib.md5(np.asarray(img).tobytes()).digest()
-    _DIGESTS[digest] = latex
-    path = os.path.join(_directory(), f"{digest.hex()}.png")  # named by its pixels
+    digest = hashlib.md5(np.asarray(img).tobytes()).hexdigest()
+    path = os.path.join(_directory(), f"{digest}.png")  # named by its pixels
     img.save(path)
-    return path
+    return path, digest
+
+
+def digest(latex: str, fontset: str) -> str:
+    """Hex MD5 of the pixels the formula is drawn with: what PyMuPDF reports for its image."""
+    return _png(latex, fontset, os.getpid())[1]
 
 
 def markup(latex: str, fontset: str, font_size: float) -> str:
@@ -78,14 +84,9 @@ def markup(latex: str, fontset: str, font_size: float) -> str:
 
     _img, w, h, descent = equations.rasterize(latex, fontset)
     scale = font_size / 12.0  # formulas are rasterised at 12 pt
-    path = _png(latex, fontset, os.getpid())
+    path = _png(latex, fontset, os.getpid())[0]
     return (f'<img src="{path}" width="{w * scale:.2f}" height="{h * scale:.2f}" '
             f'valign="{-descent * scale:.2f}"/>')
-
-
-def latex_for_digest(digest: bytes) -> str | None:
-    """The LaTeX of the inline formula whose pixels have this MD5, if this process drew it."""
-    return _DIGESTS.get(bytes(digest))
 
 
 def token(latex: str) -> str:

@@ -219,12 +219,17 @@ def _table(rec: dict[str, Any], words: list[tuple], lang: str, H: float):
 _MATH = -1  # block number of the pseudo-words that stand for inline formulas
 
 
-def _inline_math_tokens(page, emphasis: bool) -> list[tuple]:
+def _inline_math_tokens(page, drawn: list[dict[str, Any]], emphasis: bool) -> list[tuple]:
     """Each drawn inline formula as a pseudo-word ``(x0, y0, x1, y1, "\\( latex \\)", -1, -1,
-    -1[, ""])``, named by the digest of the pixels PyMuPDF finds drawn."""
+    -1[, ""])``: PyMuPDF's images, named through their pixel digests by the formulas the
+    page's paragraphs planned (the first planned wins where two draw the same pixels)."""
+    names: dict[str, str] = {}
+    for rec in drawn:
+        for latex, digest in zip(rec["tag"].get("inline_math", ()), rec["tag"].get("inline_digests", ())):
+            names.setdefault(digest, latex)
     out = []
     for info in page.get_image_info(hashes=True):
-        latex = inline_math.latex_for_digest(info["digest"])
+        latex = names.get(bytes(info["digest"]).hex())
         if latex is not None:
             tok = (*info["bbox"], inline_math.token(latex), _MATH, _MATH, _MATH)
             out.append(tok + ("",) if emphasis else tok)
@@ -274,7 +279,7 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
     if emphasis:
         words = [tuple(w) + (style,) for w, style in zip(words, word_emphasis(page, words))]
     if any(r["tag"].get("inline_math") for r in drawn):
-        formulas = _inline_math_tokens(page, emphasis)
+        formulas = _inline_math_tokens(page, drawn, emphasis)
         words = _split_at_formulas(page, list(words), formulas) + formulas
     order = sorted(range(len(drawn)), key=lambda i: (drawn[i]["tag"]["group"], i))
     recs = [drawn[i] for i in order]

@@ -94,3 +94,4 @@ def test_valid_vision_tokens_leave_out_the_letterbox():
     assert valid_vision_tokens("large", enc, *a4) == -(-400 * 1240 // 1754)
     # Gundam: every tile token counts, the global view like Base.
     assert valid_vision_tokens("gundam", enc, *a4, grid=(2, 3)) == 6 * 100 + 181
+    assert valid_vision_tokens("gundam_m", enc, *a4, grid=(2, 3)) == 6 * 256 + -(-400 * 1240 // 1754)

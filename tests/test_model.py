@@ -40,8 +40,11 @@ def test_paper_token_counts():
     assert [num_image_tokens(m, enc) for m in ("tiny", "small", "base", "large")] == [73, 111, 273, 421]
     for nw, nh in [(2, 1), (1, 2), (2, 3), (3, 3), (1, 9)]:
         assert num_image_tokens("gundam", enc, (nw, nh)) == 273 + (10 * nw + 1) * (10 * nh)
-    with pytest.raises(ValueError, match="grid"):
-        num_image_tokens("gundam", enc)
+        # Gundam-M: n x 256 + 400 vision tokens (n x 1024 tiles + a 1280 view), with newlines.
+        assert num_image_tokens("gundam_m", enc, (nw, nh)) == 421 + (16 * nw + 1) * (16 * nh)
+    for mode in ("gundam", "gundam_m"):
+        with pytest.raises(ValueError, match="grid"):
+            num_image_tokens(mode, enc)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -54,6 +57,9 @@ def test_tiny_forward_emits_exactly_the_counted_vision_tokens(mode):
     if mode == "gundam":
         assert v.grid == (2, 3) and v.tiles.shape == (6, 3, 128, 128)
         assert n == 13 + (2 * 2 + 1) * (2 * 3)
+    elif mode == "gundam_m":  # tiny config: 192 px tiles (3x3 tokens) and a 256 px view (4x4)
+        assert v.grid == (2, 3) and v.tiles.shape == (6, 3, 192, 192)
+        assert n == 21 + (3 * 2 + 1) * (3 * 3)
     else:
         assert n == expected[mode] and v.tiles is None
     m = _model()
@@ -99,7 +105,7 @@ def test_a_batch_mixing_modes_gives_each_row_what_it_gets_alone():
     are encoded and decoded exactly as each would be on its own."""
     m = _model(seed=8)
     enc = m.cfg.encoder
-    modes = ["tiny", "gundam", "base", "small", "large", "base", None]
+    modes = ["tiny", "gundam", "base", "small", "gundam_m", "large", "base", "gundam", None]
     vis = [fit_image(_page(150 + 20 * k, 230 - 10 * k, 30 + k), mode, enc) if mode else None
            for k, mode in enumerate(modes)]
     assert [v.mode for v in vis if v] == [x for x in modes if x]
@@ -121,7 +127,7 @@ def test_a_batch_mixing_modes_gives_each_row_what_it_gets_alone():
         torch.testing.assert_close(batch[b, :len(r)], one, atol=1e-4, rtol=1e-4)
     # A view that contradicts its mode is refused before any encoding.
     bad = dataclasses.replace(vis[2], mode="gundam")
-    with pytest.raises(ValueError, match="gundam needs tiles"):
+    with pytest.raises(ValueError, match="with no tiles"):
         m.encoder([bad])
 
 
@@ -184,9 +190,9 @@ def test_fit_image_matches_pil_bicubic_and_letterbox(mode):
     assert v.global_view.shape == ref.shape
     assert v.global_view.dtype == torch.uint8
     assert (v.global_view.float() - ref).abs().max() <= 2
-    if mode == "gundam":
+    if mode in ("gundam", "gundam_m"):
         nw, nh = v.grid
-        t = enc.tile_size
+        t = enc.tile_side(mode)
         page = norm(img.resize((t * nw, t * nh), Image.Resampling.BICUBIC))
         tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t)
         assert (v.tiles.float() - tiles).abs().max() <= 2
@@ -533,4 +539,13 @@ def test_encoder_flops_match_torch_flop_counter():
     clip_attention = enc.clip_depth * 4 * m_tok * m_tok * enc.clip_width
     assert fc.get_total_flops() in (analytic, analytic - clip_attention - sam_attention)
     assert m.encoder_flops("base") == 3 * analytic
+
+    def per_view(size: int) -> int:
+        return (fl.sam_flops(enc, size) + fl.compressor_flops(enc, size) + fl.clip_flops(enc, size)
+                + fl.projector_flops(enc, size, m.dec_cfg.width))
+
+    # Tiled modes: the global view plus each tile at its own size (tiny config: Gundam-M
+    # tiles 192 px, view 256 px; Gundam tiles 128 px, view 192 px).
+    assert m.encoder_flops("gundam_m", (2, 3)) == 3 * (per_view(256) + 6 * per_view(192))
+    assert m.encoder_flops("gundam", (2, 1)) == 3 * (per_view(192) + 2 * per_view(128))
     assert m.flops_per_token(100) == 6 * m.num_params(active=True, part="decoder") + 12 * 2 * 4 * 16 * 100

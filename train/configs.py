@@ -14,7 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-MODES = ("tiny", "small", "base", "large", "gundam")
+MODES = ("tiny", "small", "base", "large", "gundam", "gundam_m")
+# Modes that add local tiles to a padded global view: Gundam (n x 640 + 1024 in the paper)
+# and Gundam-M, the "master" mode the paper reaches by continued training (n x 1024 + 1280).
+TILED_MODES = ("gundam", "gundam_m")
 
 # Two stride-2 convolutions after the 16 px patches: one vision token per 64 px.
 COMPRESSION_STRIDE = 4
@@ -53,6 +56,8 @@ class EncoderConfig:
         gundam_max_tiles: most Gundam tiles (i*j).
         gundam_tokens_per_tile_side: q of DESIGN.md §1 (vision tokens per tile side); must
             equal tile_size / 64. Kept explicit so configs state the paper's q = 10.
+        gundam_m_tile_size: side of a Gundam-M local tile (same tiling rule as Gundam).
+        gundam_m_global_size: side of Gundam-M's padded global view.
     """
 
     patch_size: int = 16
@@ -81,11 +86,13 @@ class EncoderConfig:
     gundam_min_tiles: int = 2
     gundam_max_tiles: int = 9
     gundam_tokens_per_tile_side: int = 10
+    gundam_m_tile_size: int = 1024
+    gundam_m_global_size: int = 1280
 
     def __post_init__(self) -> None:
         unit = self.patch_size * COMPRESSION_STRIDE
         for name in ("tiny_size", "small_size", "base_size", "large_size", "tile_size",
-                     "gundam_global_size", "sam_img_size"):
+                     "gundam_global_size", "gundam_m_tile_size", "gundam_m_global_size", "sam_img_size"):
             v = getattr(self, name)
             if v <= 0 or v % unit:
                 raise ValueError(f"EncoderConfig.{name}={v}: must be a positive multiple of "
@@ -109,10 +116,19 @@ class EncoderConfig:
     def image_size(self, mode: str) -> int:
         """Side of the (global) view fed to the encoder in ``mode``."""
         sizes = {"tiny": self.tiny_size, "small": self.small_size, "base": self.base_size,
-                 "large": self.large_size, "gundam": self.gundam_global_size}
+                 "large": self.large_size, "gundam": self.gundam_global_size,
+                 "gundam_m": self.gundam_m_global_size}
         if mode not in sizes:
             raise ValueError(f"mode={mode!r}: valid modes are {MODES}")
         return sizes[mode]
+
+    def tile_side(self, mode: str) -> int:
+        """Side of one local tile in a tiled mode (``TILED_MODES``)."""
+        if mode == "gundam":
+            return self.tile_size
+        if mode == "gundam_m":
+            return self.gundam_m_tile_size
+        raise ValueError(f"mode={mode!r} has no tiles: tiled modes are {TILED_MODES}")
 
     def token_side(self, size: int) -> int:
         """Vision tokens per side for an input of ``size`` pixels."""
@@ -190,7 +206,7 @@ def _tiny() -> ModelConfig:
         sam_width=32, sam_depth=2, sam_heads=2, sam_window=4, sam_global_blocks=[1], sam_img_size=128,
         sam_out_chans=16, compressor_mid=32, clip_width=32, clip_depth=2, clip_heads=2, clip_pos_grid=2,
         tiny_size=64, small_size=128, base_size=192, large_size=256, tile_size=128,
-        gundam_global_size=192, gundam_tokens_per_tile_side=2,
+        gundam_global_size=192, gundam_tokens_per_tile_side=2, gundam_m_tile_size=192, gundam_m_global_size=256,
     )
     dec = DecoderConfig(width=64, layers=2, heads=4, head_dim=16, dense_inter=128, n_routed=8, n_shared=1,
                         top_k=2, moe_inter=32, vocab_size=512, max_seq_len=1024, aux_loss_coef=0.01)
@@ -207,7 +223,7 @@ def _small() -> ModelConfig:
         sam_width=384, sam_depth=6, sam_heads=6, sam_window=8, sam_global_blocks=[1, 3, 5], sam_img_size=512,
         sam_out_chans=128, compressor_mid=256, clip_width=384, clip_depth=6, clip_heads=6, clip_pos_grid=8,
         tiny_size=256, small_size=320, base_size=512, large_size=640, tile_size=320,
-        gundam_global_size=512, gundam_tokens_per_tile_side=5,
+        gundam_global_size=512, gundam_tokens_per_tile_side=5, gundam_m_tile_size=512, gundam_m_global_size=640,
     )
     dec = DecoderConfig(width=512, layers=8, heads=8, head_dim=64, dense_inter=1408, n_routed=8, n_shared=1,
                         top_k=2, moe_inter=256, vocab_size=8192, max_seq_len=4096)

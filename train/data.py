@@ -110,7 +110,7 @@ def decode_image(img: Any):
 class DataConfig:
     """What the dataset needs besides the shards.
 
-    modes: resolution modes (tiny/small/base/large/gundam). With one, every image is
+    modes: resolution modes (tiny/small/base/large/gundam/gundam_m). With one, every image is
         fitted to it; with several, the batch sampler draws each example's mode per epoch
         (uniformly over the list, so a repeated name weighs more) and one model learns them
         all, as DeepSeek-OCR's DeepEncoder does.
@@ -172,11 +172,12 @@ class OCRDataset(Dataset):
         self.groups = np.array([e.group for e in self.examples], dtype=np.int64)
 
     def _image_tokens(self, mode: str, width: int, height: int) -> int:
+        from train.configs import TILED_MODES
         from train.model.vision_inputs import gundam_grid, num_image_tokens
 
-        if mode != "gundam":
+        if mode not in TILED_MODES:
             return num_image_tokens(mode, self.enc_cfg)
-        return num_image_tokens("gundam", self.enc_cfg, gundam_grid(max(1, width), max(1, height), self.enc_cfg))
+        return num_image_tokens(mode, self.enc_cfg, gundam_grid(max(1, width), max(1, height), self.enc_cfg, mode))
 
     def __len__(self) -> int:
         return len(self.examples)

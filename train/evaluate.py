@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from annotate.prompts import TASK_GROUNDED, TASK_LINES
+from train.configs import TILED_MODES
 from train.data import ShardSet, decode_image
 from train.metrics import Item, grounding_scores, normalized_edit_distance, parse_grounded, plain_text, word_prf
 
@@ -39,8 +40,8 @@ def vision_tokens(mode: str, enc: Any, grid: tuple[int, int] = (0, 0)) -> int:
     """Vision tokens of an image before newline/separator tokens (64 for Tiny, 100 for Small ...)."""
     q = enc.token_side(enc.image_size(mode))
     n = q * q
-    if mode == "gundam":
-        qt = enc.token_side(enc.tile_size)
+    if mode in TILED_MODES:
+        qt = enc.token_side(enc.tile_side(mode))
         n += qt * qt * grid[0] * grid[1]
     return n
 
@@ -50,11 +51,11 @@ def valid_vision_tokens(mode: str, enc: Any, width: int, height: int, grid: tupl
 
     Base and Large pad the page to a square, so only ``ceil(N * min(w, h) / max(w, h))`` of
     their N tokens carry content (DeepSeek-OCR: Base 256 tokens, 182 valid on its pages);
-    Tiny, Small and Gundam's tiles stretch the page and every token counts. Gundam's padded
-    global view counts like Base.
+    Tiny, Small and the tiles of Gundam and Gundam-M stretch the page and every token
+    counts. Their padded global views count like Base.
     """
     n = vision_tokens(mode, enc, grid)
-    if mode not in ("base", "large", "gundam"):
+    if mode not in ("base", "large", *TILED_MODES):
         return n
     q = enc.token_side(enc.image_size(mode))
     padded = q * q
@@ -177,7 +178,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         e["prediction"] = pred
         n_vis = n_valid = 0
         if img is not None:
-            grid = gundam_grid(img.width, img.height, run.enc_cfg) if mode == "gundam" else (0, 0)
+            grid = gundam_grid(img.width, img.height, run.enc_cfg, mode) if mode in TILED_MODES else (0, 0)
             n_vis = vision_tokens(mode, run.enc_cfg, grid)
             n_valid = valid_vision_tokens(mode, run.enc_cfg, img.width, img.height, grid)
         e["text_tokens"] = len(ids)

@@ -41,7 +41,7 @@ class TrainArgs:
     stage: 1 = DeepEncoder + compact decoder; 2 = full model, SAM + compressor frozen.
     data: shard directories or files.
     out: the run directory (checkpoints, tokenizer.json, run.json, log.jsonl).
-    mode: resolution mode(s) tiny/small/base/large/gundam. Several (``--mode tiny small base
+    mode: resolution mode(s) tiny/small/base/large/gundam/gundam_m. Several (``--mode tiny small base
       large gundam``) train one model for all of them: each example's mode is drawn per
       epoch, uniformly over the list (repeat a name to weigh it more).
     init_from: stage 2 only: a stage-1 run directory or checkpoint whose encoder starts it.

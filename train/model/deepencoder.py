@@ -7,7 +7,7 @@ import contextlib
 import torch
 from torch import nn
 
-from train.configs import EncoderConfig
+from train.configs import TILED_MODES, EncoderConfig
 from train.model.clip import ClipVision
 from train.model.compressor import Compressor
 from train.model.sam import SamEncoder
@@ -51,38 +51,40 @@ class DeepEncoder(nn.Module):
     def forward(self, vision: list[VisionInput]) -> list[torch.Tensor]:
         """Per image, its [num_image_tokens, D] embeddings: (stitched tiles), global view, separator.
 
-        A batch may mix resolution modes: global views of one size (Base and Gundam share
-        1024²) are encoded together, and every Gundam tile in one batch.
+        A batch may mix resolution modes: views of one size are encoded together, whichever
+        image and mode they belong to (Base and Gundam share the 1024² global view; all
+        Gundam tiles of a batch go through SAM at once, all Gundam-M tiles likewise).
         """
         if not vision:
             return []
         for i, v in enumerate(vision):
-            if (v.mode == "gundam") != (v.tiles is not None):
+            if (v.mode in TILED_MODES) != (v.tiles is not None):
                 raise ValueError(f"vision input {i}: mode {v.mode!r} with {'no ' if v.tiles is None else ''}tiles; "
-                                 "gundam needs tiles and the other modes take none")
+                                 f"{' and '.join(TILED_MODES)} need tiles and the other modes take none")
         p = next(self.parameters())
-        by_size: dict[tuple[int, ...], list[int]] = {}
+        # (image, "global"/"tiles") -> [n, 3, S, S] pixels, grouped by S.
+        by_size: dict[int, list[tuple[int, str, torch.Tensor]]] = {}
         for i, v in enumerate(vision):
-            by_size.setdefault(tuple(v.global_view.shape), []).append(i)
-        glob: list[torch.Tensor | None] = [None] * len(vision)
-        for idx in by_size.values():
-            feats = self.encode(normalise_pixels(torch.stack([vision[i].global_view for i in idx]).to(p.device), p.dtype))
-            for k, i in enumerate(idx):
-                glob[i] = feats[k]
-        tiled = [v.tiles for v in vision if v.tiles is not None]
-        tiles = self.encode(normalise_pixels(torch.cat(tiled).to(p.device), p.dtype)) if tiled else None
-        out, t0 = [], 0
+            by_size.setdefault(v.global_view.shape[-1], []).append((i, "global", v.global_view[None]))
+            if v.tiles is not None:
+                by_size.setdefault(v.tiles.shape[-1], []).append((i, "tiles", v.tiles))
+        feats: dict[tuple[int, str], torch.Tensor] = {}
+        for views in by_size.values():
+            out = self.encode(normalise_pixels(torch.cat([x for _i, _k, x in views]).to(p.device), p.dtype))
+            t0 = 0
+            for i, kind, x in views:
+                feats[(i, kind)] = out[t0:t0 + x.shape[0]]
+                t0 += x.shape[0]
+        embeds = []
         for i, v in enumerate(vision):
-            g = glob[i]
-            assert g is not None
+            g = feats[(i, "global")][0]
             parts = []
             if v.tiles is not None:
-                assert tiles is not None
                 nw, nh = v.grid
+                tiles = feats[(i, "tiles")]
                 q = tiles.shape[1]
-                local = tiles[t0:t0 + nw * nh].reshape(nh, nw, q, q, -1).permute(0, 2, 1, 3, 4)
+                local = tiles.reshape(nh, nw, q, q, -1).permute(0, 2, 1, 3, 4)
                 parts.append(self._with_newlines(local.reshape(nh * q, nw * q, -1)))
-                t0 += nw * nh
             parts += [self._with_newlines(g), self.view_separator.to(g.dtype)[None]]
-            out.append(torch.cat(parts))
-        return out
+            embeds.append(torch.cat(parts))
+        return embeds

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.configs import ModelConfig, with_vocab
+from train.configs import TILED_MODES, ModelConfig, with_vocab
 from train.model import flops as fl
 from train.model.decoder import Decoder, KVCache
 from train.model.deepencoder import DeepEncoder
@@ -217,11 +217,11 @@ class OCRModel(nn.Module):
         """
         enc, width = self.cfg.encoder, self.dec_cfg.width
         sizes = [enc.image_size(mode)]
-        if mode == "gundam":
+        if mode in TILED_MODES:
             nw, nh = grid
             if nw < 1 or nh < 1:
-                raise ValueError(f"encoder_flops: gundam needs a tiling grid (nw, nh) >= (1, 1), got {grid}")
-            sizes += [enc.tile_size] * (nw * nh)
+                raise ValueError(f"encoder_flops: {mode} needs a tiling grid (nw, nh) >= (1, 1), got {grid}")
+            sizes += [enc.tile_side(mode)] * (nw * nh)
         sam_mult = 3 if any(p.requires_grad for p in self.encoder.sam.parameters()) else 1
         comp_mult = 3 if any(p.requires_grad for p in self.encoder.compressor.parameters()) else 1
         total = 0

@@ -2,7 +2,8 @@
 
 Modes (DESIGN.md §1): ``tiny``/``small`` resize to a square (aspect not kept), ``base``/
 ``large`` letterbox into a grey square (aspect kept), ``gundam`` stretches the page to an
-i x j grid of tiles plus a letterboxed global view. Pixels stay uint8 here; the encoder
+i x j grid of tiles plus a letterboxed global view, and ``gundam_m`` (the paper's Gundam-M,
+n x 1024 tiles + a 1280 global view) does the same with bigger tiles and view. Pixels stay uint8 here; the encoder
 normalises them (mean 0.5, std 0.5) on its device with :func:`normalise_pixels`.
 """
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from train.configs import MODES, EncoderConfig
+from train.configs import MODES, TILED_MODES, EncoderConfig
 
 PAD_GREY = (127, 127, 127)
 MEAN, STD = 0.5, 0.5
@@ -27,7 +28,7 @@ class VisionInput:
 
     global_view: [3, S, S] uint8 RGB pixels (the encoder normalises them on its device:
         DataLoader workers ship a quarter of float32's bytes to the trainer and the GPU).
-    tiles: [n, 3, T, T] uint8, in raster order (row by row) for gundam, else None.
+    tiles: [n, 3, T, T] uint8, in raster order (row by row) for gundam and gundam_m, else None.
     grid: (nw, nh) tiles across and down; (0, 0) when there are no tiles.
     mode: the resolution mode it was fitted for; it decides how many placeholder tokens
         the image takes, so a batch may mix modes (multi-resolution training).
@@ -88,21 +89,22 @@ def candidate_grids(enc: EncoderConfig) -> list[tuple[int, int]]:
     return sorted(grids, key=lambda g: (g[0] * g[1], g[0], g[1]))
 
 
-def gundam_grid(width: int, height: int, enc: EncoderConfig) -> tuple[int, int]:
-    """The tiling (nw, nh) whose aspect ratio nw/nh is nearest width/height.
+def gundam_grid(width: int, height: int, enc: EncoderConfig, mode: str = "gundam") -> tuple[int, int]:
+    """The tiling (nw, nh) of a tiled ``mode`` whose aspect ratio nw/nh is nearest width/height.
 
     Ties go to the grid with more tiles when the page has more than half their pixel area
     (the InternVL / DeepSeek-OCR rule), else to the one with fewer tiles.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size {width}x{height}: both sides must be positive")
+    tile = enc.tile_side(mode)
     aspect = width / height
     best, best_diff = None, float("inf")
     for nw, nh in candidate_grids(enc):
         diff = abs(aspect - nw / nh)
         if diff < best_diff:
             best, best_diff = (nw, nh), diff
-        elif diff == best_diff and width * height > 0.5 * enc.tile_size ** 2 * nw * nh:
+        elif diff == best_diff and width * height > 0.5 * tile ** 2 * nw * nh:
             best = (nw, nh)
     assert best is not None
     return best
@@ -119,8 +121,8 @@ def fit_image(img: Image.Image, mode: str, enc: EncoderConfig) -> VisionInput:
     global_view = letterbox(x, size)
     if mode in ("base", "large"):
         return VisionInput(global_view, None, (0, 0), mode)
-    nw, nh = gundam_grid(img.width, img.height, enc)
-    t = enc.tile_size
+    nw, nh = gundam_grid(img.width, img.height, enc, mode)
+    t = enc.tile_side(mode)
     page = _resize(x, t * nw, t * nh)  # [3, t*nh, t*nw]
     tiles = page.reshape(3, nh, t, nw, t).permute(1, 3, 0, 2, 4).reshape(nh * nw, 3, t, t).contiguous()
     return VisionInput(global_view, tiles, (nw, nh), mode)
@@ -129,14 +131,15 @@ def fit_image(img: Image.Image, mode: str, enc: EncoderConfig) -> VisionInput:
 def num_image_tokens(mode: str, enc: EncoderConfig, grid: tuple[int, int] = (0, 0)) -> int:
     """Placeholders one image takes in ``mode``: grid rows with a newline each, one separator.
 
-    Gundam needs the tiling ``grid`` = (nw, nh) and adds (q*nw + 1) * (q*nh) local tokens.
+    Tiled modes need the tiling ``grid`` = (nw, nh) and add (q*nw + 1) * (q*nh) local
+    tokens, q the tile's tokens per side (10 for Gundam, 16 for Gundam-M in the paper).
     """
     q = enc.token_side(enc.image_size(mode))
     n = q * (q + 1) + 1
-    if mode != "gundam":
+    if mode not in TILED_MODES:
         return n
     nw, nh = grid
     if nw < 1 or nh < 1:
-        raise ValueError(f"num_image_tokens: gundam needs a tiling grid (nw, nh) >= (1, 1), got {grid}")
-    qt = enc.token_side(enc.tile_size)
+        raise ValueError(f"num_image_tokens: {mode} needs a tiling grid (nw, nh) >= (1, 1), got {grid}")
+    qt = enc.token_side(enc.tile_side(mode))
     return n + (qt * nw + 1) * (qt * nh)

@@ -301,6 +301,12 @@ def test_heldout_loss_is_logged_and_is_the_token_mean_over_the_subset(shards, to
     assert got["eval_tokens"] == sum(n_tok.values())
     with pytest.raises(ValueError, match="no examples"):
         HeldOut(OCRDataset(ShardSet([str(shards)]), tok, tr.mcfg.encoder, DataConfig(tasks=["nope"])), 4)
+    # A mode listed twice (drawn twice as often in training) is evaluated once.
+    twice = OCRDataset(ShardSet([str(shards)]), tok, tr.mcfg.encoder, DataConfig(modes=("tiny", "tiny", "base")))
+    held2 = heldout_loss(tr.model, HeldOut(twice, 4, 10, tr.args.seed), tr.dev)
+    once = OCRDataset(ShardSet([str(shards)]), tok, tr.mcfg.encoder, DataConfig(modes=("tiny", "base")))
+    held1 = heldout_loss(tr.model, HeldOut(once, 4, 10, tr.args.seed), tr.dev)
+    assert held2["eval_loss_by_mode"] == held1["eval_loss_by_mode"] and held2["eval_tokens"] == held1["eval_tokens"]
 
 
 def test_train_cli_takes_a_yaml_model_config_and_the_run_rebuilds_without_it(shards, tok, tmp_path):

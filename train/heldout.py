@@ -28,7 +28,9 @@ class HeldOut:
                  rank: int = 0, world: int = 1):
         if len(dataset) == 0:
             raise ValueError("--eval-data: the held-out shards hold no examples (after --tasks)")
-        self.dataset, self.modes = dataset, dataset.cfg.modes
+        # A mode listed twice (to be drawn more often in training) is evaluated once.
+        self.dataset, self.modes = dataset, tuple(dict.fromkeys(dataset.cfg.modes))
+        columns = [dataset.cfg.modes.index(mode) for mode in self.modes]
         chosen = np.arange(len(dataset))
         if 0 < examples < len(dataset):
             chosen = np.sort(np.random.default_rng([seed, 3]).permutation(len(dataset))[:examples])
@@ -36,9 +38,9 @@ class HeldOut:
         lengths = dataset.lengths if dataset.lengths.ndim == 2 else dataset.lengths[:, None]
         self.n_examples = len(chosen)
         self.batches: list[list[list[Any]]] = []
-        for m in range(len(self.modes)):
+        for m in columns:
             order = mine[np.argsort(lengths[mine, m], kind="stable")]  # similar lengths, little padding
-            keys = order.tolist() if len(self.modes) == 1 else [(i, m) for i in order.tolist()]
+            keys = order.tolist() if lengths.shape[1] == 1 else [(i, m) for i in order.tolist()]
             self.batches.append([keys[b:b + batch_size] for b in range(0, len(keys), batch_size)])
 
 

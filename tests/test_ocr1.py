@@ -540,6 +540,37 @@ def test_sideways_tables_read_back_cell_by_cell():
     assert done >= 4
 
 
+def test_sideways_figures_turn_with_their_captions():
+    """A landscape figure turned 90 degrees: its region is the rotated drawing (taller than
+    wide on the page), its caption is read upward as planned and sits to its right; check()
+    passes."""
+    from synth.ocr1.content import make_plan
+    from synth.ocr1.flowables import TRotated
+
+    done = 0
+    for lang, seed in (("en", 2), ("en", 3), ("zh", 4)):
+        cfg = _cfg(lang, blocks={"sideways_figure": 1.0, "paragraph": 0.3}, wide_float_prob=0.0, chart_prob=0.5)
+        plan = make_plan(cfg, np.random.default_rng(seed))
+        planned = [f for f in plan.body if isinstance(f, TRotated)]
+        s = generate(cfg, np.random.default_rng(seed))
+        images = [r for r in s.regions if r.label == "image"]
+        captions = [r for r in s.regions if r.label == "image_caption"]
+        assert planned and images and len(images) == len(captions), (lang, seed)
+        squash = "".join if lang == "zh" else " ".join
+        for block, image, caption in zip(planned, images, captions):
+            fig, cap = block.flowables
+            assert fig.tag["rotation"] == cap.tag["rotation"] == 90
+            x1, y1, x2, y2 = image.box
+            assert y2 - y1 > x2 - x1, (lang, seed, image.box)  # turned: its width runs down the page
+            cx1, cy1, cx2, cy2 = caption.box
+            assert cy2 - cy1 > 3 * (cx2 - cx1) and cx1 >= x2 - 2, (lang, seed, caption.box)
+            want = re.sub(r'<font name="[^"]+">(.*?)</font>', r"**\1**", cap.text)  # a bold label
+            assert squash(caption.text[8:-9].split()) == squash(html.unescape(want).split())
+            done += 1
+        assert ann.check(sample_to_row(f"t/sideways-figure/{lang}/{seed}", s, ann.records(s))) == []
+    assert done >= 3
+
+
 def test_computer_modern_pages_avoid_characters_its_ot1_slots_misdraw():
     """Computer Modern draws < > _ { } | " \\ ~ ^ ` as other glyphs (TeX's OT1 layout), so
     its pages never contain them, while pages in other families still do."""

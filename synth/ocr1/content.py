@@ -275,6 +275,20 @@ class _Body:
         gap = self.st.fs * 0.8
         return [Spacer(1, gap), block, Spacer(1, gap)], h + 2 * gap
 
+    def sideways_figure(self) -> tuple[list, float]:
+        """A landscape figure set sideways with its caption (turned 90 degrees, read upward),
+        as figures wider than the column are: its width runs down the column."""
+        flows, _h = self.figure(max_frac=0.9 * self.col_w / self.frame_h, width=0.8 * self.frame_h)
+        fig, cap = flows[1], flows[2]
+        for f in (fig, cap):
+            f.tag = {**f.tag, "rotation": 90}
+        block = TRotated([fig, cap])
+        w, h = block.wrap(self.col_w, self.frame_h)
+        if w > self.col_w or h > 0.9 * self.frame_h:
+            return [], 0.0
+        gap = self.st.fs * 0.8
+        return [Spacer(1, gap), block, Spacer(1, gap)], h + 2 * gap
+
     def _caption(self, label: str, kind: str) -> TPara:
         """A caption: its label ("Table 2:", "图3") then a sentence. In English the label is
         set in bold with probability ``emphasis_prob``, as papers often do."""

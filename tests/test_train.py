@@ -343,6 +343,16 @@ def test_stage2_cli_keeps_sam_frozen_and_trains_clip(shards, tok, tmp_path):
     for k in sam:
         assert torch.equal(sd2["encoder." + k], enc1[k]), k
     assert any(not torch.equal(sd2["encoder." + k], enc1[k]) for k in clip)
+    # Continued training from the stage-2 run (the paper's way to Gundam-M): the whole model
+    # carries over. With lr 0 the new run's checkpoint is the old one's weights exactly.
+    main(common + ["--stage", "2", "--steps", "1", "--lr", "0", "--warmup", "0", "--mode", "gundam_m",
+                   "--out", str(tmp_path / "s2m"), "--init-from", str(tmp_path / "s2")])
+    sd3 = ckpt_io.load_state_dict(ckpt_io.latest(tmp_path / "s2m"))
+    assert sd3.keys() == sd2.keys() and all(torch.equal(sd3[k], sd2[k]) for k in sd2)
+    (tmp_path / "wide.yaml").write_text("base: tiny\ndecoder:\n  width: 96\n  dense_inter: 192\n")
+    with pytest.raises(ValueError, match="another model shape"):
+        main(common + ["--stage", "2", "--steps", "1", "--config", str(tmp_path / "wide.yaml"),
+                       "--out", str(tmp_path / "s2w"), "--init-from", str(tmp_path / "s2")])
 
 
 @pytest.mark.slow

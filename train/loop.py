@@ -44,7 +44,9 @@ class TrainArgs:
     mode: resolution mode(s) tiny/small/base/large/gundam/gundam_m. Several (``--mode tiny small base
       large gundam``) train one model for all of them: each example's mode is drawn per
       epoch, uniformly over the list (repeat a name to weigh it more).
-    init_from: stage 2 only: a stage-1 run directory or checkpoint whose encoder starts it.
+    init_from: stage 2 only: a run directory or checkpoint to start from. A stage-1 one gives
+      its encoder (the Vary recipe); a stage-2 one gives the whole model, for continued
+      training with a fresh optimizer and schedule (how the paper reaches Gundam-M).
     tokenizer: an existing tokenizer.json to use instead of training one.
     vocab_size: size of the byte-level BPE trained on the data when none is given.
     batch_size: examples per rank per micro-batch.
@@ -205,7 +207,7 @@ class Trainer:
         self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
         if args.stage == 2:
             if args.init_from:
-                self._load_stage1_encoder(args.init_from)
+                self._init_from(args.init_from)
             self.model.freeze_for_stage2()
         self.model.to(self.dev)
         if args.grad_checkpoint:
@@ -273,14 +275,20 @@ class Trainer:
         dist_util.barrier()
         return OCRTokenizer.load(own)
 
-    def _load_stage1_encoder(self, init_from: str) -> None:
+    def _init_from(self, init_from: str) -> None:
+        """Start stage 2 from a stage-1 checkpoint's encoder, or a stage-2 checkpoint's model."""
         from safetensors.torch import load_file
 
         ck = resolve_checkpoint(init_from)
         enc_file = ck / ENCODER_FILE
-        if not enc_file.exists():
-            raise FileNotFoundError(f"--init-from {init_from}: {enc_file} missing (is it a stage-1 checkpoint?)")
-        self.model.load_encoder_state_dict(load_file(str(enc_file)))
+        if enc_file.exists():  # only stage 1 writes the encoder alone
+            self.model.load_encoder_state_dict(load_file(str(enc_file)))
+            return
+        try:
+            ckpt_io.load_model_weights(ck, self.model)
+        except RuntimeError as exc:
+            raise ValueError(f"--init-from {init_from}: {ck} is a stage-2 checkpoint of another model shape "
+                             f"than --config {self.args.config!r} ({exc})") from exc
 
     def _write_run_file(self) -> None:
         info = {

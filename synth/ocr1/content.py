@@ -261,28 +261,21 @@ class _Body:
     def sideways_table(self) -> tuple[list, float]:
         """A table of 5-9 columns set sideways with its caption (turned 90 degrees, read
         upward), as tables wider than the column are: its width runs down the column."""
-        # The table's width runs along the column.
         flows, _h = self.table(min_cols=5, max_cols=9, width=0.9 * self.frame_h)
-        if not flows:
-            return [], 0.0
-        cap, table = flows[0], flows[1]
-        for f in (cap, table):
-            f.tag = {**f.tag, "rotation": 90}
-        block = TRotated([cap, table])
-        w, h = block.wrap(self.col_w, self.frame_h)
-        if w > self.col_w or h > 0.9 * self.frame_h:
-            return [], 0.0
-        gap = self.st.fs * 0.8
-        return [Spacer(1, gap), block, Spacer(1, gap)], h + 2 * gap
+        return self._sideways(flows[:2]) if flows else ([], 0.0)
 
     def sideways_figure(self) -> tuple[list, float]:
         """A landscape figure set sideways with its caption (turned 90 degrees, read upward),
         as figures wider than the column are: its width runs down the column."""
         flows, _h = self.figure(max_frac=0.9 * self.col_w / self.frame_h, width=0.8 * self.frame_h)
-        fig, cap = flows[1], flows[2]
-        for f in (fig, cap):
+        return self._sideways(flows[1:3])
+
+    def _sideways(self, stack: list) -> tuple[list, float]:
+        """``stack`` (a float and its caption, top to bottom) turned 90 degrees in a
+        ``TRotated`` with space around it; nothing when it does not fit the column."""
+        for f in stack:
             f.tag = {**f.tag, "rotation": 90}
-        block = TRotated([fig, cap])
+        block = TRotated(stack)
         w, h = block.wrap(self.col_w, self.frame_h)
         if w > self.col_w or h > 0.9 * self.frame_h:
             return [], 0.0

@@ -575,6 +575,28 @@ def test_sideways_figures_turn_with_their_captions():
     assert done >= 3
 
 
+@pytest.mark.parametrize("lang,seed", [("en", 1), ("zh", 2)])
+def test_a_watermark_changes_pixels_but_no_target(lang, seed):
+    """A watermark lies behind the text as a light image: the same page with and without
+    it has the same regions, lines, words and free OCR; it only lightly greys pixels, inside
+    the margins."""
+    from synth.ocr1 import watermark
+
+    plain = generate(_cfg(lang, watermark_prob=0.0), np.random.default_rng(seed))
+    marked = generate(_cfg(lang, watermark_prob=1.0), np.random.default_rng(seed))
+    assert plain.truth["watermark"] is None and marked.truth["watermark"] in watermark.WORDS[lang]
+    assert marked.regions == plain.regions and marked.lines == plain.lines and marked.text == plain.text
+    assert marked.truth["words"] == plain.truth["words"]
+    a, b = _gray(plain).astype(int), _gray(marked).astype(int)
+    changed = b != a
+    assert changed.sum() > 2000  # a large word
+    assert b[changed & (a == 255)].min() >= 195  # on paper it is a light grey, never ink
+    H, W = a.shape
+    x1, y1, x2, y2 = bins_to_box(marked.truth["live_box"], W, H)
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= x1 - 2 and xs.max() <= x2 + 2 and ys.min() >= y1 - 2 and ys.max() <= y2 + 2
+
+
 def test_computer_modern_pages_avoid_characters_its_ot1_slots_misdraw():
     """Computer Modern draws < > _ { } | " \\ ~ ^ ` as other glyphs (TeX's OT1 layout), so
     its pages never contain them, while pages in other families still do."""

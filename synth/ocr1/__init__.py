@@ -96,6 +96,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
                  "width_pt": round(plan.page_w, 2), "height_pt": round(plan.page_h, 2)},
         "columns": plan.columns,
         "inner_page": plan.inner_page,
+        "watermark": plan.watermark.text if plan.watermark is not None else None,
         "font": plan.family,
         "font_size": round(plan.font_size, 2),
         "lang": plan.lang,

@@ -63,6 +63,9 @@ class Config:
     inline_math_prob: probability that a body paragraph without emphasis sets 1-3 short
       formulas between its words (in Chinese, between two ideographs); targets write them
       ``\\( latex \\)`` in place.
+    watermark_prob: probability of a light diagonal watermark word ("DRAFT", "机密") behind
+      the text; it is drawn as an image and not annotated, so targets stay the document's
+      text (``truth["watermark"]`` names it).
     """
 
     long_side: int = 1024
@@ -101,6 +104,7 @@ class Config:
     nested_list_prob: float = 0.25
     accent_prob: float = 0.25
     inline_math_prob: float = 0.2
+    watermark_prob: float = 0.05
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

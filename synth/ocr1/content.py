@@ -61,6 +61,7 @@ class PagePlan:
     footnotes: list = field(default_factory=list)  # TPara already wrapped at full width
     footnote_height: float = 0.0
     inner_page: bool = False  # a page after the first: no title block, body opens mid-paragraph
+    watermark: Any = None  # a synth.ocr1.watermark.Watermark drawn behind everything, or None
 
 
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -587,6 +588,11 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
         flows, h = getattr(body, kind)()
         plan.body += flows
         total += h if flows else st.body.leading  # failed blocks still advance, so this ends
+    # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+    if cfg.watermark_prob > 0 and rng.random() < cfg.watermark_prob:
+        from synth.ocr1 import watermark
+
+        plan.watermark = watermark.make(rng, lang, (ml, mb, pw - mr, ph - mt))
     return plan
 
 

@@ -45,6 +45,11 @@ class _FirstPageDoc(BaseDocTemplate):
         if self.page != 1:
             return
         plan = self.plan
+        wm = plan.watermark
+        if wm is not None:  # first, so everything else is drawn over it
+            from reportlab.lib.utils import ImageReader
+
+            canv.drawImage(ImageReader(wm.image), wm.x, wm.y, wm.w, wm.h)
         for d in plan.decorations:
             canv.setFont(d.font, d.size)
             rect = decoration_rect(d)

@@ -356,6 +356,36 @@ def test_stage2_cli_keeps_sam_frozen_and_trains_clip(shards, tok, tmp_path):
 
 
 @pytest.mark.slow
+def test_one_run_reproduces_an_overfitted_sample_in_each_mode_it_trained(tmp_path):
+    """Multi-resolution training end to end: one sample in two modes of very different
+    token layouts (Tiny: 3 placeholders; Gundam-M: a 2x3 tiling plus a view), trained
+    together, saved, reloaded, and generated back in each mode."""
+    from train.generate import generate, load_run
+
+    data = generate_shards(tmp_path / "one", shards=1, rows_per_shard=1, seed=5,
+                           vision={"max_queries": 1, "negative_prob": 0.0, "relation_prob": 0.0},
+                           text_weight=0.0)
+    row = ShardSet([str(data)]).row(0, 0)
+    (rec,) = [r for r in row["records"] if r["task"] == TASK_VISION_GROUND]
+    modes = ["tiny", "gundam_m"]
+    args = tiny_args(data, tmp_path / "run", None, stage=2, batch_size=1, lr=3e-3, warmup=0, steps=300,
+                     save_every=1000, log_every=1000, tasks=[TASK_VISION_GROUND], vocab_size=300, mode=modes)
+    tr = Trainer(args)
+    batches = [Collator(tr.tok.pad_id)([tr.dataset[(0, m)]]) for m in range(len(modes))]
+    assert [b["vision"][0].mode for b in batches] == modes
+    for _ in range(args.steps // 2):
+        if max(tr.train_step([b])["loss"] for b in batches) < 0.01:
+            break
+    tr.save()
+    run = load_run(tmp_path / "run", device="cpu")
+    assert run.trained_modes == modes
+    img = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB")
+    n_new = len(run.tok.encode(rec["target"])) + 5
+    for mode in modes:
+        assert generate(run, [img], rec["prompt"], mode, max_new_tokens=n_new) == [rec["target"]], mode
+
+
+@pytest.mark.slow
 def test_generation_reproduces_an_overfitted_sample(tmp_path):
     from annotate.coords import bins_to_box
     from train.evaluate import evaluate

@@ -22,7 +22,8 @@ from train.tokenizer import IGNORE_INDEX
 
 
 class HeldOut:
-    """This rank's batches of the held-out subset, per mode index of ``dataset.cfg.modes``."""
+    """This rank's batches of the held-out subset: one list per distinct mode of ``dataset.cfg.modes``
+    (``modes``), each of (example, mode column) keys, or example indices with one mode."""
 
     def __init__(self, dataset: OCRDataset, batch_size: int, examples: int = 0, seed: int = 0,
                  rank: int = 0, world: int = 1):

@@ -25,10 +25,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     labels: dict[str, dict[str, int]] = {}
     widths, heights, img_bytes = [], [], []
     rows = 0
-    cols = ["family", "records", "width", "height", "image", "regions"]
+    pages = _PageFeatures()
+    cols = ["family", "records", "width", "height", "image", "regions", "truth", "text"]
     for _, _, row in iter_rows(args.dataset, columns=cols):
         rows += 1
         fams[row["family"]] = fams.get(row["family"], 0) + 1
+        if row["family"] == "ocr1":
+            pages.add(row)
         for region in row.get("regions") or ():
             counts = labels.setdefault(row["family"], {})
             counts[region["label"]] = counts.get(region["label"], 0) + 1
@@ -49,6 +52,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "image_width": _summary(widths),
         "image_height": _summary(heights),
         "image_bytes": _summary(img_bytes),
+        "ocr1_pages": pages.summary(),
     }
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -66,7 +70,46 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"image width   {out['image_width']}")
     print(f"image height  {out['image_height']}")
     print(f"image bytes   {out['image_bytes']}")
+    if out["ocr1_pages"]:
+        print("ocr1 pages (pages per value; formulas in all):")
+        for k, v in out["ocr1_pages"].items():
+            print(f"  {k:<16} " + (", ".join(f"{a} {n}" for a, n in v.items()) if isinstance(v, dict) else str(v)))
     return 0
+
+
+class _PageFeatures:
+    """Counts of what OCR 1.0 pages hold, from each row's truth and free-OCR text."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+        self.formulas = 0
+
+    def _count(self, key: str, value: object) -> None:
+        c = self.counts.setdefault(key, {})
+        c[str(value)] = c.get(str(value), 0) + 1
+
+    def add(self, row: dict) -> None:
+        """Count one ocr1 row."""
+        truth = json.loads(row["truth"]) if isinstance(row["truth"], str) else (row["truth"] or {})
+        self._count("lang", truth.get("lang"))
+        self._count("columns", truth.get("columns"))
+        self._count("font", truth.get("font"))
+        self._count("page", truth.get("page", {}).get("size"))
+        realism = truth.get("realism", {})
+        self._count("look", "photo" if realism.get("photo") else "scan" if realism.get("scan") else "clean")
+        self._count("inner_page", bool(truth.get("inner_page")))
+        self._count("watermark", truth.get("watermark") is not None)
+        n = (row.get("text") or "").count("\\( ")
+        self._count("inline_math", n > 0)
+        self.formulas += n
+
+    def summary(self) -> dict:
+        """Per feature, pages per value (most frequent first), and the inline formula total."""
+        if not self.counts:
+            return {}
+        out: dict = {k: dict(sorted(c.items(), key=lambda kv: -kv[1])) for k, c in self.counts.items()}
+        out["inline_formulas"] = self.formulas
+        return out
 
 
 def _overlay(row):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +25,14 @@ def test_stats_reports_tasks_and_sizes(ocr1_dataset: Path):
     labels = out["region_labels"]["ocr1"]  # counted from the rows' regions, most frequent first
     assert labels["text"] >= 8 and list(labels.values()) == sorted(labels.values(), reverse=True)
     assert sum(labels.values()) == sum(len(r["regions"]) for r in _rows(ocr1_dataset))
+    # What the pages hold, counted from each row's truth and free-OCR text.
+    from annotate.dataset import iter_rows
+
+    rows = [row for _, _, row in iter_rows(str(ocr1_dataset), columns=["truth", "text"])]
+    pages = out["ocr1_pages"]
+    assert sum(pages["lang"].values()) == sum(pages["watermark"].values()) == 8
+    assert pages["inline_formulas"] == sum(r["text"].count("\\( ") for r in rows)
+    assert pages["font"] == dict(Counter(json.loads(r["truth"])["font"] for r in rows))
 
 
 def _rows(dataset: Path) -> list[dict]:

@@ -280,11 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in a.mode or [] if m not in MODES]
     if bad:
         p.error(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)}")
+    if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
+        p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
     run = load_run(a.run, a.checkpoint, a.device)
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
     shards = ShardSet(a.data)
-    if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
-        p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
     reports = [evaluate(run, shards, m, a.tasks, a.limit, a.max_new_tokens, a.batch_size, a.token_bucket,
                         a.ratio_bucket, text_tokens=tuple(a.text_tokens) if a.text_tokens else None) for m in modes]
     out = Path(a.out)

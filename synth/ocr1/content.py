@@ -167,6 +167,7 @@ class _Body:
         self.family = family
         self.col_w, self.frame_h = col_w, frame_h
         self.avoid = fonts.UNDRAWABLE.get(family, "")  # characters the font draws as other glyphs
+        self.math_fontset = fonts.MATH_FONTSET.get(family, "dejavusans")  # mathtext's match for the face
         self.section = int(rng.integers(1, 6))
         self.n_table = self.n_figure = 0
         # Average advance of a character, in em: Latin prose ~0.5, CJK ideographs 1.0.
@@ -192,10 +193,9 @@ class _Body:
             found = self._with_inline_math(text, style)
             if found is not None:
                 p = TPara(found[0], style)
-                fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
                 # The digests name the drawn images at read-back (see synth.ocr1.inline_math).
                 p.tag = _tag("text", inline_math=found[1],
-                             inline_digests=[inline_math.digest(f, fontset) for f in found[1]])
+                             inline_digests=[inline_math.digest(f, self.math_fontset) for f in found[1]])
                 return [p], height
         return [_para(text, self.st.body, _tag("text"))], height
 
@@ -210,7 +210,6 @@ class _Body:
         each placement is wrapped at the column width here, as the frame will wrap it (the
         same width, so the same lines); up to three placements are tried.
         """
-        fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
         n = int(self.rng.integers(1, 4))
         if self.lang != "zh":
             words = text.split(" ")
@@ -219,7 +218,7 @@ class _Body:
             for i, word in enumerate(words):
                 if i in at:
                     formulas.append(inline_formula(self.rng))
-                    parts.append(inline_math.markup(formulas[-1], fontset, self.st.fs))
+                    parts.append(inline_math.markup(formulas[-1], self.math_fontset, self.st.fs))
                 parts.append(escape(word))
             return " ".join(parts), formulas
         slots = [i for i in range(1, len(text)) if _ideograph(text[i - 1]) and _ideograph(text[i])]
@@ -230,7 +229,7 @@ class _Body:
             formulas = [inline_formula(self.rng) for _ in at]
             cuts = [0, *at, len(text)]
             parts = [escape(text[a:b]) for a, b in zip(cuts, cuts[1:])]
-            markup = parts[0] + "".join(inline_math.markup(f, fontset, self.st.fs) + part
+            markup = parts[0] + "".join(inline_math.markup(f, self.math_fontset, self.st.fs) + part
                                         for f, part in zip(formulas, parts[1:]))
             try:
                 TPara(markup, style).wrap(self.col_w, 1e6)
@@ -465,11 +464,10 @@ class _Body:
 
     def equation(self) -> tuple[list, float]:
         latex = equations.pick(self.rng, self.cfg.equation_pool)
-        fontset = fonts.MATH_FONTSET.get(self.family, "dejavusans")
-        _img, w, h = equations.render(latex, fontset)
+        _img, w, h = equations.render(latex, self.math_fontset)
         scale = self.st.fs / 12.0 * _u(self.rng, 1.0, 1.3)
         scale = min(scale, 0.9 * self.col_w / w)
-        im = TImage(equations.reader(latex, fontset), width=w * scale, height=h * scale, hAlign="CENTER")
+        im = TImage(equations.reader(latex, self.math_fontset), width=w * scale, height=h * scale, hAlign="CENTER")
         im.tag = _tag("equation", latex=latex)
         gap = self.st.fs * 0.6
         return [Spacer(1, gap), im, Spacer(1, gap)], h * scale + 2 * gap

@@ -243,17 +243,16 @@ def _split_at_formulas(page, words: list[tuple], formulas: list[tuple]) -> list[
     ideographs comes back as one word running across the image. Such a word is cut at the
     formula's centre, by the boxes of its characters (``rawdict``), into words that keep its
     block, line and word numbers (and style field)."""
-    inside = []
+    cuts: dict[int, list[float]] = {}  # word index -> x of the formulas inside it
     for f in formulas:
         cx, cy = (f[0] + f[2]) / 2, (f[1] + f[3]) / 2
-        inside += [(i, cx) for i, w in enumerate(words) if w[0] < cx < w[2] and w[1] <= cy <= w[3]]
-    if not inside:
+        for i, w in enumerate(words):
+            if w[0] < cx < w[2] and w[1] <= cy <= w[3]:
+                cuts.setdefault(i, []).append(cx)
+    if not cuts:
         return words
     chars = [(ch["bbox"], ch["c"]) for b in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_WORDS)["blocks"]
              for ln in b.get("lines", ()) for sp in ln["spans"] for ch in sp["chars"]]
-    cuts: dict[int, list[float]] = {}
-    for i, cx in inside:
-        cuts.setdefault(i, []).append(cx)
     out = []
     for i, w in enumerate(words):
         if i not in cuts:

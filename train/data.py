@@ -172,12 +172,9 @@ class OCRDataset(Dataset):
         self.groups = np.array([e.group for e in self.examples], dtype=np.int64)
 
     def _image_tokens(self, mode: str, width: int, height: int) -> int:
-        from train.configs import TILED_MODES
-        from train.model.vision_inputs import gundam_grid, num_image_tokens
+        from train.model.vision_inputs import num_image_tokens, tiling
 
-        if mode not in TILED_MODES:
-            return num_image_tokens(mode, self.enc_cfg)
-        return num_image_tokens(mode, self.enc_cfg, gundam_grid(max(1, width), max(1, height), self.enc_cfg, mode))
+        return num_image_tokens(mode, self.enc_cfg, tiling(mode, width, height, self.enc_cfg))
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -158,7 +158,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
     pages hold 600-1300); ``limit`` then counts the examples kept.
     """
     from train.generate import generate
-    from train.model.vision_inputs import gundam_grid
+    from train.model.vision_inputs import tiling
 
     examples = collect(shards, list(tasks or []), 0 if text_tokens else limit)
     target_lens = run.tok.encode_batch([e["target"] for e in examples]) if examples else []
@@ -178,7 +178,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         e["prediction"] = pred
         n_vis = n_valid = 0
         if img is not None:
-            grid = gundam_grid(img.width, img.height, run.enc_cfg, mode) if mode in TILED_MODES else (0, 0)
+            grid = tiling(mode, img.width, img.height, run.enc_cfg)
             n_vis = vision_tokens(mode, run.enc_cfg, grid)
             n_valid = valid_vision_tokens(mode, run.enc_cfg, img.width, img.height, grid)
         e["text_tokens"] = len(ids)

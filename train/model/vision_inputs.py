@@ -110,6 +110,12 @@ def gundam_grid(width: int, height: int, enc: EncoderConfig, mode: str = "gundam
     return best
 
 
+def tiling(mode: str, width: int, height: int, enc: EncoderConfig) -> tuple[int, int]:
+    """The tile grid an image of ``width`` x ``height`` gets in ``mode``: :func:`gundam_grid`
+    in a tiled mode, (0, 0) otherwise (what ``fit_image`` would give as ``grid``)."""
+    return gundam_grid(max(1, width), max(1, height), enc, mode) if mode in TILED_MODES else (0, 0)
+
+
 def fit_image(img: Image.Image, mode: str, enc: EncoderConfig) -> VisionInput:
     """Resize / pad / tile ``img`` for ``mode`` into uint8 tensors (see module docstring)."""
     if mode not in MODES:

@@ -27,7 +27,9 @@ class Config:
     blocks: body block kind -> weight (paragraph, heading, list, table, equation, figure,
       sideways_table: a 5-9 column table and its caption turned 90 degrees, read upward;
       sideways_figure: a landscape figure (chart or drawing) and its caption turned 90 degrees;
-      references: a "References" heading and numbered bibliography entries).
+      references: a "References" heading and numbered bibliography entries;
+      code: a monospaced listing (Python from the standard library's source, a doctest
+      session or JSON), sometimes shaded or syntax-coloured, whose markdown is a fenced block).
     chart_prob: fraction of figures taken from the chart family (synth.charts.figure_png)
       when it is installed; the rest are text-free vector drawings.
     chart_pool: charts per language in the per-process pool that figures draw from (each
@@ -84,7 +86,7 @@ class Config:
     margin_max: float = 0.13
     blocks: dict[str, float] = field(default_factory=lambda: {
         "paragraph": 0.45, "heading": 0.15, "list": 0.1, "table": 0.1, "equation": 0.1, "figure": 0.1,
-        "sideways_table": 0.02, "sideways_figure": 0.02, "references": 0.03})
+        "sideways_table": 0.02, "sideways_figure": 0.02, "references": 0.03, "code": 0.03})
     chart_prob: float = 0.3
     chart_pool: int = 48
     title_prob: float = 0.6
@@ -113,7 +115,7 @@ class Config:
 
 PAGE_SIZES = ("A4", "A5", "B5", "LETTER", "LEGAL")
 BLOCK_KINDS = ("paragraph", "heading", "list", "table", "equation", "figure", "sideways_table", "sideways_figure",
-               "references")
+               "references", "code")
 
 
 def validate(cfg: Config) -> None:

@@ -18,7 +18,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableStyle
 
 from synth import text_sources as ts
-from synth.ocr1 import equations, figures, fonts, inline_math, references
+from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
 from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
 from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TRotated, TTable
@@ -461,6 +461,15 @@ class _Body:
         lines = sum(max(cell.count("\n") + 1 for cell in row) for row in data)
         height = lines * fs * 1.2 + nrows * 2 * pad
         return [cap, t, Spacer(1, st.fs * 0.8)], height + st.fs * 3
+
+    def code(self) -> tuple[list, float]:
+        """A code listing (``synth.ocr1.code_block``): a ``text`` region whose markdown is a
+        fenced block; nothing when no listing fits the column or it is too tall."""
+        block = code_block.make(self.rng, self.col_w, self.st.fs)
+        if block is None or block.height > 0.6 * self.frame_h:
+            return [], 0.0
+        gap = self.st.fs * 0.6
+        return [Spacer(1, gap), block, Spacer(1, gap)], block.height + 2 * gap
 
     def equation(self) -> tuple[list, float]:
         latex = equations.pick(self.rng, self.cfg.equation_pool)

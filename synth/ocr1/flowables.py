@@ -176,3 +176,57 @@ class TRotated(Flowable):
             y -= h
             f.drawOn(canv, (self._stack_w - w) / 2, y)  # each centred across the stack
             y -= f.getSpaceAfter()
+
+
+class TCode(_Tracked, Flowable):
+    """A tracked code listing, kept whole: monospaced lines whose characters sit on a fixed
+    grid of columns, so the read-back recovers indentation and inner spacing from each
+    word's x (``readback._code_lines``).
+
+    ``runs`` holds, per line, ``(column, text, (r, g, b))`` segments (syntax colours); the
+    block is ``width`` wide, with ``pad`` points around the text, on an optional grey
+    ``fill`` (0 black .. 1 white) with an optional ``border``, or with a left ``rule``.
+    """
+
+    splittable = False
+
+    def __init__(self, runs: list[list[tuple[int, str, tuple[float, float, float]]]], font: str, size: float,
+                 leading: float, advance: float, width: float, pad: float, tag: dict[str, Any],
+                 fill: float | None = None, border: bool = False, rule: bool = False):
+        Flowable.__init__(self)
+        self.runs, self.font, self.size, self.leading, self.advance = runs, font, size, leading, advance
+        self.pad, self.fill, self.border, self.rule, self.tag = pad, fill, border, rule, tag
+        self.hAlign = "LEFT"
+        self.width = width
+        # Ascent above the first baseline and descent below the last: 0.8 and 0.25 em.
+        self.height = 2 * pad + 1.05 * size + (len(runs) - 1) * leading
+        self._baseline0 = self.height - pad - 0.8 * size
+        self._text_x = pad + (0.3 * size if rule else 0.0)
+
+    def wrap(self, availWidth, availHeight):  # noqa: N803
+        self._ocr1_wh = (self.width, self.height)
+        return self._ocr1_wh
+
+    def extras(self, canvas, x0: float, y0: float) -> dict[str, Any]:
+        return {"text_x0": x0 + self._text_x, "baseline0": y0 + self._baseline0, "advance": self.advance,
+                "leading": self.leading, "size": self.size}
+
+    def draw(self) -> None:
+        canv = self.canv
+        canv.saveState()
+        if self.fill is not None:
+            canv.setFillGray(self.fill)
+            canv.setStrokeGray(0.7)
+            canv.setLineWidth(0.5)
+            canv.rect(0, 0, self.width, self.height, stroke=int(self.border), fill=1)
+        if self.rule:
+            canv.setStrokeGray(0.55)
+            canv.setLineWidth(max(1.0, 0.15 * self.size))
+            canv.line(0, 0, 0, self.height)
+        canv.setFont(self.font, self.size)
+        for i, segments in enumerate(self.runs):
+            y = self._baseline0 - i * self.leading
+            for col, text, rgb in segments:
+                canv.setFillColorRGB(*rgb)
+                canv.drawString(self._text_x + col * self.advance, y, text)
+        canv.restoreState()

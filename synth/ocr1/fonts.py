@@ -47,6 +47,8 @@ _STANDARD = {
     "Courier": {"regular": "Courier", "bold": "Courier-Bold", "italic": "Courier-Oblique"},
 }
 
+# Monospaced faces of code listings: the standard Courier and matplotlib's DejaVu Sans Mono.
+MONO_FAMILIES = ("Courier", "DejaVuSansMono")
 LATIN_FAMILIES = ("Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Times", "Courier", "ComputerModern")
 CJK_FAMILIES = ("STSong", "DroidSansFallback")
 
@@ -90,6 +92,19 @@ def face_set(family: str) -> dict[str, str]:
         name = _register_ttf("ocr1-DroidSansFallback", io.BytesIO(pymupdf.Font("cjk").buffer))
         return {s: name for s in STYLES}
     raise ValueError(f"unknown font family {family!r}; valid: {', '.join(LATIN_FAMILIES + CJK_FAMILIES)}")
+
+
+@functools.lru_cache(maxsize=None)
+def mono_face(family: str) -> str:
+    """Register (once) and return the reportlab name of a monospaced face (``MONO_FAMILIES``)."""
+    if family == "Courier":
+        return "Courier"
+    if family == "DejaVuSansMono":
+        import matplotlib
+
+        return _register_ttf("ocr1-DejaVuSansMono", os.path.join(matplotlib.get_data_path(), "fonts", "ttf",
+                                                                 "DejaVuSansMono.ttf"))
+    raise ValueError(f"unknown monospaced family {family!r}; valid: {', '.join(MONO_FAMILIES)}")
 
 
 def families_for(lang: str) -> tuple[str, ...]:

@@ -216,6 +216,30 @@ def _table(rec: dict[str, Any], words: list[tuple], lang: str, H: float):
     return content, plain, lines
 
 
+def _code_lines(rec: dict[str, Any], words: list[tuple], H: float):
+    """A code listing's text and its (line text, box) pairs from its words' positions.
+
+    The listing is monospaced (``flowables.TCode`` records its first baseline, line
+    advance and character advance), so each word's line and column follow from its box:
+    indentation, runs of spaces and blank lines come back exactly as drawn."""
+    adv, lead, size = rec["advance"], rec["leading"], rec["size"]
+    x0 = rec["text_x0"]
+    mid0 = H - rec["baseline0"] - 0.3 * size  # y-down centre of the first line's x-height band
+    rows: dict[int, list[tuple]] = {}
+    for w in words:
+        rows.setdefault(round(((w[1] + w[3]) / 2 - mid0) / lead), []).append(w)
+    text_lines, lines = [], []
+    for i in range(max(rows) + 1 if rows else 0):
+        line = ""
+        for w in sorted(rows.get(i, ()), key=lambda w: w[0]):
+            col = max(round((w[0] - x0) / adv), len(line) + (1 if line else 0))
+            line = line.ljust(col) + w[4]
+        text_lines.append(line)
+        if line:
+            lines.append((line.strip(), _union([w[:4] for w in rows[i]])))
+    return "\n".join(text_lines), lines
+
+
 _MATH = -1  # block number of the pseudo-words that stand for inline formulas
 
 
@@ -319,6 +343,10 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         if label == "table":
             content, plain, lines = _table(rec, ws, lang, H)
             regions.append(ReadRegion(label, _union([rect_t] + [w[:4] for w in ws]), content, plain, lines, wl))
+            continue
+        if tag.get("code"):
+            code, lines = _code_lines(rec, ws, H)
+            regions.append(ReadRegion(label, _union([w[:4] for w in ws]), f"```\n{code}\n```", code, lines, wl))
             continue
         groups = _group_lines(ws, int(tag.get("rotation", 0)))
         lines3 = _line_texts(groups, lang)

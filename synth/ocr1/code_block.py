@@ -1,0 +1,118 @@
+"""How a code listing is set on the page: face, size, box and syntax colours.
+
+``make(rng, width, body_size)`` draws a listing from ``code_sources`` that fits a column
+``width`` points wide and returns the tracked ``TCode`` flowable. Targets do not depend
+on the look: the read-back gives the listing's characters whatever their colour.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+import numpy as np
+from reportlab.pdfbase.pdfmetrics import stringWidth
+
+from synth.ocr1 import code_sources, fonts
+from synth.ocr1.flowables import TCode
+
+BLACK = (0.0, 0.0, 0.0)
+# A listing is set at 80-95 % of the body size; a listing whose longest line would need a
+# smaller size than this share of it is not drawn.
+MIN_SCALE = 0.8
+# Dark enough to stay ink on a blurred, low-contrast photo of a small listing: no colour
+# is lighter than grey 0.4 (a comment's), most are near 0.2.
+PALETTES = (
+    {"keyword": (0.0, 0.15, 0.6), "string": (0.0, 0.38, 0.08), "comment": (0.4, 0.4, 0.4),
+     "number": (0.05, 0.25, 0.65), "constant": (0.42, 0.0, 0.42)},
+    {"keyword": (0.5, 0.05, 0.05), "string": (0.05, 0.33, 0.33), "comment": (0.32, 0.42, 0.32),
+     "number": (0.5, 0.25, 0.0), "constant": (0.5, 0.05, 0.05)},
+)
+_CONSTANTS = {"True", "False", "None", "self", "cls", "null", "true", "false"}
+_TOKEN = re.compile(r"(?P<comment>#.*)|(?P<string>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")"
+                    r"|(?P<word>[A-Za-z_]\w*)|(?P<number>\d+(?:\.\d+)?)")
+
+
+def colour_runs(line: str, palette: dict[str, tuple[float, float, float]] | None,
+                json_like: bool = False, start: int = 0) -> list[tuple[int, str, tuple[float, float, float]]]:
+    """A line as ``(column, text, rgb)`` segments, blanks at their ends dropped: keywords,
+    strings, comments, numbers and constants in the palette's colours, the rest black (the
+    whole line black without a palette). JSON has no comments: ``#`` stays black there.
+    ``start`` is the column of the line's first character."""
+    segments: list[tuple[int, str, tuple[float, float, float]]] = []
+
+    def add(at: int, text: str, rgb) -> None:
+        stripped = text.lstrip(" ")
+        if stripped.rstrip(" "):
+            segments.append((start + at + len(text) - len(stripped), stripped.rstrip(" "), rgb))
+
+    if palette is None:
+        add(0, line, BLACK)
+        return segments
+    pos = 0
+    for m in _TOKEN.finditer(line):
+        kind = m.lastgroup
+        if kind == "word":
+            word = m.group()
+            kind = "constant" if word in _CONSTANTS else "keyword" if keyword.iskeyword(word) else None
+        if kind == "comment" and json_like:
+            kind = None
+        if kind is None:
+            continue
+        add(pos, line[pos:m.start()], BLACK)
+        add(m.start(), m.group(), palette[kind])
+        pos = m.end()
+    add(pos, line[pos:], BLACK)
+    return segments
+
+
+def colour_listing(lines: tuple[str, ...], palette: dict[str, tuple[float, float, float]] | None,
+                   json_like: bool = False) -> list[list[tuple[int, str, tuple[float, float, float]]]]:
+    """:func:`colour_runs` of every line, with Python's triple-quoted strings (docstrings)
+    in the string colour across the lines they span."""
+    out = []
+    quote = None  # the triple quote an earlier line left open
+    for line in lines:
+        segments: list[tuple[int, str, tuple[float, float, float]]] = []
+        pos = 0
+        while palette is not None and not json_like:
+            search = pos
+            if quote is None:
+                hits = [(line.find(q, pos), q) for q in ('"""', "'''") if line.find(q, pos) >= 0]
+                if not hits:
+                    break
+                at, quote = min(hits)
+                segments += colour_runs(line[pos:at], palette, start=pos)
+                pos, search = at, at + 3  # past the opening quote
+            end = line.find(quote, search)
+            stop = len(line) if end < 0 else end + 3
+            segments += [(c, t, palette["string"]) for c, t, _rgb in colour_runs(line[pos:stop], None, start=pos)]
+            pos = stop
+            if end < 0:
+                break  # still open: the next line goes on with the string
+            quote = None
+        segments += colour_runs(line[pos:], palette, json_like, start=pos)
+        out.append(segments)
+    return out
+
+
+def make(rng: np.random.Generator, width: float, body_size: float) -> TCode | None:
+    """A code listing for a column ``width`` points wide on a page whose body text is
+    ``body_size`` points; None when no listing fits at ``MIN_SCALE`` of the body size or more."""
+    face = fonts.mono_face(fonts.MONO_FAMILIES[int(rng.integers(len(fonts.MONO_FAMILIES)))])
+    em = stringWidth("0", face, 1.0)  # every character's advance, in em
+    look = rng.random()
+    fill = float(rng.uniform(0.92, 0.97)) if look < 0.5 else None
+    border = fill is not None and bool(rng.random() < 0.4)
+    rule = 0.5 <= look < 0.65
+    pad = body_size * float(rng.uniform(0.4, 0.8)) if fill is not None or rule else 0.0
+    text_w = width - 2 * pad - (0.3 * body_size if rule else 0.0)
+    snippet = code_sources.pick(rng, int(text_w / (em * MIN_SCALE * body_size)))
+    if snippet is None:
+        return None
+    size = min(body_size * float(rng.uniform(MIN_SCALE, 0.95)), text_w / (em * snippet.width))
+    leading = size * float(rng.uniform(1.15, 1.35))
+    palette = PALETTES[int(rng.integers(len(PALETTES)))] if rng.random() < 0.4 else None
+    runs = colour_listing(snippet.lines, palette, snippet.kind == "json")
+    tag = {"label": "text", "group": 1, "code": snippet.kind, "code_lines": list(snippet.lines)}
+    return TCode(runs, face, size, leading, em * size, width, pad, tag, fill=fill, border=border, rule=rule)

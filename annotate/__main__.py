@@ -71,7 +71,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"image height  {out['image_height']}")
     print(f"image bytes   {out['image_bytes']}")
     if out["ocr1_pages"]:
-        print("ocr1 pages (pages per value; formulas in all):")
+        print("ocr1 pages (pages per value; formulas and listings in all):")
         for k, v in out["ocr1_pages"].items():
             print(f"  {k:<16} " + (", ".join(f"{a} {n}" for a, n in v.items()) if isinstance(v, dict) else str(v)))
     return 0
@@ -83,6 +83,7 @@ class _PageFeatures:
     def __init__(self) -> None:
         self.counts: dict[str, dict[str, int]] = {}
         self.formulas = 0
+        self.listings = 0
 
     def _count(self, key: str, value: object) -> None:
         c = self.counts.setdefault(key, {})
@@ -102,13 +103,18 @@ class _PageFeatures:
         n = (row.get("text") or "").count("\\( ")
         self._count("inline_math", n > 0)
         self.formulas += n
+        k = sum(r["label"] == "text" and r["text"].startswith("```") for r in row.get("regions") or ())
+        self._count("code", k > 0)
+        self.listings += k
 
     def summary(self) -> dict:
-        """Per feature, pages per value (most frequent first), and the inline formula total."""
+        """Per feature, pages per value (most frequent first), and the totals of inline
+        formulas and code listings."""
         if not self.counts:
             return {}
         out: dict = {k: dict(sorted(c.items(), key=lambda kv: -kv[1])) for k, c in self.counts.items()}
         out["inline_formulas"] = self.formulas
+        out["code_listings"] = self.listings
         return out
 
 

@@ -68,6 +68,9 @@ class Config:
     watermark_prob: probability of a light diagonal watermark word ("DRAFT", "机密") behind
       the text; it is drawn as an image and not annotated, so targets stay the document's
       text (``truth["watermark"]`` names it).
+    equation_number_prob: probability that a display equation is numbered, ``(7)`` or
+      ``(3.2)`` set as text flush right on its middle line; the markdown writes
+      ``\\[ latex \\tag{7} \\]``, read back from the PDF's words.
     """
 
     long_side: int = 1024
@@ -107,6 +110,7 @@ class Config:
     accent_prob: float = 0.25
     inline_math_prob: float = 0.2
     watermark_prob: float = 0.05
+    equation_number_prob: float = 0.5
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

@@ -21,7 +21,7 @@ from synth import text_sources as ts
 from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
 from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
-from synth.ocr1.flowables import TDrawing, TImage, TList, TPara, TRotated, TTable
+from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TTable
 
 
 @dataclass
@@ -170,6 +170,7 @@ class _Body:
         self.math_fontset = fonts.MATH_FONTSET.get(family, "dejavusans")  # mathtext's match for the face
         self.section = int(rng.integers(1, 6))
         self.n_table = self.n_figure = 0
+        self.n_equation: int | None = None  # drawn at the first numbered equation
         # Average advance of a character, in em: Latin prose ~0.5, CJK ideographs 1.0.
         self.char_em = 1.0 if lang == "zh" else 0.5
 
@@ -472,14 +473,28 @@ class _Body:
         return [Spacer(1, gap), block, Spacer(1, gap)], block.height + 2 * gap
 
     def equation(self) -> tuple[list, float]:
+        """A display equation, centred; numbered ``(7)`` or ``(3.2)`` at the column's right
+        edge with probability ``equation_number_prob``."""
         latex = equations.pick(self.rng, self.cfg.equation_pool)
         _img, w, h = equations.render(latex, self.math_fontset)
         scale = self.st.fs / 12.0 * _u(self.rng, 1.0, 1.3)
-        scale = min(scale, 0.9 * self.col_w / w)
-        im = TImage(equations.reader(latex, self.math_fontset), width=w * scale, height=h * scale, hAlign="CENTER")
-        im.tag = _tag("equation", latex=latex)
+        number = ""
+        # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+        if self.cfg.equation_number_prob > 0 and self.rng.random() < self.cfg.equation_number_prob:
+            if self.n_equation is None:  # the page's document has numbered some equations already
+                self.n_equation = int(self.rng.integers(0, 20))
+            self.n_equation += 1
+            by_section = self.rng.random() < 0.3
+            number = f"({self.section}.{self.n_equation})" if by_section else f"({self.n_equation})"
+        # Chinese papers set the number in a Latin face too.
+        font = "Times-Roman" if self.lang == "zh" else self.faces["regular"]
+        # The image stays clear of the number on both sides, so it is centred in the column.
+        room = self.col_w - 2 * (stringWidth(number, font, self.st.fs) + self.st.fs) if number else self.col_w
+        scale = min(scale, 0.9 * room / w)
+        im = TEquation(equations.reader(latex, self.math_fontset), w * scale, h * scale, _tag("equation", latex=latex),
+                       number=number, font=font, size=self.st.fs)
         gap = self.st.fs * 0.6
-        return [Spacer(1, gap), im, Spacer(1, gap)], h * scale + 2 * gap
+        return [Spacer(1, gap), im, Spacer(1, gap)], max(h * scale, 1.2 * self.st.fs) + 2 * gap
 
     def figure(self, max_frac: float = 0.45, width: float | None = None) -> tuple[list, float]:
         """A captioned figure at most ``width`` wide (the column's by default) and

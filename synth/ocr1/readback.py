@@ -240,6 +240,20 @@ def _code_lines(rec: dict[str, Any], words: list[tuple], H: float):
     return "\n".join(text_lines), lines
 
 
+def _equation(rec: dict[str, Any], words: list[tuple], lang: str, H: float) -> ReadRegion:
+    """A display equation: its LaTeX (the image's), and its number when the PDF has one
+    beside it, as ``\\[ latex \\tag{7} \\]``; the box bounds the image and the number."""
+    x0, y0, x1, y1 = rec.get("image_rect", rec["rect"])
+    box = (x0, H - y1, x1, H - y0)
+    latex = rec["tag"]["latex"]
+    if not words:
+        return ReadRegion("equation", box, f"\\[ {latex} \\]", "")
+    number = _join([w[4] for w in sorted(words, key=lambda w: w[0])], lang)
+    tag = number[1:-1] if number.startswith("(") and number.endswith(")") else number
+    return ReadRegion("equation", _union([box] + [w[:4] for w in words]), f"\\[ {latex} \\tag{{{tag}}} \\]", number,
+                      [(number, _union([w[:4] for w in words]))], [(w[4], tuple(w[:4])) for w in words])
+
+
 _MATH = -1  # block number of the pseudo-words that stand for inline formulas
 
 
@@ -333,9 +347,11 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
         tag = rec["tag"]
         label = tag["label"]
         rect_t = tuple(float(v) for v in rect)
+        if label == "equation":
+            regions.append(_equation(rec, ws, lang, H))
+            continue
         if label in DRAWN_LABELS:
-            content = f"\\[ {tag['latex']} \\]" if label == "equation" else ""
-            regions.append(ReadRegion(label, rect_t, content, ""))
+            regions.append(ReadRegion(label, rect_t, "", ""))
             continue
         if not ws:
             continue  # e.g. an empty paragraph fragment: nothing was drawn

@@ -41,12 +41,14 @@ def line_grounding(lines) -> str:
 
 
 def records(sample: Sample) -> list[Record]:
-    """The grounded-markdown, free-OCR and line-grounding records of one page."""
+    """The grounded-markdown, free-OCR and line-grounding records of one page, then one
+    text-location record per located phrase (``truth["locate"]``)."""
     return [
         Record(prompts.TASK_GROUNDED, prompts.GROUNDED_MARKDOWN, grounded_markdown(sample.regions)),
         Record(prompts.TASK_FREE, prompts.FREE_OCR, sample.text),
         Record(prompts.TASK_LINES, prompts.LINE_GROUNDING, line_grounding(sample.lines)),
-    ]
+    ] + [Record(prompts.TASK_LOCATE, prompts.locate_text(q["text"]), prompts.det(q["text"], q["boxes"]))
+         for q in sample.truth.get("locate", ())]
 
 
 def parse_grounded(target: str) -> list[tuple[str, tuple[int, int, int, int], str]]:
@@ -133,6 +135,17 @@ def check(row: dict[str, Any]) -> list[str]:
                             f"({len(parsed_l)} parsed, {len(want_l)} stored)")
 
     truth = row_truth(row)
+    located = truth.get("locate", [])
+    asked = [rec for rec in row.get("records") or [] if rec["task"] == prompts.TASK_LOCATE]
+    want_loc = [(prompts.locate_text(q["text"]), prompts.det(q["text"], q["boxes"])) for q in located]
+    if [(rec["prompt"], rec["target"]) for rec in asked] != want_loc:
+        problems.append(f"{rid}: {len(asked)} text-location records disagree with the {len(located)} located "
+                        f"phrases of the truth")
+    for q in located:
+        if q["text"] not in (row.get("text") or ""):
+            problems.append(f"{rid}: located phrase {q['text']!r} is not in the page's text")
+        if not q["boxes"] or not all(valid_bin_box(b) for b in q["boxes"]):
+            problems.append(f"{rid}: located phrase {q['text']!r} has boxes {q['boxes']}; expected 1 or more 0-999 boxes")
     gray = _gray(row)
     if gray is None:
         problems.append(f"{rid}: row has no image")
@@ -152,6 +165,7 @@ def check(row: dict[str, Any]) -> list[str]:
              if not degraded or any(ch.isalnum() for ch in w[0])]
     boxed += [("line", ln["text"], ln["box"]) for ln in lines]
     boxed += [(f"region {r['label']}", r["text"][:30], r["box"]) for r in regions if r["text"].strip()]
+    boxed += [("located phrase", q["text"], b) for q in located for b in q["boxes"]]
     off_ink = [(kind, text, box) for kind, text, box in boxed
                if valid_bin_box(box) and not word_on_ink(gray, box, min_contrast)]
     for kind, text, box in off_ink[:5]:

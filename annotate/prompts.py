@@ -15,6 +15,12 @@ def locate(ref: str) -> str:
     return f"<image>\n<|grounding|>Locate <|ref|>{ref}<|/ref|> in the image."
 
 
+def locate_text(phrase: str) -> str:
+    """The text-location prompt of OCR 1.0 pages for one printed phrase: the reference
+    model's "rec" prompt, which has no ``<|grounding|>``."""
+    return f"<image>\nLocate <|ref|>{phrase}<|/ref|> in the image."
+
+
 def det(label: str, boxes) -> str:
     """``<|ref|>label<|/ref|><|det|>[[x1, y1, x2, y2], ...]<|/det|>``."""
     inner = ", ".join("[" + ", ".join(str(int(v)) for v in b) + "]" for b in boxes)
@@ -25,6 +31,7 @@ def det(label: str, boxes) -> str:
 TASK_GROUNDED = "ocr1.grounded_markdown"
 TASK_FREE = "ocr1.free_ocr"
 TASK_LINES = "ocr1.line_grounding"
+TASK_LOCATE = "ocr1.locate"
 TASK_CHART = "chart.table"
 TASK_MOLECULE = "molecule.smiles"
 TASK_GEOMETRY = "geometry.slow_perception"

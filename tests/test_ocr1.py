@@ -166,7 +166,8 @@ def test_reading_order_follows_columns():
 def test_markdown_parses_back_to_regions(pages):
     for _lang, _seed, s, _row in pages:
         recs = ann.records(s)
-        assert [r.task for r in recs] == [prompts.TASK_GROUNDED, prompts.TASK_FREE, prompts.TASK_LINES]
+        assert [r.task for r in recs] == [prompts.TASK_GROUNDED, prompts.TASK_FREE, prompts.TASK_LINES] + \
+            [prompts.TASK_LOCATE] * len(s.truth["locate"])
         parsed = ann.parse_grounded(recs[0].target)
         assert parsed == [(r.label, r.box, r.text) for r in s.regions]
         assert ann.parse_lines(recs[2].target) == [(ln.text, ln.box) for ln in s.lines]

@@ -60,6 +60,7 @@ def _bin_boxes(boxes_px: np.ndarray, mapper, W: int, H: int) -> list[tuple[int, 
 
 def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -> Sample:
     """Generate one annotated OCR 1.0 page (a pure function of config and rng state)."""
+    from synth.ocr1 import locate
     from synth.ocr1.layout import live_area
     from synth.ocr1.readback import read_regions
     from synth.ocr1.render import apply_realism, encode, open_page, rasterize
@@ -73,8 +74,10 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
     photo = bool(rng.random() < cfg.photo_prob)
     img, mapper = apply_realism(img, rng, scan, photo)
     W, H = img.size
+    # Drawn after the looks, so the pixels do not depend on how many are asked.
+    queries = locate.queries(page, plan.lang, rng, cfg.locate_queries) if cfg.locate_queries else []
 
-    # One batched mapping for every box: regions, then lines, then words, then the live area.
+    # One batched mapping for every box: regions, lines, words, located phrases, the live area.
     lx0, ly0, lx1, ly1 = live_area(plan)
     extent = np.asarray([(lx0, plan.page_h - ly1, lx1, plan.page_h - ly0)] + [r.box for r in regions], dtype=float)
     # Regions too: CJK lines may hang a closing full stop past the column edge.
@@ -82,12 +85,14 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
     boxes = [r.box for r in regions]
     boxes += [b for r in regions for _t, b in r.lines]
     boxes += [b for r in regions for _t, b in r.words]
+    boxes += [b for q in queries for b in q.boxes]
     boxes.append(live_pts)
     binned = _bin_boxes(np.asarray(boxes, dtype=float) * scale, mapper, W, H)
     it = iter(binned)
     out_regions = [Region(r.label, next(it), r.content) for r in regions]
     out_lines = [Line(t, next(it)) for r in regions for t, _b in r.lines]
     words = [[t, list(next(it))] for r in regions for t, _b in r.words]
+    located = [{"text": q.text, "boxes": [list(next(it)) for _b in q.boxes]} for q in queries]
     live = list(next(it))
 
     text = "\n\n".join(r.plain for r in regions if r.plain)
@@ -104,6 +109,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
         "live_box": live,
         "unassigned_words": orphans,
         "words": words,
+        "locate": located,
     }
     image = encode(img, cfg.image_format, cfg.jpeg_quality, cfg.png_compress_level)
     return Sample(family="ocr1", image=image, image_format=cfg.image_format, width=W, height=H,

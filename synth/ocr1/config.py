@@ -71,6 +71,9 @@ class Config:
     equation_number_prob: probability that a display equation is numbered, ``(7)`` or
       ``(3.2)`` set as text flush right on its middle line; the markdown writes
       ``\\[ latex \\tag{7} \\]``, read back from the PDF's words.
+    locate_queries: text-location records per page (task ``ocr1.locate``): a phrase
+      printed on the page (1-4 words, 2-8 ideographs) and the box of every place it is
+      printed, from the PDF's characters (``synth.ocr1.locate``); 0 for none.
     """
 
     long_side: int = 1024
@@ -111,6 +114,7 @@ class Config:
     inline_math_prob: float = 0.2
     watermark_prob: float = 0.05
     equation_number_prob: float = 0.5
+    locate_queries: int = 1
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.
@@ -158,6 +162,8 @@ def validate(cfg: Config) -> None:
         bad("chart_pool", "an int in 1..10000")
     if not 1 <= cfg.equation_pool <= 100_000:
         bad("equation_pool", "an int in 1..100000")
+    if not 0 <= cfg.locate_queries <= 10:
+        bad("locate_queries", "an int in 0..10")
     if not 0.3 <= cfg.fill <= 3.0:
         bad("fill", "a float in [0.3, 3.0]")
 

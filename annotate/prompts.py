@@ -1,13 +1,19 @@
-"""The prompts of DESIGN.md §2, and the task names records carry."""
+"""The prompts of DESIGN.md §2, and the task names records carry.
+
+Where DESIGN.md names no prompt, the reference model's README does: line grounding is its
+"other image" prompt (``<|grounding|>OCR this image.``, text lines with boxes), captions its
+"general" one, text location its "rec" one; a model trained here answers the prompts its
+users already type.
+"""
 
 IMAGE = "<image>"
 GROUNDING = "<|grounding|>"
 
 GROUNDED_MARKDOWN = "<image>\n<|grounding|>Convert the document to markdown."
 FREE_OCR = "<image>\nFree OCR."
-LINE_GROUNDING = "<image>\n<|grounding|>OCR this image with line boxes."
+LINE_GROUNDING = "<image>\n<|grounding|>OCR this image."
 PARSE_FIGURE = "<image>\nParse the figure."
-CAPTION = "<image>\nDescribe this image."
+CAPTION = "<image>\nDescribe this image in detail."
 
 
 def locate(ref: str) -> str:

@@ -20,7 +20,8 @@ def test_occurrences_are_whole_words_in_english_and_substrings_in_chinese():
     def run(text: str, x0: float = 0.0, y0: float = 0.0):
         return text, [(x0 + 5.0 * i, y0, x0 + 5.0 * i + 5.0, y0 + 10.0) for i in range(len(text))]
 
-    runs = [run("the other theme, the end"), run("bathe the", y0=20.0), run("先天下之忧而忧", y0=40.0)]
+    runs = [run("the other theme, the end"), run("bathe the", y0=20.0), run("先天下之忧而忧", y0=40.0),
+            run("of the-", y0=60.0)]  # "the-": a word hyphenated over the line end, not "the"
     boxes = locate.occurrences("the", runs, whole_words=True)
     assert boxes == [(0.0, 0.0, 15.0, 10.0), (85.0, 0.0, 100.0, 10.0), (30.0, 20.0, 45.0, 30.0)]
     assert locate.occurrences("忧", runs, whole_words=False) == [(20.0, 40.0, 25.0, 50.0), (30.0, 40.0, 35.0, 50.0)]
@@ -33,7 +34,8 @@ def test_every_box_holds_its_phrase_and_every_printing_is_boxed(lang):
     for seed in range(4):
         pdf, plan, _drawn = render_pdf(_cfg(lang), np.random.default_rng(seed))
         page = open_page(pdf)
-        queries = locate.queries(page, lang, np.random.default_rng(100 + seed), 3)
+        text = generate(_cfg(lang), np.random.default_rng(seed)).text
+        queries = locate.queries(page, lang, np.random.default_rng(100 + seed), 3, text)
         assert queries
         runs = locate.runs(page)
         for q in queries:

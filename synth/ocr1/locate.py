@@ -10,6 +10,7 @@ before or after it), in Chinese as a substring. A phrase printed more than
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,14 +85,17 @@ def _phrase_zh(rng: np.random.Generator, text: str) -> str | None:
 
 
 def occurrences(phrase: str, page_runs, whole_words: bool) -> list[tuple[float, float, float, float]]:
-    """The box of every place ``phrase`` is printed within one run, in page order."""
+    """The box of every place ``phrase`` is printed within one run, in page order. Whole
+    words end before a letter, a digit, or a hyphen that ends the run (a word hyphenated
+    over the line end goes on)."""
     boxes = []
     for text, char_boxes in page_runs:
         at = text.find(phrase)
         while at >= 0:
             end = at + len(phrase)
             bounded = not whole_words or ((at == 0 or not text[at - 1].isalnum())
-                                          and (end == len(text) or not text[end].isalnum()))
+                                          and (end == len(text) or not text[end].isalnum())
+                                          and text[end:] != "-")
             if bounded:
                 a = np.asarray(char_boxes[at:end], dtype=float)
                 boxes.append((float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())))
@@ -99,9 +103,17 @@ def occurrences(phrase: str, page_runs, whole_words: bool) -> list[tuple[float, 
     return boxes
 
 
-def queries(page, lang: str, rng: np.random.Generator, n: int, tries: int = 4) -> list[Query]:
+def _in_text(phrase: str, text: str, whole_words: bool) -> bool:
+    if not whole_words:
+        return phrase in text
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+
+
+def queries(page, lang: str, rng: np.random.Generator, n: int, text: str, tries: int = 4) -> list[Query]:
     """Up to ``n`` distinct phrases of the page with their boxes; a draw that gives no phrase,
-    or one printed more than ``MAX_OCCURRENCES`` times, is drawn again up to ``tries`` times."""
+    one that is not in the page's ``text`` as it is read (a piece of a word hyphenated over
+    a line end is not), or one printed more than ``MAX_OCCURRENCES`` times, is drawn again,
+    up to ``tries`` times a phrase."""
     page_runs = runs(page)
     if lang == "zh":
         candidates = [r for r in page_runs if sum(_ideograph(c) for c in r[0]) >= 2]
@@ -111,9 +123,9 @@ def queries(page, lang: str, rng: np.random.Generator, n: int, tries: int = 4) -
     for _ in range(n * tries):
         if len(out) == n or not candidates:
             break
-        text = candidates[int(rng.integers(len(candidates)))][0]
-        phrase = _phrase_zh(rng, text) if lang == "zh" else _phrase_en(rng, text)
-        if phrase is None or any(q.text == phrase for q in out):
+        line = candidates[int(rng.integers(len(candidates)))][0]
+        phrase = _phrase_zh(rng, line) if lang == "zh" else _phrase_en(rng, line)
+        if phrase is None or any(q.text == phrase for q in out) or not _in_text(phrase, text, lang != "zh"):
             continue
         boxes = occurrences(phrase, page_runs, whole_words=lang != "zh")
         if 1 <= len(boxes) <= MAX_OCCURRENCES:

@@ -100,6 +100,7 @@ class _PageFeatures:
         self._count("look", "photo" if realism.get("photo") else "scan" if realism.get("scan") else "clean")
         self._count("inner_page", bool(truth.get("inner_page")))
         self._count("watermark", truth.get("watermark") is not None)
+        self._count("hyphenated", bool(truth.get("hyphenated")))
         n = (row.get("text") or "").count("\\( ")
         self._count("inline_math", n > 0)
         self.formulas += n

@@ -74,8 +74,9 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
     photo = bool(rng.random() < cfg.photo_prob)
     img, mapper = apply_realism(img, rng, scan, photo)
     W, H = img.size
+    text = "\n\n".join(r.plain for r in regions if r.plain)
     # Drawn after the looks, so the pixels do not depend on how many are asked.
-    queries = locate.queries(page, plan.lang, rng, cfg.locate_queries) if cfg.locate_queries else []
+    queries = locate.queries(page, plan.lang, rng, cfg.locate_queries, text) if cfg.locate_queries else []
 
     # One batched mapping for every box: regions, lines, words, located phrases, the live area.
     lx0, ly0, lx1, ly1 = live_area(plan)
@@ -95,12 +96,12 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
     located = [{"text": q.text, "boxes": [list(next(it)) for _b in q.boxes]} for q in queries]
     live = list(next(it))
 
-    text = "\n\n".join(r.plain for r in regions if r.plain)
     truth = {
         "page": {"size": plan.page_name, "landscape": plan.landscape,
                  "width_pt": round(plan.page_w, 2), "height_pt": round(plan.page_h, 2)},
         "columns": plan.columns,
         "inner_page": plan.inner_page,
+        "hyphenated": plan.hyphenated,
         "watermark": plan.watermark.text if plan.watermark is not None else None,
         "font": plan.family,
         "font_size": round(plan.font_size, 2),

@@ -74,6 +74,10 @@ class Config:
     locate_queries: text-location records per page (task ``ocr1.locate``): a phrase
       printed on the page (1-4 words, 2-8 ideographs) and the box of every place it is
       printed, from the PDF's characters (``synth.ocr1.locate``); 0 for none.
+    hyphenate_prob: probability that an English page hyphenates its body text, lists,
+      captions and footnotes at line ends, as LaTeX does (reportlab with pyphen's en_US
+      patterns); grounded markdown and free OCR join the word again, line grounding keeps
+      the lines as printed.
     """
 
     long_side: int = 1024
@@ -115,6 +119,7 @@ class Config:
     watermark_prob: float = 0.05
     equation_number_prob: float = 0.5
     locate_queries: int = 1
+    hyphenate_prob: float = 0.4
 
     def __post_init__(self) -> None:
         # Recipes build the Config directly: fail at load time, not in a worker.

@@ -62,6 +62,7 @@ class PagePlan:
     footnote_height: float = 0.0
     inner_page: bool = False  # a page after the first: no title block, body opens mid-paragraph
     watermark: Any = None  # a synth.ocr1.watermark.Watermark drawn behind everything, or None
+    hyphenated: bool = False  # body text breaks words at line ends (pyphen's en_US patterns)
 
 
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -77,7 +78,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 class _Styles:
     """The paragraph styles of one page."""
 
-    def __init__(self, rng: np.random.Generator, faces: dict[str, str], fs: float, lang: str):
+    def __init__(self, rng: np.random.Generator, faces: dict[str, str], fs: float, lang: str,
+                 hyphenate: bool = False):
         lead = fs * _u(rng, 1.15, 1.4)
         wrap = "CJK" if lang == "zh" else None
         align = TA_JUSTIFY if rng.random() < 0.6 else TA_LEFT
@@ -85,7 +87,7 @@ class _Styles:
         self.fs = fs
         self.body = ParagraphStyle("body", fontName=faces["regular"], fontSize=fs, leading=lead,
                                    alignment=align, firstLineIndent=indent, spaceAfter=fs * 0.6,
-                                   wordWrap=wrap)
+                                   wordWrap=wrap, hyphenationLang="en_US" if hyphenate else "")
         self.item = ParagraphStyle("item", parent=self.body, firstLineIndent=0, spaceAfter=fs * 0.15)
         self.heading = ParagraphStyle("heading", fontName=faces["bold"], fontSize=fs * 1.2,
                                       leading=fs * 1.5, spaceBefore=fs * 0.6, spaceAfter=fs * 0.4,
@@ -553,13 +555,17 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     cols = _columns(rng, cfg, usable_w, fs)
     gutter = fs * _u(rng, 1.5, 3.0)
     col_w = (usable_w - (cols - 1) * gutter) / cols
-    st = _Styles(rng, faces, fs, lang)
+    # Switched off (or on Chinese pages), the option draws nothing.
+    hyphenate = lang == "en" and cfg.hyphenate_prob > 0 and bool(rng.random() < cfg.hyphenate_prob)
+    # Styles derived from the body's (lists, captions, footnotes...) copy its hyphenation.
+    st = _Styles(rng, faces, fs, lang, hyphenate)
     # Switched off, the option draws nothing: such recipes keep their earlier bytes.
     if cfg.accent_prob > 0 and rng.random() < cfg.accent_prob:
         accent = colors.HexColor(_ACCENTS[int(rng.integers(len(_ACCENTS)))])
         st.title.textColor = st.heading.textColor = accent
     plan = PagePlan(lang=lang, page_w=pw, page_h=ph, page_name=page_name, landscape=landscape,
-                    margins=(ml, mr, mt, mb), columns=cols, gutter=gutter, family=family, font_size=fs)
+                    margins=(ml, mr, mt, mb), columns=cols, gutter=gutter, family=family, font_size=fs,
+                    hyphenated=hyphenate)
 
     _decorations(rng, cfg, plan, faces, fs)
 

@@ -8,10 +8,14 @@ paragraph continued in the next column yields two records (two regions).
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from reportlab.graphics.shapes import Drawing
 from reportlab.platypus import Flowable, ListFlowable, Paragraph, Table
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def to_page(canvas, rect) -> tuple[float, float, float, float]:
@@ -66,8 +70,28 @@ class _Tracked:
         return {}
 
 
+def source_text(flowable) -> str:
+    """The plain text a flowable was given (markup tags dropped, entities decoded), through
+    list items and nested lists: what the read-back checks a hyphenated line end against."""
+    if isinstance(flowable, Paragraph):
+        return html.unescape(_TAG.sub("", flowable.text))
+    # ListItem and an unwrapped ListFlowable keep their flowables in _flowables (a
+    # ListFlowable drops it once laid out: TList reads it when built).
+    children = getattr(flowable, "_flowables", None) or []
+    return " ".join(source_text(f) for f in children)
+
+
 class TPara(_Tracked, Paragraph):
-    """A tracked Paragraph."""
+    """A tracked Paragraph; records its source text (see :func:`source_text`)."""
+
+    def split(self, availWidth, availHeight):  # noqa: N803
+        parts = super().split(availWidth, availHeight)
+        for p in parts:  # a continued part keeps the whole paragraph's text
+            p._ocr1_source = source_text(self) if not hasattr(self, "_ocr1_source") else self._ocr1_source
+        return parts
+
+    def extras(self, canvas, x0: float, y0: float) -> dict[str, Any]:
+        return {"source": getattr(self, "_ocr1_source", None) or source_text(self)}
 
 
 class TImage(_Tracked, Flowable):
@@ -108,9 +132,16 @@ class TDrawing(_Tracked, Flowable):
 
 
 class TList(_Tracked, ListFlowable):
-    """A tracked bulleted or numbered list, kept whole."""
+    """A tracked bulleted or numbered list, kept whole; records its items' source text."""
 
     splittable = False
+
+    def __init__(self, flowables, **kwargs):
+        self._ocr1_source = " ".join(source_text(f) for f in flowables)
+        super().__init__(flowables, **kwargs)
+
+    def extras(self, canvas, x0: float, y0: float) -> dict[str, Any]:
+        return {"source": self._ocr1_source}
 
 
 class TTable(_Tracked, Table):

@@ -23,6 +23,7 @@ TEXT_LABELS = ("title", "sub_title", "text", "table_caption", "image_caption", "
                "page_number", "footnote")
 # Region boxes of these labels are the drawn rectangles (they carry no PDF text).
 DRAWN_LABELS = ("image", "equation")
+_MATH = -1  # block number of the pseudo-words that stand for inline formulas
 
 
 @dataclass
@@ -38,9 +39,10 @@ class ReadRegion:
 
 
 def _join(parts: list[str], lang: str) -> str:
-    """Join word or line strings: spaces in English; in Chinese only next to Latin/digits."""
+    """Join word or line strings (empty ones skipped): spaces in English; in Chinese only
+    next to Latin/digits."""
     if lang != "zh":
-        return " ".join(parts)
+        return " ".join(p for p in parts if p)
     out = ""
     for p in parts:
         if out and (out[-1].isascii() and out[-1].isalnum() or p[:1].isascii() and p[:1].isalnum()):
@@ -85,6 +87,37 @@ def _group_lines(words: list[tuple], rotation: int = 0) -> list[list[tuple]]:
         else:
             groups.append([fw])
     return [[w for _f, w in sorted(g, key=lambda fw: fw[0][0])] for g in groups]
+
+
+def _dehyphenate(groups: list[list[tuple]], source: str | None) -> list[list[tuple]]:
+    """Visual lines of words with each word that hyphenation broke over a line end joined
+    again: the line's last word, less its hyphen, takes the next line's first word.
+
+    A line can also end in a hyphen the text has: a compound broken at its own hyphen
+    (``comma-`` / ``separated``, joined with the hyphen kept) or a word before a space
+    (``one-`` / ``to``, left apart). The page alone cannot tell these apart, so the
+    flowable's source text decides: pieces are joined only into one of its words. Lines
+    keep their count; a line whose only word moved up is left empty."""
+    if not source or len(groups) < 2:
+        return groups
+    words = set(source.split())
+    out = [list(g) for g in groups]
+    for i in range(len(out) - 1):
+        if not out[i] or not out[i + 1]:
+            continue
+        a, b = out[i][-1], out[i + 1][0]
+        head = a[4]
+        if a[5] == _MATH or b[5] == _MATH or len(head) < 2 or not head.endswith("-"):
+            continue
+        if head[:-1] + b[4] in words:  # hyphenated: "compu-" + "ting"
+            whole = head[:-1] + b[4]
+        elif head + b[4] in words:  # broken at its own hyphen: "comma-" + "separated"
+            whole = head + b[4]
+        else:  # a hyphen of the text before a space: "one-" + "to"
+            continue
+        out[i][-1] = (*a[:4], whole, *a[5:])
+        out[i + 1] = out[i + 1][1:]
+    return out
 
 
 def _line_texts(groups: list[list[tuple]], lang: str) -> list[tuple[str, tuple[float, float, float, float], float]]:
@@ -254,7 +287,6 @@ def _equation(rec: dict[str, Any], words: list[tuple], lang: str, H: float) -> R
                       [(number, _union([w[:4] for w in words]))], [(w[4], tuple(w[:4])) for w in words])
 
 
-_MATH = -1  # block number of the pseudo-words that stand for inline formulas
 
 
 def _inline_math_tokens(page, drawn: list[dict[str, Any]], emphasis: bool) -> list[tuple]:
@@ -366,22 +398,25 @@ def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float)
             continue
         groups = _group_lines(ws, int(tag.get("rotation", 0)))
         lines3 = _line_texts(groups, lang)
-        lines = [(t, b) for t, b, _x in lines3]
+        lines = [(t, b) for t, b, _x in lines3]  # line grounding: the lines as printed
         box = _union([w[:4] for w in ws])
+        # The text: words broken by hyphenation joined again (lines keep their place).
+        joined = _dehyphenate(groups, rec.get("source"))
+        texts3 = [(_join([w[4] for w in g], lang), b, x) for g, (_t, b, x) in zip(joined, lines3)]
         if label == "list":
-            md, plain_items = _list_items(lines3, bool(tag.get("numbered")), font_size, lang, tag.get("sub_marker"),
-                                          groups if tag.get("emphasis") else None)
+            md, plain_items = _list_items(texts3, bool(tag.get("numbered")), font_size, lang, tag.get("sub_marker"),
+                                          joined if tag.get("emphasis") else None)
             regions.append(ReadRegion(label, box, "\n".join(md), "\n".join(plain_items), lines, wl))
             continue
-        text = _join([t for t, _b in lines], lang)
+        text = _join([t for t, _b, _x in texts3], lang)
         if label == "title":
             content = f"# {text}"
         elif label == "sub_title":
             content = f"## {text}"
         elif label in ("table_caption", "image_caption"):
-            content = f"<center>{_emphasis_markdown(groups, lang) if tag.get('emphasis') else text}</center>"
+            content = f"<center>{_emphasis_markdown(joined, lang) if tag.get('emphasis') else text}</center>"
         elif tag.get("emphasis"):
-            content = _emphasis_markdown(groups, lang)
+            content = _emphasis_markdown(joined, lang)
         else:
             content = text
         regions.append(ReadRegion(label, box, content, text, lines, wl))

@@ -16,16 +16,13 @@ def _cfg(lang: str, **kw) -> Config:
     return Config(**{"langs": {lang: 1.0}, "image_format": "png", "locate_queries": 3, **kw})
 
 
-def test_occurrences_are_whole_words_in_english_and_substrings_in_chinese():
-    def run(text: str, x0: float = 0.0, y0: float = 0.0):
-        return text, [(x0 + 5.0 * i, y0, x0 + 5.0 * i + 5.0, y0 + 10.0) for i in range(len(text))]
-
-    runs = [run("the other theme, the end"), run("bathe the", y0=20.0), run("先天下之忧而忧", y0=40.0),
-            run("of the-", y0=60.0)]  # "the-": a word hyphenated over the line end, not "the"
-    boxes = locate.occurrences("the", runs, whole_words=True)
-    assert boxes == [(0.0, 0.0, 15.0, 10.0), (85.0, 0.0, 100.0, 10.0), (30.0, 20.0, 45.0, 30.0)]
-    assert locate.occurrences("忧", runs, whole_words=False) == [(20.0, 40.0, 25.0, 50.0), (30.0, 40.0, 35.0, 50.0)]
-    assert locate.occurrences("之忧而", runs, whole_words=False) == [(15.0, 40.0, 30.0, 50.0)]
+def test_matches_are_whole_words_in_english_and_substrings_in_chinese():
+    assert locate.matches("the", "the other theme, the end", whole_words=True) == [0, 17]
+    assert locate.matches("the", "bathe the", whole_words=True) == [6]
+    assert locate.matches("the", "of the-", whole_words=True) == []  # "the-" goes on over the line end
+    assert locate.matches("the", "the-art", whole_words=True) == [0]
+    assert locate.matches("忧", "先天下之忧而忧", whole_words=False) == [4, 6]
+    assert locate.matches("之忧而", "先天下之忧而忧", whole_words=False) == [3]
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -42,10 +39,10 @@ def test_every_box_holds_its_phrase_and_every_printing_is_boxed(lang):
             assert 1 <= len(q.boxes) <= locate.MAX_OCCURRENCES
             if lang == "zh":
                 assert 2 <= len(q.text) <= 8 and all(locate._ideograph(c) for c in q.text)
-                printed = sum(t.count(q.text) for t, _b in runs)
+                printed = sum(r.text.count(q.text) for r in runs)
             else:
                 assert 1 <= len(q.text.split(" ")) <= 4
-                printed = len(locate.occurrences(q.text, runs, whole_words=True))
+                printed = sum(len(locate.matches(q.text, r.text, whole_words=True)) for r in runs)
             assert len(q.boxes) == printed
             for box in q.boxes:  # the PDF's own text inside the box is the phrase
                 got = page.get_textbox(box)

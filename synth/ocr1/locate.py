@@ -1,9 +1,9 @@
 """Text-location queries on a rendered page (the reference model's "rec" task): a phrase
 printed on the page and the box of every place it is printed.
 
-Both come from the PDF's characters (``page.get_text("rawdict")``), not from the plan. A
-phrase is 1-4 whole words of an upright line in English, or 2-8 consecutive ideographs in
-Chinese. Every occurrence is found: in English as whole words (no letter or digit right
+Both come from the PDF's text (its spans, then the characters of the runs that hold the
+phrase), not from the plan. A phrase is 1-4 whole words of an upright line in English, or
+2-8 consecutive ideographs in Chinese. Every occurrence is found: in English as whole words (no letter or digit right
 before or after it), in Chinese as a substring. A phrase printed more than
 ``MAX_OCCURRENCES`` times, or across a gap (table cells, columns), is not asked.
 """
@@ -34,25 +34,50 @@ def _ideograph(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
-def runs(page) -> list[tuple[str, list[tuple[float, float, float, float]]]]:
-    """The page's upright runs of characters: (text, one box per character), each line cut
-    where two characters are farther apart than ``_GAP`` line heights."""
-    out = []
-    for block in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]:
+@dataclass
+class Run:
+    """Characters printed in a row without a wide gap: their text and the row's box."""
+
+    text: str
+    rect: tuple[float, float, float, float]
+
+
+def runs(page) -> list[Run]:
+    """The page's upright runs of text, from its spans (``get_text("dict")``): each line cut
+    where two spans are farther apart than ``_GAP`` line heights."""
+    out: list[Run] = []
+    for block in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]:
         for line in block.get("lines", ()):
             if tuple(line["dir"]) != (1.0, 0.0):
                 continue
-            text, boxes, prev = "", [], None
+            text, rect = "", None
             for span in line["spans"]:
-                for ch in span["chars"]:
-                    bb = tuple(float(v) for v in ch["bbox"])
-                    if prev is not None and bb[0] - prev[2] > _GAP * (bb[3] - bb[1]):
-                        out.append((text, boxes))
-                        text, boxes = "", []
-                    text, prev = text + ch["c"], bb
-                    boxes.append(bb)
-            out.append((text, boxes))
-    return [(t, b) for t, b in out if t.strip()]
+                bb = span["bbox"]
+                if rect is not None and bb[0] - rect[2] > _GAP * (bb[3] - bb[1]):
+                    out.append(Run(text, rect))
+                    text, rect = "", None
+                text += span["text"]
+                rect = tuple(bb) if rect is None else (min(rect[0], bb[0]), min(rect[1], bb[1]),
+                                                       max(rect[2], bb[2]), max(rect[3], bb[3]))
+            if rect is not None:
+                out.append(Run(text, rect))
+    return [r for r in out if r.text.strip()]
+
+
+def _char_boxes(page, run: Run) -> list[tuple[float, float, float, float]] | None:
+    """One box per character of ``run.text``, from the characters PyMuPDF reads inside the
+    run's box (``rawdict``, clipped there: the whole page's would cost more than the rest of
+    the search); None when they do not spell the run."""
+    x0, y0, x1, y1 = run.rect
+    chars = [(ch["c"], ch["bbox"])
+             for block in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_TEXT,
+                                        clip=pymupdf.Rect(x0 - 0.5, y0 - 0.5, x1 + 0.5, y1 + 0.5))["blocks"]
+             for line in block.get("lines", ()) if tuple(line["dir"]) == (1.0, 0.0)
+             for span in line["spans"] for ch in span["chars"]
+             if x0 - 0.5 <= (ch["bbox"][0] + ch["bbox"][2]) / 2 <= x1 + 0.5
+             and y0 - 0.5 <= (ch["bbox"][1] + ch["bbox"][3]) / 2 <= y1 + 0.5]
+    at = "".join(c for c, _b in chars).find(run.text)
+    return None if at < 0 else [tuple(b) for _c, b in chars[at:at + len(run.text)]]
 
 
 def _phrase_en(rng: np.random.Generator, text: str) -> str | None:
@@ -84,22 +109,36 @@ def _phrase_zh(rng: np.random.Generator, text: str) -> str | None:
     return run[start:start + k]
 
 
-def occurrences(phrase: str, page_runs, whole_words: bool) -> list[tuple[float, float, float, float]]:
-    """The box of every place ``phrase`` is printed within one run, in page order. Whole
-    words end before a letter, a digit, or a hyphen that ends the run (a word hyphenated
-    over the line end goes on)."""
+def matches(phrase: str, text: str, whole_words: bool) -> list[int]:
+    """Where ``phrase`` starts in ``text``: anywhere (Chinese), or as whole words, not
+    touching a letter or digit, nor a hyphen that ends the text (a word hyphenated over the
+    line end goes on)."""
+    out = []
+    at = text.find(phrase)
+    while at >= 0:
+        end = at + len(phrase)
+        if not whole_words or ((at == 0 or not text[at - 1].isalnum())
+                               and (end == len(text) or not text[end].isalnum()) and text[end:] != "-"):
+            out.append(at)
+        at = text.find(phrase, at + 1)
+    return out
+
+
+def occurrences(page, phrase: str, page_runs: list[Run],
+                whole_words: bool) -> list[tuple[float, float, float, float]] | None:
+    """The box of every place ``phrase`` is printed within one run, in page order (the
+    union of its characters' boxes); None when a run's characters cannot be read."""
     boxes = []
-    for text, char_boxes in page_runs:
-        at = text.find(phrase)
-        while at >= 0:
-            end = at + len(phrase)
-            bounded = not whole_words or ((at == 0 or not text[at - 1].isalnum())
-                                          and (end == len(text) or not text[end].isalnum())
-                                          and text[end:] != "-")
-            if bounded:
-                a = np.asarray(char_boxes[at:end], dtype=float)
-                boxes.append((float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())))
-            at = text.find(phrase, at + 1)
+    for run in page_runs:
+        starts = matches(phrase, run.text, whole_words)
+        if not starts:
+            continue
+        char_boxes = _char_boxes(page, run)
+        if char_boxes is None:
+            return None
+        for at in starts:
+            a = np.asarray(char_boxes[at:at + len(phrase)], dtype=float)
+            boxes.append((float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())))
     return boxes
 
 
@@ -116,18 +155,21 @@ def queries(page, lang: str, rng: np.random.Generator, n: int, text: str, tries:
     up to ``tries`` times a phrase."""
     page_runs = runs(page)
     if lang == "zh":
-        candidates = [r for r in page_runs if sum(_ideograph(c) for c in r[0]) >= 2]
+        candidates = [r.text for r in page_runs if sum(_ideograph(c) for c in r.text) >= 2]
     else:
-        candidates = [r for r in page_runs if any(c.isalpha() for c in r[0])]
+        candidates = [r.text for r in page_runs if any(c.isalpha() for c in r.text)]
+    whole = lang != "zh"
     out: list[Query] = []
     for _ in range(n * tries):
         if len(out) == n or not candidates:
             break
-        line = candidates[int(rng.integers(len(candidates)))][0]
+        line = candidates[int(rng.integers(len(candidates)))]
         phrase = _phrase_zh(rng, line) if lang == "zh" else _phrase_en(rng, line)
-        if phrase is None or any(q.text == phrase for q in out) or not _in_text(phrase, text, lang != "zh"):
+        if phrase is None or any(q.text == phrase for q in out) or not _in_text(phrase, text, whole):
             continue
-        boxes = occurrences(phrase, page_runs, whole_words=lang != "zh")
-        if 1 <= len(boxes) <= MAX_OCCURRENCES:
-            out.append(Query(phrase, boxes))
+        # Counted from the text first: boxes are only read for phrases that will be asked.
+        if 1 <= sum(len(matches(phrase, r.text, whole)) for r in page_runs) <= MAX_OCCURRENCES:
+            boxes = occurrences(page, phrase, page_runs, whole)
+            if boxes:
+                out.append(Query(phrase, boxes))
     return out

@@ -173,6 +173,7 @@ class _Body:
         self.section = int(rng.integers(1, 6))
         self.n_table = self.n_figure = 0
         self.n_equation: int | None = None  # drawn at the first numbered equation
+        self.eq_by_section = False  # numbers like (3.2) rather than (7)
         # Average advance of a character, in em: Latin prose ~0.5, CJK ideographs 1.0.
         self.char_em = 1.0 if lang == "zh" else 0.5
 
@@ -483,11 +484,11 @@ class _Body:
         number = ""
         # Switched off, the option draws nothing: such recipes keep their earlier bytes.
         if self.cfg.equation_number_prob > 0 and self.rng.random() < self.cfg.equation_number_prob:
-            if self.n_equation is None:  # the page's document has numbered some equations already
-                self.n_equation = int(self.rng.integers(0, 20))
+            if self.n_equation is None:  # the page's document has numbered some equations already,
+                self.n_equation = int(self.rng.integers(0, 20))  # in one style throughout
+                self.eq_by_section = bool(self.rng.random() < 0.3)
             self.n_equation += 1
-            by_section = self.rng.random() < 0.3
-            number = f"({self.section}.{self.n_equation})" if by_section else f"({self.n_equation})"
+            number = f"({self.section}.{self.n_equation})" if self.eq_by_section else f"({self.n_equation})"
         # Chinese papers set the number in a Latin face too.
         font = "Times-Roman" if self.lang == "zh" else self.faces["regular"]
         # The image stays clear of the number on both sides, so it is centred in the column.

@@ -86,8 +86,9 @@ class TPara(_Tracked, Paragraph):
 
     def split(self, availWidth, availHeight):  # noqa: N803
         parts = super().split(availWidth, availHeight)
+        source = getattr(self, "_ocr1_source", None) or source_text(self)
         for p in parts:  # a continued part keeps the whole paragraph's text
-            p._ocr1_source = source_text(self) if not hasattr(self, "_ocr1_source") else self._ocr1_source
+            p._ocr1_source = source
         return parts
 
     def extras(self, canvas, x0: float, y0: float) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Every word comes from the rendered PDF (``page.get_text("words")``); the layout records
 only say which drawn flowable a word belongs to (its centre lies in the flowable's
 drawn rectangle). Text regions are measured as the union of their words' boxes; tables
-as their drawn grid plus words; images and equations as their drawn rectangle.
+as their drawn grid plus words; images as their drawn rectangle; equations as their
+image's rectangle plus their number's words. Code listings put each word on its line and
+column of the listing's character grid.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from synth.ocr1.fonts import NAMED_STYLES
 
 TEXT_LABELS = ("title", "sub_title", "text", "table_caption", "image_caption", "header", "footer",
                "page_number", "footnote")
-# Region boxes of these labels are the drawn rectangles (they carry no PDF text).
+# Region boxes of these labels are the drawn rectangles (an equation's widened to its
+# number, the only PDF text it may carry).
 DRAWN_LABELS = ("image", "equation")
 _MATH = -1  # block number of the pseudo-words that stand for inline formulas
 
@@ -282,11 +285,10 @@ def _equation(rec: dict[str, Any], words: list[tuple], lang: str, H: float) -> R
     if not words:
         return ReadRegion("equation", box, f"\\[ {latex} \\]", "")
     number = _join([w[4] for w in sorted(words, key=lambda w: w[0])], lang)
+    number_box = _union([w[:4] for w in words])
     tag = number[1:-1] if number.startswith("(") and number.endswith(")") else number
-    return ReadRegion("equation", _union([box] + [w[:4] for w in words]), f"\\[ {latex} \\tag{{{tag}}} \\]", number,
-                      [(number, _union([w[:4] for w in words]))], [(w[4], tuple(w[:4])) for w in words])
-
-
+    return ReadRegion("equation", _union([box, number_box]), f"\\[ {latex} \\tag{{{tag}}} \\]", number,
+                      [(number, number_box)], [(w[4], tuple(w[:4])) for w in words])
 
 
 def _inline_math_tokens(page, drawn: list[dict[str, Any]], emphasis: bool) -> list[tuple]:

@@ -76,3 +76,8 @@ def test_queries_leave_the_image_and_other_records_alone():
     assert a.image == b.image and a.text == b.text and a.truth["locate"] == []
     assert [r.target for r in ann.records(a)] == [r.target for r in ann.records(b)][:3]
     assert len(ann.records(b)) == 3 + len(b.truth["locate"])
+
+
+def test_a_bad_query_count_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"locate_queries=11 is invalid; expected an int in 0\.\.10"):
+        Config(locate_queries=11)

@@ -73,7 +73,7 @@ class Config:
       ``\\[ latex \\tag{7} \\]``, read back from the PDF's words.
     locate_queries: text-location records per page (task ``ocr1.locate``): a phrase
       printed on the page (1-4 words, 2-8 ideographs) and the box of every place it is
-      printed, from the PDF's characters (``synth.ocr1.locate``); 0 for none.
+      printed, read from the PDF's text (``synth.ocr1.locate``); 0 for none.
     hyphenate_prob: probability that an English page hyphenates its body text, lists,
       captions and footnotes at line ends, as LaTeX does (reportlab with pyphen's en_US
       patterns); grounded markdown and free OCR join the word again, line grounding keeps

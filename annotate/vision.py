@@ -4,8 +4,12 @@ Records of a scene (``synth.vision``):
 - one grounding record per truth query: prompt ``prompts.locate(ref)``, task
   ``prompts.TASK_VISION_GROUND``, target ``prompts.det(ref, boxes)`` with the boxes of
   *all* objects the query matches, in drawing order;
-- one caption record: prompt ``prompts.CAPTION``, task ``prompts.TASK_VISION_CAPTION``,
-  target the templated caption.
+- when the scene shows words and none is hidden in part, one OCR record: prompt
+  ``prompts.LINE_GROUNDING`` (the reference's ``<|grounding|>OCR this image.``), task
+  ``prompts.TASK_VISION_OCR``, target one ``<|ref|>word<|/ref|><|det|>[[box]]<|/det|>``
+  line per word, top to bottom (:func:`ocr_target`);
+- last, one caption record: prompt ``prompts.CAPTION``, task
+  ``prompts.TASK_VISION_CAPTION``, target the templated caption.
 """
 
 from __future__ import annotations
@@ -35,10 +39,24 @@ def records(sample: Sample) -> list[Record]:
     for q in sample.truth.get("queries", []):
         boxes = [objs[i]["box"] for i in q["objects"]]
         out.append(Record(prompts.TASK_VISION_GROUND, prompts.locate(q["ref"]), prompts.det(q["ref"], boxes)))
+    target = ocr_target(objs)
+    if target is not None:
+        out.append(Record(prompts.TASK_VISION_OCR, prompts.LINE_GROUNDING, target))
     caption = sample.truth.get("caption", "")
     if caption:
         out.append(Record(prompts.TASK_VISION_CAPTION, prompts.CAPTION, caption))
     return out
+
+
+def ocr_target(objs: list[dict]) -> str | None:
+    """The scene's words as text lines with boxes, top to bottom (then left to right); None
+    when it shows no word, or when an object covers part of one: what a partly hidden word
+    reads as is not clear, so such a scene asks no OCR."""
+    words = [o for o in objs if o.get("word")]
+    if not words or any(o["visible"] < 1.0 for o in words):
+        return None
+    words.sort(key=lambda o: (o["box"][1], o["box"][0]))
+    return "\n".join(prompts.det(o["word"], [o["box"]]) for o in words)
 
 
 def parse_det(target: str) -> tuple[str, list[list[int]]] | None:
@@ -74,11 +92,15 @@ def check(row: dict[str, Any]) -> list[str]:
         if list(reg["box"]) != list(obj["box"]):
             problems.append(f"region {i} box {reg['box']} differs from truth object box {obj['box']}")
     queries = {q["ref"]: q for q in truth.get("queries", [])}
-    n_ground = n_caption = 0
+    n_ground = n_caption = n_ocr = 0
     for rec in row.get("records") or []:
         if rec["task"] == prompts.TASK_VISION_GROUND:
             n_ground += 1
             problems.extend(_check_grounding(rec, queries, objs))
+        elif rec["task"] == prompts.TASK_VISION_OCR:
+            n_ocr += 1
+            if rec["prompt"] != prompts.LINE_GROUNDING or rec["target"] != ocr_target(objs):
+                problems.append("OCR record differs from the scene's fully visible words and their boxes")
         elif rec["task"] == prompts.TASK_VISION_CAPTION:
             n_caption += 1
             if rec["prompt"] != prompts.CAPTION:
@@ -92,6 +114,8 @@ def check(row: dict[str, Any]) -> list[str]:
         problems.append("scene has objects but no grounding record")
     if n_caption != 1:
         problems.append(f"expected one caption record, found {n_caption}")
+    if n_ocr != (ocr_target(objs) is not None):
+        problems.append(f"expected {int(ocr_target(objs) is not None)} OCR record, found {n_ocr}")
     problems.extend(row_image_problems(row))
     return problems
 

@@ -89,6 +89,33 @@ def test_check_catches_wrong_targets(rows):
     assert ann.check(bad_region)
 
 
+def test_scenes_with_whole_words_are_read_as_text_lines():
+    """An OCR record exactly when every word in the scene is fully visible: each word once,
+    top to bottom, with its object's box; check() catches a changed one."""
+    asked = skipped = 0
+    for seed in range(60):
+        row = _row(seed)
+        objs = row_truth(row)["objects"]
+        words = [o for o in objs if o["word"]]
+        ocr = [r for r in row["records"] if r["task"] == prompts.TASK_VISION_OCR]
+        if words and all(o["visible"] == 1.0 for o in words):
+            assert len(ocr) == 1 and ocr[0]["prompt"] == "<image>\n<|grounding|>OCR this image."
+            lines = ocr[0]["target"].split("\n")
+            parsed = [ann.parse_det(ln) for ln in lines]
+            assert sorted(ref for ref, _b in parsed) == sorted(o["word"] for o in words)
+            assert [b[0][1] for _r, b in parsed] == sorted(b[0][1] for _r, b in parsed)
+            for ref, boxes in parsed:
+                assert [list(boxes[0])] in [[o["box"]] for o in words if o["word"] == ref]
+            broken = dict(row, records=[dict(r, target=r["target"].replace(parsed[0][0], parsed[0][0] + "x"))
+                                        if r["task"] == prompts.TASK_VISION_OCR else r for r in row["records"]])
+            assert any("OCR record" in p for p in ann.check(broken))
+            asked += 1
+        else:
+            assert not ocr
+            skipped += bool(words)
+    assert asked >= 10 and skipped >= 2, (asked, skipped)
+
+
 def test_relational_queries_follow_the_boxes():
     """'the circle left of the red star': the anchor is unique, and the targets are exactly
     the objects of that kind whose box centre lies wholly past the anchor's box on that

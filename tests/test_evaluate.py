@@ -95,3 +95,27 @@ def test_valid_vision_tokens_leave_out_the_letterbox():
     # Gundam: every tile token counts, the global view like Base.
     assert valid_vision_tokens("gundam", enc, *a4, grid=(2, 3)) == 6 * 100 + 181
     assert valid_vision_tokens("gundam_m", enc, *a4, grid=(2, 3)) == 6 * 256 + -(-400 * 1240 // 1754)
+
+
+def test_several_modes_share_one_decoded_held_out_set(mixed, monkeypatch):
+    """held_out reads and decodes the examples once; each mode's report keeps its own
+    predictions (the fake model answers exactly in base and with nothing in tiny)."""
+    import train.evaluate as ev
+    import train.generate
+
+    run = SimpleNamespace(tok=train_tokenizer(iter_texts(mixed), vocab_size=500), enc_cfg=get_config("tiny").encoder)
+    decoded = []
+    real_decode = ev.decode_image
+    monkeypatch.setattr(ev, "decode_image", lambda cell: decoded.append(1) or real_decode(cell))
+    data = ev.held_out(run, mixed, ["ocr1.free_ocr"], limit=4)
+    assert len(data.examples) == len(data.images) == len(decoded) == 4
+    answers = {e["prompt"] + e["target"]: e["target"] for e in data.examples}
+    monkeypatch.setattr(train.generate, "generate", lambda run_, images, prompts, mode, *a, **k:
+                        [t if mode == "base" else "" for t in (answers[p + e["target"]]
+                                                               for p, e in zip(prompts, data.examples))])
+    base, tiny = (evaluate(run, mixed, m, data=data) for m in ("base", "tiny"))
+    assert len(decoded) == 4  # not decoded again per mode
+    assert base["text"]["precision"] == 1.0 and tiny["text"]["precision"] == 0.0
+    assert all(e["prediction"] == e["target"] for e in base["examples"])
+    assert all(e["prediction"] == "" for e in tiny["examples"])
+    assert all("prediction" not in e for e in data.examples)

@@ -18,6 +18,7 @@ import json
 import math
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -148,26 +149,51 @@ def collect(shards: ShardSet, tasks: list[str], limit: int) -> list[dict[str, An
     return out
 
 
+@dataclass
+class HeldOut:
+    """What :func:`evaluate` scores: the examples, their references' token ids and their
+    decoded images (None for text-only). They do not depend on the mode, so a run
+    evaluated in several modes reads and decodes them once."""
+
+    examples: list[dict[str, Any]]
+    target_ids: list[Any]
+    images: list[Any]
+    text_tokens: tuple[int, int] | None = None  # the reference-length filter they passed
+
+
+def held_out(run: Any, shards: ShardSet, tasks: list[str] | None = None, limit: int = 0,
+             text_tokens: tuple[int, int] | None = None) -> HeldOut:
+    """The held-out examples of ``shards`` (only ``tasks`` when given), their references
+    tokenised with the run's tokenizer and their images decoded. ``text_tokens`` = (lo, hi)
+    keeps only references of lo..hi tokens (the Fox benchmark's pages hold 600-1300);
+    ``limit`` then counts the examples kept."""
+    examples = collect(shards, list(tasks or []), 0 if text_tokens else limit)
+    target_ids = run.tok.encode_batch([e["target"] for e in examples]) if examples else []
+    if text_tokens:
+        lo, hi = text_tokens
+        kept = [(e, ids) for e, ids in zip(examples, target_ids) if lo <= len(ids) <= hi]
+        kept = kept[:limit] if limit else kept
+        examples, target_ids = [e for e, _ in kept], [ids for _, ids in kept]
+    images = [decode_image(shards.cell(e["shard"], e["row"], "image")) for e in examples]
+    return HeldOut(examples, target_ids, images, text_tokens)
+
+
 def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = None, limit: int = 0,
              max_new_tokens: int = 1024, batch_size: int = 8, token_bucket: int = 100,
              ratio_bucket: float = 2.0, keep_examples: int = 20,
-             text_tokens: tuple[int, int] | None = None) -> dict[str, Any]:
+             text_tokens: tuple[int, int] | None = None, data: HeldOut | None = None) -> dict[str, Any]:
     """Generate on held-out examples and score them; returns the report dict.
 
-    ``text_tokens`` = (lo, hi) keeps only references of lo..hi tokens (the Fox benchmark's
-    pages hold 600-1300); ``limit`` then counts the examples kept.
+    The examples are ``data`` when given (see :func:`held_out`, which ``tasks``, ``limit``
+    and ``text_tokens`` are passed to otherwise).
     """
     from train.generate import generate
     from train.model.vision_inputs import tiling
 
-    examples = collect(shards, list(tasks or []), 0 if text_tokens else limit)
-    target_lens = run.tok.encode_batch([e["target"] for e in examples]) if examples else []
-    if text_tokens:
-        lo, hi = text_tokens
-        kept = [(e, ids) for e, ids in zip(examples, target_lens) if lo <= len(ids) <= hi]
-        kept = kept[:limit] if limit else kept
-        examples, target_lens = [e for e, _ in kept], [ids for _, ids in kept]
-    images = [decode_image(shards.cell(e["shard"], e["row"], "image")) for e in examples]
+    data = data if data is not None else held_out(run, shards, tasks, limit, text_tokens)
+    # Each report holds its own copies: predictions and scores are written into them.
+    examples = [dict(e) for e in data.examples]
+    target_lens, images = data.target_ids, data.images
     preds = generate(run, images, [e["prompt"] for e in examples], mode, max_new_tokens,
                      batch_size=batch_size) if examples else []
     scorers: dict[str, tuple[Callable | None, str]] = {}
@@ -207,7 +233,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         families[fam] = {"skipped": why} if fn is None else {"n": len(per_family[fam]), **_mean_dicts(per_family[fam])}
     return {
         "mode": mode,
-        "text_tokens_filter": list(text_tokens) if text_tokens else None,
+        "text_tokens_filter": list(data.text_tokens) if data.text_tokens else None,
         "n_examples": len(examples),
         "text": _summarise(text_items),
         "by_task": {k: _summarise(v) for k, v in sorted(by_task.items())},
@@ -285,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     run = load_run(a.run, a.checkpoint, a.device)
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
     shards = ShardSet(a.data)
-    reports = [evaluate(run, shards, m, a.tasks, a.limit, a.max_new_tokens, a.batch_size, a.token_bucket,
-                        a.ratio_bucket, text_tokens=tuple(a.text_tokens) if a.text_tokens else None) for m in modes]
+    data = held_out(run, shards, a.tasks, a.limit, tuple(a.text_tokens) if a.text_tokens else None)
+    reports = [evaluate(run, shards, m, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
+                        token_bucket=a.token_bucket, ratio_bucket=a.ratio_bucket, data=data) for m in modes]
     out = Path(a.out)
     plot_precision(reports, out.with_suffix(".png"))
     for r in reports:

@@ -17,7 +17,7 @@ from train.tokenizer import IGNORE_INDEX, train_tokenizer
 STEPS = 3
 # Grounding + caption on rank 0, a text-only passage + a long caption on rank 1: different
 # lengths and target-token counts per rank (the token weighting must hold), image and no image.
-GLOBAL = [0, 2, 3, 11]
+GLOBAL = [0, 2, 3, 12]
 
 
 def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int,

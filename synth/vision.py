@@ -77,6 +77,9 @@ class Config:
     negative_prob: probability of one more query for something the scene does not hold (a
       shape or icon kind in a colour no object has): its target lists no box, so a model
       learns to answer an absent object with an empty list instead of a guess.
+    word_tilt_prob: probability that a word is drawn tilted, by up to ``max_word_tilt``
+      degrees either way, as text in scenes often is (its box bounds the tilted pixels).
+    max_word_tilt: largest tilt of a word in degrees (0-60).
     jpeg_quality: JPEG quality of the stored image (1-95).
     """
 
@@ -95,6 +98,8 @@ class Config:
     max_queries: int = 3
     relation_prob: float = 0.3
     negative_prob: float = 0.2
+    word_tilt_prob: float = 0.3
+    max_word_tilt: float = 35.0
     jpeg_quality: int = JPEG_QUALITY
 
     def __post_init__(self) -> None:
@@ -119,6 +124,8 @@ def _validate(cfg: Config) -> dict[str, float]:
         raise ValueError(f"vision max_queries={cfg.max_queries}, placement_attempts={cfg.placement_attempts}: both must be >= 1")
     if not 1 <= cfg.jpeg_quality <= 95:
         raise ValueError(f"vision jpeg_quality={cfg.jpeg_quality}: must be in 1..95")
+    if not 0 <= cfg.max_word_tilt <= 60:
+        raise ValueError(f"vision max_word_tilt={cfg.max_word_tilt}: must be in 0..60 degrees")
     weights = cfg.background_weights
     unknown = set(weights) - set(_BACKGROUNDS)
     if unknown or sum(weights.values()) <= 0 or min(weights.values()) < 0:
@@ -327,6 +334,12 @@ def _word_mask(word: str, extent: float, rng: np.random.Generator) -> np.ndarray
     return np.asarray(img) >= 128
 
 
+def _tilted(mask: np.ndarray, degrees: float) -> np.ndarray:
+    """A mask turned counter-clockwise by ``degrees`` about its centre, grown to hold it."""
+    img = Image.fromarray(mask.astype(np.uint8) * 255, "L").rotate(degrees, resample=Image.BILINEAR, expand=True)
+    return np.asarray(img) >= 128
+
+
 # ---------------------------------------------------------------- backgrounds
 
 def _background(w: int, h: int, style: str, dark: bool, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
@@ -365,23 +378,30 @@ class _Obj:
     y: int
     mask: np.ndarray  # bool, local
     area: int
+    tilt: float = 0.0  # a word's counter-clockwise tilt in degrees
 
 
 def _pick(rng: np.random.Generator, seq):
     return seq[int(rng.integers(len(seq)))]
 
 
-def _new_object(cfg: Config, w: int, h: int, colours: list[str], rng: np.random.Generator) -> tuple[str, str, str, str, np.ndarray]:
+def _new_object(cfg: Config, w: int, h: int, colours: list[str],
+                rng: np.random.Generator) -> tuple[str, str, str, str, np.ndarray, float]:
     size = _pick(rng, list(SIZES))
     lo, hi = SIZES[size]
     extent = float(rng.uniform(lo, hi)) * min(w, h)
     colour = _pick(rng, colours)
     if rng.random() < cfg.word_prob:
         word = _pick(rng, _label_words())
-        return WORD, colour, size, word, _word_mask(word, extent, rng)
+        mask, tilt = _word_mask(word, extent, rng), 0.0
+        # Switched off, the option draws nothing: such recipes keep their earlier bytes.
+        if cfg.word_tilt_prob > 0 and rng.random() < cfg.word_tilt_prob:
+            tilt = round(float(rng.uniform(-cfg.max_word_tilt, cfg.max_word_tilt)), 1)
+            mask = _tilted(mask, tilt)
+        return WORD, colour, size, word, mask, tilt
     kinds = list(ICONS) if rng.random() < cfg.icon_prob else list(SHAPES)
     kind = _pick(rng, kinds)
-    return kind, colour, size, "", _shape_mask(kind, extent, rng)
+    return kind, colour, size, "", _shape_mask(kind, extent, rng), 0.0
 
 
 def _place(owner: np.ndarray, visible: list[int], objs: list[_Obj], mask: np.ndarray, x: int, y: int,
@@ -554,7 +574,7 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
     objs: list[_Obj] = []
     visible: list[int] = []
     for _ in range(int(rng.integers(config.min_objects, config.max_objects + 1))):
-        kind, colour, size, word, mask = _new_object(config, w, h, colours, rng)
+        kind, colour, size, word, mask, tilt = _new_object(config, w, h, colours, rng)
         mh, mw = mask.shape
         area = int(mask.sum())
         if mh >= h or mw >= w or area == 0:
@@ -562,7 +582,7 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
         for _attempt in range(config.placement_attempts):
             x, y = int(rng.integers(0, w - mw)), int(rng.integers(0, h - mh))
             if _place(owner, visible, objs, mask, x, y, config.min_visible):
-                objs.append(_Obj(kind, colour, size, word, x, y, mask, area))
+                objs.append(_Obj(kind, colour, size, word, x, y, mask, area, tilt))
                 visible.append(area)
                 canvas.paste(COLOURS[colour], (x, y), Image.fromarray(mask.astype(np.uint8) * 255, "L"))
                 break
@@ -573,7 +593,7 @@ def generate(config: Config, rng: np.random.Generator) -> Sample:
         ys, xs = np.nonzero(owner[o.y:o.y + mh, o.x:o.x + mw] == i + 1)
         box = box_to_bins((o.x + xs.min(), o.y + ys.min(), o.x + xs.max() + 1, o.y + ys.max() + 1), w, h)
         entry = {"kind": o.kind, "colour": o.colour, "size": o.size, "word": o.word, "box": list(box),
-                 "visible": round(visible[i] / o.area, 3)}
+                 "visible": round(visible[i] / o.area, 3), **({"tilt": o.tilt} if o.kind == WORD else {})}
         truth_objs.append(entry)
         attrs = {"kind": o.kind, "colour": o.colour, **({"word": o.word} if o.kind == WORD else {})}
         regions.append(Region(label=_phrase(attrs), box=box, text=o.word))

@@ -93,13 +93,14 @@ def check(row: dict[str, Any]) -> list[str]:
             problems.append(f"region {i} box {reg['box']} differs from truth object box {obj['box']}")
     queries = {q["ref"]: q for q in truth.get("queries", [])}
     n_ground = n_caption = n_ocr = 0
+    ocr = ocr_target(objs)
     for rec in row.get("records") or []:
         if rec["task"] == prompts.TASK_VISION_GROUND:
             n_ground += 1
             problems.extend(_check_grounding(rec, queries, objs))
         elif rec["task"] == prompts.TASK_VISION_OCR:
             n_ocr += 1
-            if rec["prompt"] != prompts.LINE_GROUNDING or rec["target"] != ocr_target(objs):
+            if rec["prompt"] != prompts.LINE_GROUNDING or rec["target"] != ocr:
                 problems.append("OCR record differs from the scene's fully visible words and their boxes")
         elif rec["task"] == prompts.TASK_VISION_CAPTION:
             n_caption += 1
@@ -114,8 +115,8 @@ def check(row: dict[str, Any]) -> list[str]:
         problems.append("scene has objects but no grounding record")
     if n_caption != 1:
         problems.append(f"expected one caption record, found {n_caption}")
-    if n_ocr != (ocr_target(objs) is not None):
-        problems.append(f"expected {int(ocr_target(objs) is not None)} OCR record, found {n_ocr}")
+    if n_ocr != (ocr is not None):
+        problems.append(f"expected {int(ocr is not None)} OCR record, found {n_ocr}")
     problems.extend(row_image_problems(row))
     return problems
 

@@ -22,7 +22,8 @@ def _cfg(lang: str, **kw) -> Config:
 
 def test_pools_hold_clean_dedented_listings():
     pools = code_sources.pools()
-    assert len(pools["python"]) > 1000 and len(pools["doctest"]) > 50, {k: len(v) for k, v in pools.items()}
+    sizes = {k: len(v) for k, v in pools.items()}
+    assert sizes["python"] > 1000 and sizes["doctest"] > 50 and sizes["c"] > 500, sizes
     for kind, pool in pools.items():
         assert [s.width for s in pool] == sorted(s.width for s in pool)
         for s in pool:
@@ -70,6 +71,21 @@ def test_colours_keep_every_character_in_its_column():
     assert docstrings > 5
     plain = code_block.colour_listing(("x = 1  # one",), None)
     assert plain == [[(0, "x = 1  # one", code_block.BLACK)]]
+    # C: every character in its column too, and a comment's inner lines in the comment colour.
+    comment = code_block.PALETTES[1]["comment"]
+    commented = 0
+    for s in code_sources.pools()["c"][::10]:
+        runs = code_block.colour_listing(s.lines, code_block.PALETTES[1], "c")
+        for line, segments in zip(s.lines, runs):
+            rebuilt = ""
+            for col, text, _rgb in segments:
+                rebuilt = rebuilt.ljust(col) + text
+            assert rebuilt == line
+        for i, line in enumerate(s.lines):
+            if line.lstrip().startswith("* ") and i and "/*" in "".join(s.lines[:i]) and "*/" not in "".join(s.lines[:i]):
+                assert all(rgb == comment for _c, _t, rgb in runs[i]), s.lines
+                commented += 1
+    assert commented > 5
 
 
 @pytest.mark.parametrize("lang,seeds", [("en", range(8)), ("zh", range(4))])
@@ -98,7 +114,7 @@ def test_listings_read_back_character_for_character(lang, seeds):
         s = generate(_cfg(lang), np.random.default_rng(seed))
         assert all(r.plain in s.text for r in read)
         assert ann.check(sample_to_row(f"t/code/{lang}/{seed}", s, ann.records(s))) == []
-    for what in ("python", "json", "indented", "blank line", "inner spaces"):
+    for what in ("python", "json", "c", "indented", "blank line", "inner spaces"):
         assert seen[what] > 0, seen
 
 

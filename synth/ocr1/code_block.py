@@ -21,24 +21,39 @@ BLACK = (0.0, 0.0, 0.0)
 # smaller size than this share of it is not drawn.
 MIN_SCALE = 0.8
 # Dark enough to stay ink on a blurred, low-contrast photo of a small listing: no colour
-# is lighter than grey 0.4 (a comment's), most are near 0.2.
+# is lighter than grey 0.3 (a comment's), most are near 0.2.
 PALETTES = (
-    {"keyword": (0.0, 0.15, 0.6), "string": (0.0, 0.38, 0.08), "comment": (0.4, 0.4, 0.4),
+    {"keyword": (0.0, 0.15, 0.6), "string": (0.0, 0.38, 0.08), "comment": (0.3, 0.3, 0.3),
      "number": (0.05, 0.25, 0.65), "constant": (0.42, 0.0, 0.42)},
-    {"keyword": (0.5, 0.05, 0.05), "string": (0.05, 0.33, 0.33), "comment": (0.32, 0.42, 0.32),
+    {"keyword": (0.5, 0.05, 0.05), "string": (0.05, 0.33, 0.33), "comment": (0.22, 0.32, 0.22),
      "number": (0.5, 0.25, 0.0), "constant": (0.5, 0.05, 0.05)},
 )
-_CONSTANTS = {"True", "False", "None", "self", "cls", "null", "true", "false"}
-_TOKEN = re.compile(r"(?P<comment>#.*)|(?P<string>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")"
-                    r"|(?P<word>[A-Za-z_]\w*)|(?P<number>\d+(?:\.\d+)?)")
+_CONSTANTS = {"True", "False", "None", "self", "cls", "null", "true", "false", "NULL"}
+_WORD_NUMBER = r"|(?P<word>[A-Za-z_]\w*)|(?P<number>\d+(?:\.\d+)?)"
+_STRINGS = r"(?P<string>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")"
+# Per language: the token pattern, its keywords, and the delimiters of blocks that may
+# span lines (Python's triple-quoted strings, C's comments) with the colour they take.
+_LANGS = {
+    "python": (re.compile(r"(?P<comment>#.*)|" + _STRINGS + _WORD_NUMBER), frozenset(keyword.kwlist),
+               (('"""', '"""'), ("'''", "'''")), "string"),
+    "json": (re.compile(_STRINGS + _WORD_NUMBER), frozenset(), (), "string"),
+    "c": (re.compile(r"(?P<comment>//.*|/\*.*?\*/)|(?P<keyword>#\s*[a-z]+)|" + _STRINGS + _WORD_NUMBER),
+          frozenset({"auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+                     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "return",
+                     "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned",
+                     "void", "volatile", "while"}),
+          (("/*", "*/"),), "comment"),
+}
+# The language each listing kind is coloured as.
+LANG_OF_KIND = {"python": "python", "doctest": "python", "json": "json", "c": "c"}
 
 
-def colour_runs(line: str, palette: dict[str, tuple[float, float, float]] | None,
-                json_like: bool = False, start: int = 0) -> list[tuple[int, str, tuple[float, float, float]]]:
+def colour_runs(line: str, palette: dict[str, tuple[float, float, float]] | None, lang: str = "python",
+                start: int = 0) -> list[tuple[int, str, tuple[float, float, float]]]:
     """A line as ``(column, text, rgb)`` segments, blanks at their ends dropped: keywords,
-    strings, comments, numbers and constants in the palette's colours, the rest black (the
-    whole line black without a palette). JSON has no comments: ``#`` stays black there.
-    ``start`` is the column of the line's first character."""
+    strings, comments, numbers and constants of ``lang`` ("python", "json" or "c") in the
+    palette's colours, the rest black (the whole line black without a palette). ``start``
+    is the column of the line's first character."""
     segments: list[tuple[int, str, tuple[float, float, float]]] = []
 
     def add(at: int, text: str, rgb) -> None:
@@ -49,14 +64,13 @@ def colour_runs(line: str, palette: dict[str, tuple[float, float, float]] | None
     if palette is None:
         add(0, line, BLACK)
         return segments
+    pattern, keywords, _blocks, _colour = _LANGS[lang]
     pos = 0
-    for m in _TOKEN.finditer(line):
+    for m in pattern.finditer(line):
         kind = m.lastgroup
         if kind == "word":
             word = m.group()
-            kind = "constant" if word in _CONSTANTS else "keyword" if keyword.iskeyword(word) else None
-        if kind == "comment" and json_like:
-            kind = None
+            kind = "constant" if word in _CONSTANTS else "keyword" if word in keywords else None
         if kind is None:
             continue
         add(pos, line[pos:m.start()], BLACK)
@@ -67,31 +81,32 @@ def colour_runs(line: str, palette: dict[str, tuple[float, float, float]] | None
 
 
 def colour_listing(lines: tuple[str, ...], palette: dict[str, tuple[float, float, float]] | None,
-                   json_like: bool = False) -> list[list[tuple[int, str, tuple[float, float, float]]]]:
-    """:func:`colour_runs` of every line, with Python's triple-quoted strings (docstrings)
-    in the string colour across the lines they span."""
+                   lang: str = "python") -> list[list[tuple[int, str, tuple[float, float, float]]]]:
+    """:func:`colour_runs` of every line, with blocks that span lines (Python's
+    triple-quoted strings, C's ``/* */`` comments) in their colour throughout."""
+    _pattern, _keywords, blocks, block_colour = _LANGS[lang]
     out = []
-    quote = None  # the triple quote an earlier line left open
+    close = None  # the delimiter that ends a block an earlier line left open
     for line in lines:
         segments: list[tuple[int, str, tuple[float, float, float]]] = []
         pos = 0
-        while palette is not None and not json_like:
+        while palette is not None and blocks:
             search = pos
-            if quote is None:
-                hits = [(line.find(q, pos), q) for q in ('"""', "'''") if line.find(q, pos) >= 0]
+            if close is None:
+                hits = [(line.find(o, pos), o, c) for o, c in blocks if line.find(o, pos) >= 0]
                 if not hits:
                     break
-                at, quote = min(hits)
-                segments += colour_runs(line[pos:at], palette, start=pos)
-                pos, search = at, at + 3  # past the opening quote
-            end = line.find(quote, search)
-            stop = len(line) if end < 0 else end + 3
-            segments += [(c, t, palette["string"]) for c, t, _rgb in colour_runs(line[pos:stop], None, start=pos)]
+                at, opener, close = min(hits)
+                segments += colour_runs(line[pos:at], palette, lang, start=pos)
+                pos, search = at, at + len(opener)  # past the opening delimiter
+            end = line.find(close, search)
+            stop = len(line) if end < 0 else end + len(close)
+            segments += [(c, t, palette[block_colour]) for c, t, _rgb in colour_runs(line[pos:stop], None, start=pos)]
             pos = stop
             if end < 0:
-                break  # still open: the next line goes on with the string
-            quote = None
-        segments += colour_runs(line[pos:], palette, json_like, start=pos)
+                break  # still open: the next line goes on inside the block
+            close = None
+        segments += colour_runs(line[pos:], palette, lang, start=pos)
         out.append(segments)
     return out
 
@@ -113,6 +128,6 @@ def make(rng: np.random.Generator, width: float, body_size: float) -> TCode | No
     size = min(body_size * float(rng.uniform(MIN_SCALE, 0.95)), text_w / (em * snippet.width))
     leading = size * float(rng.uniform(1.15, 1.35))
     palette = PALETTES[int(rng.integers(len(PALETTES)))] if rng.random() < 0.4 else None
-    runs = colour_listing(snippet.lines, palette, snippet.kind == "json")
+    runs = colour_listing(snippet.lines, palette, LANG_OF_KIND[snippet.kind])
     tag = {"label": "text", "group": 1, "code": snippet.kind, "code_lines": list(snippet.lines)}
     return TCode(runs, face, size, leading, em * size, width, pad, tag, fill=fill, border=border, rule=rule)

@@ -1,12 +1,14 @@
 """Code listings for OCR 1.0 pages, from what Python ships (nothing downloaded).
 
-Three kinds, each a tuple of lines (no tabs, ASCII, trailing spaces stripped):
+Four kinds, each a tuple of lines (no tabs, ASCII, trailing spaces stripped):
 - ``python``: a function or class from the source of a fixed list of pure-Python standard
   library modules, its first lines (at most ``MAX_LINES``), dedented;
 - ``doctest``: an interactive session (``>>>`` prompts and their output) from those
   modules' docstrings;
 - ``json``: a small JSON document drawn from the rng (keys from the English word list,
-  numbers, strings, booleans, null, nested objects and arrays), indented by 2 or 4.
+  numbers, strings, booleans, null, nested objects and arrays), indented by 2 or 4;
+- ``c``: a paragraph of C (declarations, macros, inline functions) from the header files
+  Python installs for building extensions (``sysconfig``'s include directory).
 
 The pools are read once per process and sorted, so a draw is a pure function of the rng
 on a given Python installation (a module the installation lacks is skipped).
@@ -18,6 +20,7 @@ import bisect
 import functools
 import importlib.util
 import json
+import os
 import re
 from dataclasses import dataclass
 
@@ -30,8 +33,8 @@ MODULES = ("textwrap", "heapq", "bisect", "fractions", "statistics", "shlex", "d
            "secrets", "tokenize", "typing", "uuid", "zipfile", "tarfile", "gettext", "mimetypes", "base64",
            "hmac", "graphlib", "numbers", "_pydecimal", "shutil", "tempfile", "configparser", "inspect", "ast",
            "pathlib", "urllib.parse", "email.utils", "http.cookies", "datetime", "collections")
-KINDS = ("python", "doctest", "json")
-KIND_WEIGHTS = (0.6, 0.2, 0.2)
+KINDS = ("python", "doctest", "json", "c")
+KIND_WEIGHTS = (0.5, 0.15, 0.15, 0.2)
 MIN_LINES, MAX_LINES = 3, 14
 _DEF = re.compile(r"( *)(?:async def|def|class) \w")
 _PRINTABLE = re.compile(r"[ -~]*")
@@ -105,10 +108,41 @@ def doctests(source: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
+_C_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def c_paragraphs(source: list[str]) -> list[tuple[str, ...]]:
+    """Every paragraph (lines between blank lines) of a C file, 3-``MAX_LINES`` lines long,
+    that holds 40 characters or more of code besides its comments."""
+    out, para = [], []
+    for line in source + [""]:
+        if line.strip():
+            para.append(line)
+            continue
+        code = "".join(_C_COMMENT.sub("", "\n".join(para)).split())
+        if len(para) <= MAX_LINES and len(code) >= 40:
+            block = _clean(para)
+            if block is not None:
+                out.append(block)
+        para = []
+    return out
+
+
+def _headers() -> list[str]:
+    """The C headers of the running Python's include directory, in a fixed order."""
+    import sysconfig
+
+    root = sysconfig.get_paths().get("include") or ""
+    if not os.path.isdir(root):
+        return []
+    return sorted(os.path.join(d, f) for d, _dirs, files in os.walk(root) for f in files if f.endswith(".h"))
+
+
 @functools.lru_cache(maxsize=1)
 def pools() -> dict[str, tuple[Snippet, ...]]:
-    """The python and doctest pools, each sorted by width (then by text) for bisecting."""
-    found: dict[str, set[tuple[str, ...]]] = {"python": set(), "doctest": set()}
+    """The python, doctest and c pools, each sorted by width (then by text) for bisecting.
+    The c pool is empty where Python was installed without its headers."""
+    found: dict[str, set[tuple[str, ...]]] = {"python": set(), "doctest": set(), "c": set()}
     for name in MODULES:
         spec = importlib.util.find_spec(name)
         origin = spec.origin if spec is not None else None
@@ -118,6 +152,9 @@ def pools() -> dict[str, tuple[Snippet, ...]]:
             source = f.read().expandtabs(4).splitlines()
         found["python"].update(definitions(source))
         found["doctest"].update(doctests(source))
+    for path in _headers():
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found["c"].update(c_paragraphs(f.read().expandtabs(4).splitlines()))
     return {kind: tuple(sorted((Snippet(kind, b) for b in blocks), key=lambda s: (s.width, s.lines)))
             for kind, blocks in found.items()}
 

@@ -163,7 +163,9 @@ def check(row: dict[str, Any]) -> list[str]:
     # 3x7 px "-" at contrast 20); words with a letter, digit or CJK character cannot.
     boxed = [("word", w[0], w[1]) for w in truth.get("words", [])
              if not degraded or any(ch.isalnum() for ch in w[0])]
-    boxed += [("line", ln["text"], ln["box"]) for ln in lines]
+    # So can a line of them: a code listing's lone "}" on such a page.
+    boxed += [("line", ln["text"], ln["box"]) for ln in lines
+              if not degraded or any(ch.isalnum() for ch in ln["text"])]
     boxed += [(f"region {r['label']}", r["text"][:30], r["box"]) for r in regions if r["text"].strip()]
     boxed += [("located phrase", q["text"], b) for q in located for b in q["boxes"]]
     off_ink = [(kind, text, box) for kind, text, box in boxed

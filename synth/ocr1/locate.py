@@ -16,6 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import pymupdf
 
+# The page's ideographs are those its Chinese text draws (content's test), and a box is
+# the read-back's union of character boxes.
+from synth.ocr1.content import _ideograph
+from synth.ocr1.readback import _union
+
 MAX_OCCURRENCES = 5
 # Consecutive characters farther apart than this share of the line height are in
 # different cells or columns: a phrase never spans such a gap.
@@ -28,10 +33,6 @@ class Query:
 
     text: str
     boxes: list[tuple[float, float, float, float]]
-
-
-def _ideograph(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
 @dataclass
@@ -137,8 +138,7 @@ def occurrences(page, phrase: str, page_runs: list[Run],
         if char_boxes is None:
             return None
         for at in starts:
-            a = np.asarray(char_boxes[at:at + len(phrase)], dtype=float)
-            boxes.append((float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())))
+            boxes.append(_union(char_boxes[at:at + len(phrase)]))
     return boxes
 
 

@@ -369,6 +369,41 @@ def test_left_and_right_padding_give_the_same_logits():
         torch.testing.assert_close(left[b, ids.shape[1] - n[b]:], right[b, :n[b]], atol=1e-4, rtol=1e-4)
 
 
+def test_host_side_check_gives_the_model_what_it_would_work_out_itself():
+    """The trainer checks a batch on the host and passes ``causal`` so a CUDA step never
+    waits for the device; the answer must be the model's own, and the model must use it."""
+    m = _model(seed=4)
+    ids, mask, vis, labels = _batch(m)
+    assert m.check_inputs(ids, mask, vis) is True
+    left_mask = torch.flip(mask, dims=[1])
+    assert m.check_inputs(torch.flip(ids, dims=[1]), left_mask, vis) is False
+    own, told = m(ids, mask, vis, labels=labels), m(ids, mask, vis, labels=labels, causal=True)
+    torch.testing.assert_close(told.logits, own.logits, atol=0, rtol=0)
+    # Told "causal" for a left-padded batch, the model skips the padding mask: what it is told is used.
+    left = m(torch.flip(ids, dims=[1]), left_mask, vis)
+    wrong = m(torch.flip(ids, dims=[1]), left_mask, vis, causal=True)
+    assert not torch.allclose(left.logits, wrong.logits)
+    short = ids.clone()
+    short[0, 1] = 5  # one image placeholder fewer than row 0's image needs
+    with pytest.raises(ValueError, match="row 0"):
+        m.check_inputs(short, mask, vis)
+
+
+def test_vision_tokens_land_on_placeholders_as_masked_scatter_puts_them():
+    """embed_inputs' gather (no data-dependent shapes in backward) against masked_scatter."""
+    m = _model(seed=5)
+    ids, _, vis, _ = _batch(m)
+    out = m.embed_inputs(ids, vis)
+    grads = torch.autograd.grad(out.square().sum(), list(m.encoder.clip.parameters()))
+    m.zero_grad()
+    ref_vis = torch.cat(m.encoder(vis))
+    ref = m.decoder.embed(ids).masked_scatter((ids == IMG)[..., None], ref_vis)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(m.encoder.clip.parameters()))
+    torch.testing.assert_close(out, ref, atol=0, rtol=0)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
 def test_freeze_for_stage2_keeps_sam_and_compressor_fixed():
     m = _model(seed=3)
     m.freeze_for_stage2()

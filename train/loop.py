@@ -70,6 +70,10 @@ class TrainArgs:
     compile: wrap the model in torch.compile.
     grad_checkpoint: recompute SAM, CLIP and decoder blocks in backward (activation memory
       for about one more forward pass).
+    cudnn_attention: let SDPA choose cuDNN's fused attention on CUDA. Off by default:
+      cuDNN builds a plan per new shape, and length-bucketed batches bring new sequence
+      lengths most steps (2-5 ms of host time per attention call on an H200, docs/gpu.md);
+      the flash and memory-efficient kernels have no such cost.
     peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
     device: auto, cpu or cuda.
     """
@@ -106,6 +110,7 @@ class TrainArgs:
     eval_examples: int = 256
     compile: bool = False
     grad_checkpoint: bool = False
+    cudnn_attention: bool = False
     peak_flops: float = 790e12
     device: str = "auto"
 
@@ -197,6 +202,8 @@ class Trainer:
         self.args = args
         self.dist = dist_util.init(args.device)
         self.dev = self.dist.device
+        if self.dev.type == "cuda":
+            torch.backends.cuda.enable_cudnn_sdp(args.cudnn_attention)
         self.run_dir = Path(args.out)
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +211,8 @@ class Trainer:
         self.shards = ShardSet(args.data)
         self.tok = self._tokenizer()
         torch.manual_seed(args.seed)
-        self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
+        with self.dev:  # initialise on the device: the paper config's 3B parameters take ~50 s on a CPU core
+            self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
         if args.stage == 2:
             if args.init_from:
                 self._init_from(args.init_from)
@@ -315,12 +323,23 @@ class Trainer:
     # -- one optimizer step ----------------------------------------------------------
     def train_step(self, micro: list[dict[str, Any]]) -> dict[str, float]:
         """Forward/backward over micro-batches, clip, AdamW step; returns step metrics."""
+        return _floats(self._step(micro))
+
+    def _step(self, micro: list[dict[str, Any]]) -> dict[str, Any]:
+        """:meth:`train_step` with its metrics left on the device.
+
+        Nothing in the step reads a device value (inputs are checked on the host, metrics
+        are read at log time), so the host queues step n+1 while the GPU runs step n.
+        """
         a = self.args
         self.model.train()
         lr = lr_at(self.step, a.lr, a.warmup, a.steps, a.min_lr_ratio)
         for g in self.opt.param_groups:
             g["lr"] = lr
-        counts = torch.tensor([float(self._n_loss_tokens(b)) for b in micro] + [0.0], device=self.dev)
+        model = unwrap(self.model)
+        causal = [model.check_inputs(b["input_ids"], b["attention_mask"], b["vision"]) for b in micro]
+        counts = torch.tensor([float(self._n_loss_tokens(b)) for b in micro] + [0.0])
+        counts = counts.pin_memory().to(self.dev, non_blocking=True) if self.dev.type == "cuda" else counts
         local_total = counts[:-1].sum()
         counts[-1] = local_total
         global_total = dist_util.all_reduce_sum(counts[-1:].clone()).clamp_min(1.0)
@@ -336,6 +355,7 @@ class Trainer:
                         attention_mask=b["attention_mask"].to(self.dev, non_blocking=True),
                         vision=vision_to(b["vision"], self.dev),
                         labels=b["labels"].to(self.dev, non_blocking=True),
+                        causal=causal[i],
                     )
                 # Token-weighted: the step's loss is the mean over the global batch's targets;
                 # DDP divides gradients by world, hence the factor.
@@ -357,8 +377,7 @@ class Trainer:
         self.step += 1
         stats = torch.stack([loss_sum, aux_sum / self.dist.world])
         dist_util.all_reduce_sum(stats)
-        return {"loss": float(stats[0] / global_total[0]), "aux_loss": float(stats[1]), "lr": lr,
-                "grad_norm": float(gnorm)}
+        return {"loss": stats[0] / global_total[0], "aux_loss": stats[1], "lr": lr, "grad_norm": gnorm}
 
     @staticmethod
     def _n_loss_tokens(b: dict[str, Any]) -> int:
@@ -398,7 +417,7 @@ class Trainer:
             t0 = time.perf_counter()
             micro = [next(it) for _ in range(a.grad_accum)]
             window["data_s"] += time.perf_counter() - t0
-            metrics = self.train_step(micro)
+            metrics = self._step(micro)
             done_here += 1
             window["steps"] += 1
             for b in micro:
@@ -408,8 +427,7 @@ class Trainer:
             window["flops"] += self.step_flops(micro)
             history.append({"step": self.step, "loss": metrics["loss"]})
             if self.step % a.log_every == 0 or self.step == a.steps:
-                if self.dev.type == "cuda":
-                    torch.cuda.synchronize()
+                metrics = _floats(metrics)  # waits for this step on the device
                 now = time.perf_counter()
                 self._log(metrics, window, now - last_log)
                 last_log = now
@@ -425,6 +443,10 @@ class Trainer:
         if self._log_fh:
             self._log_fh.close()
             self._log_fh = None
+        losses = torch.stack([torch.as_tensor(h["loss"], dtype=torch.float32, device=self.dev) for h in history]
+                             ).tolist() if history else []
+        for h, loss in zip(history, losses):
+            h["loss"] = loss
         return {"step": self.step, "history": history, "run_dir": str(self.run_dir)}
 
     def _log(self, metrics: dict[str, float], w: dict[str, float], seconds: float) -> None:
@@ -477,6 +499,11 @@ class Trainer:
             extra = {ENCODER_FILE: self.model.encoder_state_dict()} if self.args.stage == 1 else None
             ckpt_io.save(self.run_dir, self.step, self.model, self.opt, state, keep=self.args.keep, extra=extra)
         dist_util.barrier()
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Step metrics as Python floats (reading device tensors waits for the device)."""
+    return {k: float(v) for k, v in metrics.items()}
 
 
 class _null:

@@ -51,15 +51,22 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
 
 
-def attention_mask(key_valid: torch.Tensor | None, q_len: int, past: int) -> torch.Tensor | None:
+def right_padded(key_valid: torch.Tensor) -> bool:
+    """Whether no row of ``key_valid`` [B, T] has a pad before a real token."""
+    return bool((key_valid[:, 1:] <= key_valid[:, :-1]).all())
+
+
+def attention_mask(key_valid: torch.Tensor | None, q_len: int, past: int,
+                   causal: bool | None = None) -> torch.Tensor | None:
     """Boolean [B, 1, q_len, past+q_len] mask (True = attend), or None when plain causal suffices.
 
     ``key_valid`` [B, past+q_len] marks real tokens. Plain causal (SDPA's fast path) is exact
     when there is no cache and no row has a pad before a real token (right padding only
-    pads positions whose outputs carry no loss). Rows of pad queries that would see no key
-    may attend to themselves so SDPA never returns NaN.
+    pads positions whose outputs carry no loss); ``causal`` is that answer when the caller
+    already has it (None: read it from ``key_valid``, a device sync on CUDA). Rows of pad
+    queries that would see no key may attend to themselves so SDPA never returns NaN.
     """
-    if past == 0 and (key_valid is None or bool((key_valid[:, 1:] <= key_valid[:, :-1]).all())):
+    if past == 0 and (key_valid is None or (causal if causal is not None else right_padded(key_valid))):
         return None
     total = past + q_len
     qpos = torch.arange(past, total, device=key_valid.device)[:, None]
@@ -132,17 +139,18 @@ class Decoder(nn.Module):
             self.lm_head.weight = self.embed.weight
 
     def forward(self, embeds: torch.Tensor, positions: torch.Tensor, key_valid: torch.Tensor | None,
-                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                cache: KVCache | None = None, causal: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """embeds [B, T, D], positions [B, T], key_valid [B, past+T] bool -> (logits, summed aux loss).
 
         With a cache, the T new positions are appended after ``cache.length`` and the
-        cache length advances by T.
+        cache length advances by T. ``causal``: whether ``key_valid`` is right-padded only,
+        when the caller knows (see :func:`attention_mask`).
         """
         past = cache.length if cache is not None else 0
         t = embeds.shape[1]
         if key_valid is None and past:
             key_valid = torch.ones(embeds.shape[0], past + t, dtype=torch.bool, device=embeds.device)
-        mask = attention_mask(key_valid, t, past)
+        mask = attention_mask(key_valid, t, past, causal)
         cos, sin = rotary(positions, self.cfg.head_dim, self.cfg.rope_theta)
         valid = key_valid[:, past:] if key_valid is not None else None
         x, aux = embeds, None

@@ -10,7 +10,7 @@ from torch import nn
 
 from train.configs import TILED_MODES, ModelConfig, with_vocab
 from train.model import flops as fl
-from train.model.decoder import Decoder, KVCache
+from train.model.decoder import Decoder, KVCache, right_padded
 from train.model.deepencoder import DeepEncoder
 from train.model.generation import NgramBlocker
 from train.model.moe import MoE
@@ -59,36 +59,56 @@ class OCRModel(nn.Module):
             nn.init.normal_(p, std=0.02)
 
     # -- inputs ----------------------------------------------------------------
-    def embed_inputs(self, input_ids: torch.Tensor, vision: list[VisionInput | None]) -> torch.Tensor:
-        """Token embeddings with each row's image placeholders replaced, in order, by its vision tokens.
+    def check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     vision: list[VisionInput | None]) -> bool:
+        """Raise unless every row has as many image placeholders as its image's mode needs;
+        return whether the batch is right-padded only (plain causal attention is then exact).
 
-        Each image's count comes from its own mode and tiling, so rows may mix modes.
+        Reads values, so on CUDA tensors it waits for the device: the trainer calls it on the
+        batch while it is still on the host and passes the result to :meth:`forward`.
         """
         if len(vision) != input_ids.shape[0]:
             raise ValueError(f"vision has {len(vision)} entries for a batch of {input_ids.shape[0]} rows")
-        embeds = self.decoder.embed(input_ids)
-        is_img = input_ids == self.image_token_id
-        have = is_img.sum(dim=1).tolist()
+        have = (input_ids == self.image_token_id).sum(dim=1).tolist()
         enc = self.cfg.encoder
         for b, v in enumerate(vision):
             want = 0 if v is None else num_image_tokens(v.mode, enc, v.grid)
             if have[b] != want:
                 raise ValueError(f"row {b}: {have[b]} image placeholder tokens (id {self.image_token_id}) but "
                                  f"{'no image' if v is None else f'mode {v.mode!r} grid {v.grid}'} needs {want}")
+        return right_padded(attention_mask.bool())
+
+    def embed_inputs(self, input_ids: torch.Tensor, vision: list[VisionInput | None]) -> torch.Tensor:
+        """Token embeddings with each row's image placeholders replaced, in order, by its vision tokens.
+
+        Each image's count comes from its own mode and tiling, so rows may mix modes; the
+        counts are :meth:`check_inputs`' to check.
+        """
+        embeds = self.decoder.embed(input_ids)
+        is_img = input_ids == self.image_token_id
         rows = [v for v in vision if v is not None]
         if not rows:
             return embeds
         vis = torch.cat(self.encoder(rows)).to(embeds.dtype)
-        return embeds.masked_scatter(is_img[..., None], vis)
+        # A gather by running count rather than masked_scatter, whose backward (masked_select)
+        # has a data-dependent size and so waits for the device.
+        row = (is_img.flatten().cumsum(0) - 1).clamp(min=0).view(is_img.shape)
+        return torch.where(is_img[..., None], vis[row], embeds)
 
     # -- training forward ----------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, vision: list[VisionInput | None],
-                labels: torch.Tensor | None = None) -> ModelOutput:
-        """Logits for every position; with ``labels`` (aligned with input_ids, shifted here) the loss."""
+                labels: torch.Tensor | None = None, causal: bool | None = None) -> ModelOutput:
+        """Logits for every position; with ``labels`` (aligned with input_ids, shifted here) the loss.
+
+        ``causal`` is :meth:`check_inputs`' answer for this batch, computed on the host; None
+        checks here (a device sync on CUDA).
+        """
+        if causal is None:
+            causal = self.check_inputs(input_ids, attention_mask, vision)
         embeds = self.embed_inputs(input_ids, vision)
         valid = attention_mask.bool()
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        logits, aux = self.decoder(embeds, positions, valid)
+        logits, aux = self.decoder(embeds, positions, valid, causal=causal)
         if aux is not None:
             aux = aux * self.dec_cfg.aux_loss_coef
         loss = None
@@ -114,6 +134,7 @@ class OCRModel(nn.Module):
         valid = attention_mask.bool()
         prompts = [input_ids[b][valid[b]].tolist() for b in range(bsz)]
         blocker = NgramBlocker(no_repeat_ngram_size, prompts)
+        self.check_inputs(input_ids, attention_mask, vision)
         embeds = self.embed_inputs(input_ids, vision)
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         cache = KVCache(self.dec_cfg, bsz, t0 + max_new_tokens) if use_cache else None

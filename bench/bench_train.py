@@ -83,6 +83,25 @@ def profile_steps(trainer: Trainer, steps: int, rows: int) -> str:
     return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
+def host_syncs(trainer: Trainer) -> list[str]:
+    """The synchronizing CUDA calls one more training step makes (torch's sync debug mode);
+    empty when the host can queue the next step while the device runs this one."""
+    import warnings
+
+    it = trainer.batches()
+    micro = [next(it) for _ in range(trainer.args.grad_accum)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer._step(micro)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()
+    return sorted({f"{Path(w.filename).name}:{w.lineno}: {str(w.message).splitlines()[0]}"
+                   for w in caught if "called a synchronizing" in str(w.message)})
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-len", type=int, default=4096)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
+    p.add_argument("--cudnn-attention", action="store_true", help="let SDPA use cuDNN attention (TrainArgs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--peak-flops", type=float, default=790e12, help="MFU denominator (DESIGN.md §5 anchor)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many extra steps")
@@ -112,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = TrainArgs(config=a.config, stage=a.stage, data=data, out=a.out, mode=a.mode, batch_size=a.batch_size,
                      grad_accum=a.grad_accum, steps=a.steps, warmup=max(1, a.steps // 10), lr=3e-4,
                      workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, grad_checkpoint=a.grad_checkpoint,
-                     device=a.device, peak_flops=a.peak_flops)
+                     cudnn_attention=a.cudnn_attention, device=a.device, peak_flops=a.peak_flops)
     trainer = Trainer(args)
     cuda = trainer.dev.type == "cuda"
     name = torch.cuda.get_device_name(trainer.dev) if cuda else platform.processor() or "cpu"
@@ -131,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "moe_kernel": json.loads((Path(a.out) / RUN_FILE).read_text())["moe_kernel"],
         "config": a.config, "stage": a.stage, "mode": a.mode, "batch_size": a.batch_size,
         "grad_accum": a.grad_accum, "steps": a.steps, "compile": a.compile, "workers": a.workers,
-        "grad_checkpoint": a.grad_checkpoint,
+        "grad_checkpoint": a.grad_checkpoint, "cudnn_attention": a.cudnn_attention,
         "params": m.num_params(False), "active_params": m.num_params(True),
         "tokens_per_s": last["tokens_per_s"], "target_tokens_per_s": last["target_tokens_per_s"],
         "model_tflops_per_s": model_flops_per_s / 1e12,
@@ -143,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_memory_gib": torch.cuda.max_memory_allocated(trainer.dev) / 2 ** 30 if cuda else None,
         "fit_wall_s": wall, "log": logs,
     }
+    if cuda:
+        report["host_syncs_per_step"] = host_syncs(trainer)
     if a.profile:
         report["profile"] = profile_steps(trainer, a.profile, 25)
     Path(a.json).write_text(json.dumps(report, indent=1))
@@ -152,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
           f"MFU {report['mfu']:.1%} of {a.peak_flops / 1e12:.0f} TFLOP/s{sheet_txt}{gemm_txt}; "
           f"step {report['step_images_per_s']:.1f} images/s vs loader {report['loader_images_per_s']:.1f} images/s "
           f"({a.workers} workers), data wait {report['data_wait_frac']:.0%} -> {a.json}")
+    if cuda:
+        print(f"synchronizing calls in a step: {report['host_syncs_per_step'] or 'none'}")
     if a.profile:
         print(report["profile"])
     return 0

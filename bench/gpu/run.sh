@@ -46,26 +46,41 @@ bench() {  # name, then extra flags
   python3 bench/bench_train.py --data "$data" "${cfg[@]}" "$@" --out "/tmp/run_$name" \
       --json "$RES/bench_$name.json" > "$RES/bench_$name.log" 2>&1 || echo "FAILED: $name (see bench_$name.log)"
   grep -E "tokens/s,|Error|error" "$RES/bench_$name.log" | tail -3
+  tar -czf "$OUT/results.tar.gz" -C "$RES" .  # so a call killed at its limit still returns what ran
 }
-# Most important first: a later variant is skipped if time runs short.
-bench base_bs16 --mode base --profile 3
-bench base_compile --mode base --compile
-bench tiny_bs16 --mode tiny
-if [[ -z "${SMOKE:-}" ]]; then
-  bench wide_bs16 --mode base --config manifests/models/gpu_wide.yaml
-  bench wide_compile --mode base --config manifests/models/gpu_wide.yaml --compile
+variant() {  # one named run; docs/gpu.md says what each shows
+  case $1 in
+    base_bs16) bench "$1" --mode base --profile 3 ;;
+    base_cudnn) bench "$1" --mode base --cudnn-attention ;;  # the same, with cuDNN attention allowed
+    base_compile) bench "$1" --mode base --compile ;;
+    tiny_bs16) bench "$1" --mode tiny ;;
+    base_bs32) bench "$1" --mode base --batch-size 32 ;;
+    base_bs64) bench "$1" --mode base --batch-size 64 ;;
+    base_stage1) bench "$1" --mode base --stage 1 ;;
+    multi_mode) bench "$1" --mode tiny small base large gundam ;;  # mixed-resolution batches
+    wide_bs16) bench "$1" --mode base --config manifests/models/gpu_wide.yaml ;;
+    wide_bs64) bench "$1" --mode base --config manifests/models/gpu_wide.yaml --batch-size 64 ;;
+    wide_compile) bench "$1" --mode base --config manifests/models/gpu_wide.yaml --compile ;;
+    # The paper config on one GPU (3.0B parameters, 0.8B active).
+    paper_bs16) bench "$1" --mode base --config paper --batch-size 16 --steps 12 ;;
+    paper_bs32) bench "$1" --mode base --config paper --batch-size 32 --steps 12 ;;
+    paper_ckpt) bench "$1" --mode base --config paper --batch-size 32 --steps 12 --grad-checkpoint ;;
+    sam_attention)  # paper SAM's global-block attention: key-dim vs mask form
+      if (( SECONDS > BUDGET_S )); then echo "== $1 skipped"; return; fi
+      echo "== $1 (at ${SECONDS}s)"
+      python3 bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16 \
+          --json "$RES/sam_attention.json" 2>&1 | tee "$RES/sam_attention.log" | tail -5 ;;
+    *) echo "unknown variant $1"; return 1 ;;
+  esac
+}
+# Most important first: a later variant is skipped if time runs short. SMOKE leaves out
+# what a CPU cannot run in minutes.
+if [[ -n "${SMOKE:-}" ]]; then
+  default="base_bs16 base_cudnn base_compile tiny_bs16 base_bs32 base_stage1 multi_mode"
+else
+  default="base_bs16 base_cudnn base_bs64 wide_bs64 paper_bs16 paper_bs32 wide_compile base_compile sam_attention base_stage1 multi_mode"
 fi
-if [[ -z "${SMOKE:-}" ]]; then  # the paper config on one GPU: 3.3B parameters, blocks recomputed
-  bench paper_ckpt --mode base --config paper --batch-size 4 --steps 16 --grad-checkpoint
-fi
-if [[ -z "${SMOKE:-}" ]] && (( SECONDS < BUDGET_S )); then
-  echo "== sam_attention (at ${SECONDS}s)"  # paper SAM's global-block attention: key-dim vs mask form
-  python3 bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16 \
-      --json "$RES/sam_attention.json" 2>&1 | tee "$RES/sam_attention.log" | tail -5
-fi
-bench base_bs32 --mode base --batch-size 32
-bench base_stage1 --mode base --stage 1
-bench multi_mode --mode tiny small base large gundam  # multi-resolution training, mixed batches
+for v in ${VARIANTS:-$default}; do variant "$v"; done
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
@@ -77,6 +92,8 @@ for f in sorted(out.glob("bench_*.json")):
     print(f"{f.stem[6:]:<14}{r['tokens_per_s']:>10.0f}{pct(r['mfu']):>7}{pct(r['mfu_vs_datasheet']):>7}"
           f"{pct(r['mfu_vs_measured_gemm']):>7}{r['step_images_per_s']:>11.1f}{r['loader_images_per_s']:>11.1f}"
           f"{r['data_wait_frac']:>6.0%}{mem:>6}  {r['moe_kernel']}")
+    for sync in r.get("host_syncs_per_step") or []:
+        print(f"  {f.stem[6:]}: a step synchronizes at {sync}")
 PY
 {
   [[ -f "$RES/sam_attention.log" ]] && { echo; cat "$RES/sam_attention.log"; }

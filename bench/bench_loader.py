@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train.configs import get_config  # noqa: E402
-from train.data import BucketBatchSampler, DataConfig, OCRDataset, ShardSet, iter_texts, make_loader  # noqa: E402
+from train.data import BucketBatchSampler, DataConfig, EpochStream, OCRDataset, ShardSet, iter_texts, make_loader  # noqa: E402
 from train.tokenizer import OCRTokenizer, train_tokenizer  # noqa: E402
 
 
@@ -39,19 +39,15 @@ def ensure_shards(recipe: str, root: str, rows: int) -> str:
 
 
 def measure(ds: OCRDataset, batch_size: int, workers: int, batches: int) -> dict[str, float]:
-    """Images/s and examples/s of a fresh loader over ``batches`` batches (after one warm-up)."""
+    """Images/s and examples/s of a fresh loader over ``batches`` batches (after one warm-up),
+    across epochs as the trainer reads them (one loader, its workers kept)."""
     sampler = BucketBatchSampler(ds.lengths, ds.groups, batch_size, seed=0)
-    it = iter(make_loader(ds, sampler, workers))
+    it = iter(make_loader(ds, EpochStream(sampler, 0), workers))
     next(it)
     n_img = n_ex = 0
     t0 = time.perf_counter()
     for _ in range(batches):
-        try:
-            b = next(it)
-        except StopIteration:
-            sampler.set_epoch(sampler.epoch + 1)
-            it = iter(make_loader(ds, sampler, workers))
-            b = next(it)
+        b = next(it)
         n_img += b["n_images"]
         n_ex += len(b["index"])
     dt = time.perf_counter() - t0

@@ -132,6 +132,40 @@ def test_sampler_gives_ranks_disjoint_rows_deterministically(shards, tok):
     assert list(s) == per_rank[0][2:]  # resumption skips consumed batches
 
 
+def test_epoch_stream_runs_epochs_back_to_back_with_their_positions(shards, tok):
+    """One loader over all epochs (workers kept) yields what a loader per epoch yielded."""
+    import itertools
+
+    from train.configs import get_config
+    from train.data import EpochStream, make_loader
+
+    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(modes=("base",)))
+    s = BucketBatchSampler(ds.lengths, ds.groups, 4, seed=7, pool_batches=2)
+    per_epoch = []
+    for e in (3, 4, 5):
+        s.set_epoch(e)
+        per_epoch.append(list(s))
+    n = len(per_epoch[0])
+    assert n >= 2
+    stream = EpochStream(s, 3, start=1)
+    got = list(itertools.islice(stream, 2 * n))
+    assert got == per_epoch[0][1:] + per_epoch[1] + per_epoch[2][:1]
+    assert list(stream.positions) == [(3, k) for k in range(1, n)] + [(4, k) for k in range(n)] + [(5, 0)]
+    # Resuming at the end of an epoch goes on with the next one.
+    assert next(iter(EpochStream(s, 3, start=n))) == per_epoch[1][0]
+    # Through a DataLoader with workers, batches keep the stream's order.
+    stream = EpochStream(s, 3)
+    loader = iter(make_loader(ds, stream, workers=2))
+    collate = Collator(tok.pad_id)
+    for k, want in enumerate(per_epoch[0] + per_epoch[1][:1]):
+        batch = next(loader)
+        assert stream.positions.popleft() == ((3, k) if k < n else (4, 0))
+        assert torch.equal(batch["input_ids"], collate([ds[i] for i in want])["input_ids"])
+    big = BucketBatchSampler(ds.lengths, ds.groups, len(ds) + 1, seed=7)
+    with pytest.raises(ValueError, match="no batch of"):
+        next(iter(EpochStream(big, 0)))
+
+
 def test_several_modes_draw_each_example_a_mode_per_epoch(shards, tok):
     from train.configs import get_config
 

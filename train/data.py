@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import collections
 import glob
 import io
 import os
@@ -316,8 +317,38 @@ class BucketBatchSampler(Sampler[list[Any]]):
         yield from self.epoch_batches()[self.start :]
 
 
-def make_loader(dataset: OCRDataset, sampler: BucketBatchSampler, workers: int, pin_memory: bool = False):
-    """A DataLoader over dataset driven by the batch sampler.
+class EpochStream:
+    """A :class:`BucketBatchSampler`'s batches over successive epochs, from batch ``start``
+    of ``epoch`` on, without end.
+
+    One DataLoader over this keeps its workers from epoch to epoch (a loader per epoch
+    starts them again, and with few batches an epoch that stalls every step it starts).
+    The loader's workers run ahead of training, so ``positions`` holds each batch's
+    (epoch, index in epoch) in the order yielded; an in-order loader's consumer pops one
+    per batch to know where it is.
+    """
+
+    def __init__(self, sampler: BucketBatchSampler, epoch: int, start: int = 0):
+        self.sampler, self.epoch, self.start, self.seed = sampler, epoch, start, sampler.seed
+        self.positions: collections.deque[tuple[int, int]] = collections.deque()
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        epoch, start = self.epoch, self.start
+        while True:
+            self.sampler.set_epoch(epoch, start)
+            k = start - 1
+            for k, batch in enumerate(self.sampler, start):
+                self.positions.append((epoch, k))
+                yield batch
+            if k < 0:  # a whole epoch without a batch: endless and empty
+                raise ValueError(f"epoch {epoch} has no batch of {self.sampler.batch_size} examples on rank "
+                                 f"{self.sampler.rank} of {self.sampler.world}: need more rows or a smaller batch_size")
+            epoch, start = epoch + 1, 0
+
+
+def make_loader(dataset: OCRDataset, sampler: BucketBatchSampler | EpochStream, workers: int,
+                pin_memory: bool = False):
+    """A DataLoader over dataset driven by the batch sampler (one epoch) or stream (all).
 
     Its own generator (seeded by seed and epoch) keeps worker seeding from drawing on the
     global torch RNG, so a resumed run's RNG stream matches an uninterrupted one.

@@ -21,7 +21,7 @@ import torch
 from train import checkpoint as ckpt_io
 from train import distributed as dist_util
 from train.configs import ModelConfig, load_config
-from train.data import BucketBatchSampler, DataConfig, OCRDataset, ShardSet, iter_texts, make_loader
+from train.data import BucketBatchSampler, DataConfig, EpochStream, OCRDataset, ShardSet, iter_texts, make_loader
 from train.heldout import HeldOut, heldout_loss
 from train.schedule import lr_at
 from train.tokenizer import IGNORE_INDEX, OCRTokenizer, train_tokenizer
@@ -313,12 +313,11 @@ class Trainer:
     # -- data ---------------------------------------------------------------------
     def batches(self) -> Iterator[dict[str, Any]]:
         """Endless batches from the saved position; keeps epoch/batch_in_epoch current."""
-        while True:
-            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            for batch in make_loader(self.dataset, self.sampler, self.args.workers, pin_memory=self.dev.type == "cuda"):
-                self.batch_in_epoch += 1
-                yield batch
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        stream = EpochStream(self.sampler, self.epoch, self.batch_in_epoch)
+        for batch in make_loader(self.dataset, stream, self.args.workers, pin_memory=self.dev.type == "cuda"):
+            self.epoch, index = stream.positions.popleft()
+            self.batch_in_epoch = index + 1
+            yield batch
 
     # -- one optimizer step ----------------------------------------------------------
     def train_step(self, micro: list[dict[str, Any]]) -> dict[str, float]:

@@ -442,8 +442,7 @@ class Trainer:
         if self._log_fh:
             self._log_fh.close()
             self._log_fh = None
-        losses = torch.stack([torch.as_tensor(h["loss"], dtype=torch.float32, device=self.dev) for h in history]
-                             ).tolist() if history else []
+        losses = torch.stack([h["loss"] for h in history]).tolist() if history else []
         for h, loss in zip(history, losses):
             h["loss"] = loss
         return {"step": self.step, "history": history, "run_dir": str(self.run_dir)}

@@ -134,11 +134,11 @@ class OCRModel(nn.Module):
         valid = attention_mask.bool()
         prompts = [input_ids[b][valid[b]].tolist() for b in range(bsz)]
         blocker = NgramBlocker(no_repeat_ngram_size, prompts)
-        self.check_inputs(input_ids, attention_mask, vision)
+        causal = self.check_inputs(input_ids, attention_mask, vision)
         embeds = self.embed_inputs(input_ids, vision)
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         cache = KVCache(self.dec_cfg, bsz, t0 + max_new_tokens) if use_cache else None
-        logits, _ = self.decoder(embeds, positions, valid, cache)
+        logits, _ = self.decoder(embeds, positions, valid, cache, causal=causal)
         out: list[list[int]] = [[] for _ in range(bsz)]
         done = [False] * bsz
         next_pos = positions[:, -1:] + 1

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--max-batch-tokens", type=int, default=0, help="token budget per batch (TrainArgs)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--max-len", type=int, default=4096)
     p.add_argument("--compile", action="store_true")
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = TrainArgs(config=a.config, stage=a.stage, data=data, out=a.out, mode=a.mode, batch_size=a.batch_size,
                      grad_accum=a.grad_accum, steps=a.steps, warmup=max(1, a.steps // 10), lr=3e-4,
                      workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, grad_checkpoint=a.grad_checkpoint,
-                     cudnn_attention=a.cudnn_attention, device=a.device, peak_flops=a.peak_flops)
+                     cudnn_attention=a.cudnn_attention, max_batch_tokens=a.max_batch_tokens, device=a.device, peak_flops=a.peak_flops)
     trainer = Trainer(args)
     cuda = trainer.dev.type == "cuda"
     name = torch.cuda.get_device_name(trainer.dev) if cuda else platform.processor() or "cpu"
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": a.config, "stage": a.stage, "mode": a.mode, "batch_size": a.batch_size,
         "grad_accum": a.grad_accum, "steps": a.steps, "compile": a.compile, "workers": a.workers,
         "grad_checkpoint": a.grad_checkpoint, "cudnn_attention": a.cudnn_attention,
+        "max_batch_tokens": a.max_batch_tokens,
         "params": m.num_params(False), "active_params": m.num_params(True),
         "tokens_per_s": last["tokens_per_s"], "target_tokens_per_s": last["target_tokens_per_s"],
         "model_tflops_per_s": model_flops_per_s / 1e12,

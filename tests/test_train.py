@@ -132,6 +132,37 @@ def test_sampler_gives_ranks_disjoint_rows_deterministically(shards, tok):
     assert list(s) == per_rank[0][2:]  # resumption skips consumed batches
 
 
+def test_token_budget_caps_each_batch_and_keeps_ranks_in_step(shards, tok):
+    from train.configs import get_config
+
+    ds = OCRDataset(ShardSet([str(shards)]), tok, get_config("tiny").encoder, DataConfig(modes=("base",)))
+    budget = int(np.percentile(ds.lengths, 60) * 3)
+    per_rank = []
+    for rank in range(2):
+        s = BucketBatchSampler(ds.lengths, ds.groups, 8, seed=7, rank=rank, world=2, pool_batches=2, max_tokens=budget)
+        s.set_epoch(1)
+        batches = list(s)
+        assert batches == list(s) and len(batches) == len(s)
+        for b in batches:
+            assert len(b) <= 8
+            assert len(b) == 1 or len(b) * max(ds.lengths[b]) <= budget, (b, ds.lengths[b])
+        flat = [i for b in batches for i in b]
+        assert len(flat) == len(set(flat))
+        per_rank.append(batches)
+        s.set_epoch(1, start=1)
+        assert list(s) == batches[1:]
+    assert len(per_rank[0]) == len(per_rank[1])  # DDP lockstep
+    groups = [{int(ds.groups[i]) for b in bs for i in b} for bs in per_rank]
+    assert not groups[0] & groups[1]
+    sizes = {len(b) for bs in per_rank for b in bs}
+    assert len(sizes) > 1, sizes  # short examples batch more of themselves than long ones
+    # One rank: every example is in a batch (no share to even out).
+    s = BucketBatchSampler(ds.lengths, ds.groups, 8, seed=7, max_tokens=budget)
+    assert sorted(i for b in s for i in b) == list(range(len(ds)))
+    with pytest.raises(ValueError, match="max_tokens=-1"):
+        BucketBatchSampler(ds.lengths, ds.groups, 8, max_tokens=-1)
+
+
 def test_epoch_stream_runs_epochs_back_to_back_with_their_positions(shards, tok):
     """One loader over all epochs (workers kept) yields what a loader per epoch yielded."""
     import itertools
@@ -279,14 +310,14 @@ def test_compiled_model_trains_exactly_like_eager(shards, tok, tmp_path):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4), k
 
 
-@pytest.mark.parametrize("modes", [["base"], list(MULTI)])
-def test_resume_gives_the_same_next_loss(shards, tok, tmp_path, modes):
+@pytest.mark.parametrize("modes, extra", [(["base"], []), (list(MULTI), []), (["base"], ["--max-batch-tokens", "200"])])
+def test_resume_gives_the_same_next_loss(shards, tok, tmp_path, modes, extra):
     from train.__main__ import main
 
     tok.save(tmp_path / "tok.json")
     common = ["--config", "tiny", "--stage", "1", "--data", str(shards), "--mode", *modes, "--steps", "6",
               "--batch-size", "4", "--workers", "0", "--log-every", "1", "--save-every", "100", "--warmup", "2",
-              "--lr", "1e-3", "--tokenizer", str(tmp_path / "tok.json"), "--device", "cpu"]
+              "--lr", "1e-3", "--tokenizer", str(tmp_path / "tok.json"), "--device", "cpu", *extra]
     main(common + ["--out", str(tmp_path / "a")])
     main(common + ["--out", str(tmp_path / "b"), "--stop-after", "3"])
     assert ckpt_io.latest(tmp_path / "b").name == "step-00000003"
@@ -298,6 +329,12 @@ def test_resume_gives_the_same_next_loss(shards, tok, tmp_path, modes):
     rec = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[-1])
     for key in ("tokens_per_s", "images_per_s", "mfu", "lr", "grad_norm"):
         assert rec[key] >= 0
+    if extra:  # the budget reached the sampler: its batches are smaller than --batch-size
+        tr = Trainer(tiny_args(shards, tmp_path / "c", tmp_path / "tok.json", max_batch_tokens=200))
+        tr.sampler.set_epoch(0)
+        assert min(map(len, tr.sampler.epoch_batches())) < 4
+        with pytest.raises(ValueError, match="--max-batch-tokens -5"):
+            tiny_args(shards, tmp_path / "d", max_batch_tokens=-5).validate()
 
 
 def test_heldout_loss_is_logged_and_is_the_token_mean_over_the_subset(shards, tok, tmp_path):

@@ -244,6 +244,11 @@ class BucketBatchSampler(Sampler[list[Any]]):
     same number of batches (the smallest share decides) so DDP steps stay in lockstep.
     ``start`` skips the first batches of the epoch (resumption) without loading them.
 
+    With ``max_tokens`` a batch also stops growing before its padded size (examples times
+    the longest) would pass that many tokens: batches of short examples stay at
+    ``batch_size`` while those of long ones shrink, so the longest bucket no longer sets
+    the memory a fixed batch size needs. An example longer than the budget is a batch alone.
+
     ``lengths`` of shape [n] gives example indices. Of shape [n, m] (a length per
     resolution mode) the sampler also draws each example's mode for the epoch, uniformly
     and independently of rank and world, and yields (example, mode index) pairs; sorting
@@ -251,9 +256,12 @@ class BucketBatchSampler(Sampler[list[Any]]):
     """
 
     def __init__(self, lengths: np.ndarray, groups: np.ndarray, batch_size: int, seed: int = 0,
-                 rank: int = 0, world: int = 1, pool_batches: int = 50, shuffle: bool = True):
+                 rank: int = 0, world: int = 1, pool_batches: int = 50, shuffle: bool = True,
+                 max_tokens: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be >= 1")
+        if max_tokens < 0:
+            raise ValueError(f"max_tokens={max_tokens}: must be >= 0 (0: no token budget)")
         if not 0 <= rank < world:
             raise ValueError(f"rank={rank} must be in [0, world={world})")
         lengths = np.asarray(lengths)
@@ -261,12 +269,13 @@ class BucketBatchSampler(Sampler[list[Any]]):
             raise ValueError(f"lengths of shape {lengths.shape}: need [n] or [n, modes] with n = {len(groups)} groups entries")
         self.lengths, self.groups = lengths, np.asarray(groups)
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
-        self.pool_batches, self.shuffle = pool_batches, shuffle
+        self.pool_batches, self.shuffle, self.max_tokens = pool_batches, shuffle, max_tokens
         self.epoch, self.start = 0, 0
         n_groups = int(self.groups.max()) + 1 if len(self.groups) else 0
         self._members = [[] for _ in range(n_groups)]
         for i, g in enumerate(self.groups.tolist()):
             self._members[g].append(i)
+        self._counts: dict[int, int] = {}  # epoch -> batches per rank (token budget: costs a pass per rank)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Select the epoch and the first batch to yield in it."""
@@ -284,34 +293,58 @@ class BucketBatchSampler(Sampler[list[Any]]):
         return [order[r :: self.world] for r in range(self.world)]
 
     def _batches_per_rank(self) -> int:
-        counts = [sum(len(self._members[g]) for g in gs) for gs in self._rank_groups()]
-        return min(counts) // self.batch_size if counts else 0
+        if self.epoch not in self._counts:
+            if self.max_tokens:
+                counts = [len(self._rank_batches(r)) for r in range(self.world)]
+                self._counts[self.epoch] = min(counts) if counts else 0
+            else:
+                counts = [sum(len(self._members[g]) for g in gs) for gs in self._rank_groups()]
+                self._counts[self.epoch] = min(counts) // self.batch_size if counts else 0
+        return self._counts[self.epoch]
 
     def __len__(self) -> int:
         return max(0, self._batches_per_rank() - self.start)
 
-    def epoch_batches(self) -> list[list[Any]]:
-        """All of this rank's batches of the current epoch, in order."""
-        modes = self.epoch_modes()
-        lengths = self.lengths if modes is None else self.lengths[np.arange(len(self.lengths)), modes]
-        mine = self._rank_groups()[self.rank]
+    def _rank_batches(self, rank: int) -> list[list[int]]:
+        """Every batch (example indices) that ``rank``'s share of this epoch makes, in
+        order; with a fixed batch size only as many examples as the smallest share has."""
+        lengths = self._epoch_lengths()
+        mine = self._rank_groups()[rank]
         idx = np.array([i for g in mine for i in self._members[g]], dtype=np.int64)
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
+        rng = np.random.default_rng([self.seed, self.epoch, rank, 1])
         if self.shuffle:
             idx = idx[rng.permutation(len(idx))]
-        n_batches = self._batches_per_rank()
-        idx = idx[: n_batches * self.batch_size]
+        if not self.max_tokens:
+            idx = idx[: self._batches_per_rank() * self.batch_size]
         pool = self.pool_batches * self.batch_size
-        batches: list[list[Any]] = []
+        batches: list[list[int]] = []
         for p in range(0, len(idx), pool):
             chunk = idx[p : p + pool]
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            for b in range(0, len(chunk), self.batch_size):
-                ex = chunk[b : b + self.batch_size].tolist()
-                batches.append(ex if modes is None else [(i, int(modes[i])) for i in ex])
+            if not self.max_tokens:
+                batches.extend(chunk[b : b + self.batch_size].tolist() for b in range(0, len(chunk), self.batch_size))
+                continue
+            batch: list[int] = []
+            for i, n in zip(chunk.tolist(), lengths[chunk].tolist()):  # ascending: n is the batch's longest
+                if batch and (len(batch) == self.batch_size or (len(batch) + 1) * n > self.max_tokens):
+                    batches.append(batch)
+                    batch = []
+                batch.append(i)
+            if batch:
+                batches.append(batch)
         if self.shuffle:
             batches = [batches[j] for j in rng.permutation(len(batches))]
         return batches
+
+    def _epoch_lengths(self) -> np.ndarray:
+        modes = self.epoch_modes()
+        return self.lengths if modes is None else self.lengths[np.arange(len(self.lengths)), modes]
+
+    def epoch_batches(self) -> list[list[Any]]:
+        """All of this rank's batches of the current epoch, in order."""
+        modes = self.epoch_modes()
+        batches = self._rank_batches(self.rank)[: self._batches_per_rank()]
+        return batches if modes is None else [[(i, int(modes[i])) for i in b] for b in batches]
 
     def __iter__(self) -> Iterator[list[Any]]:
         yield from self.epoch_batches()[self.start :]

@@ -49,7 +49,10 @@ class TrainArgs:
       training with a fresh optimizer and schedule (how the paper reaches Gundam-M).
     tokenizer: an existing tokenizer.json to use instead of training one.
     vocab_size: size of the byte-level BPE trained on the data when none is given.
-    batch_size: examples per rank per micro-batch.
+    batch_size: examples per rank per micro-batch (at most, with max_batch_tokens).
+    max_batch_tokens: also end a micro-batch before its padded tokens (examples times the
+      longest) pass this (0: off), so batches of long examples shrink and the longest
+      bucket stops deciding the memory a batch size needs (BucketBatchSampler).
     grad_accum: micro-batches per optimizer step.
     steps: optimizer steps of the whole run (the schedule's length).
     stop_after: end this invocation after this many steps (0: run to ``steps``); the run
@@ -87,6 +90,7 @@ class TrainArgs:
     tokenizer: str = ""
     vocab_size: int = 4096
     batch_size: int = 8
+    max_batch_tokens: int = 0
     grad_accum: int = 1
     steps: int = 1000
     stop_after: int = 0
@@ -133,6 +137,8 @@ class TrainArgs:
             raise ValueError("--out: give a run directory")
         if self.init_from and self.stage != 2:
             raise ValueError(f"--init-from {self.init_from!r} is for stage 2; this run is stage {self.stage}")
+        if self.max_batch_tokens < 0:
+            raise ValueError(f"--max-batch-tokens {self.max_batch_tokens}: must be >= 0 (0: no token budget)")
         if self.eval_examples < 0:
             raise ValueError(f"--eval-examples {self.eval_examples}: must be >= 0 (0 evaluates every example)")
         for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every"):
@@ -249,7 +255,7 @@ class Trainer:
         self.dataset = OCRDataset(self.shards, self.tok, self.mcfg.encoder,
                                   DataConfig(modes=tuple(args.mode), max_len=args.max_len, tasks=list(args.tasks)))
         self.sampler = BucketBatchSampler(self.dataset.lengths, self.dataset.groups, args.batch_size, seed=args.seed,
-                                          rank=self.dist.rank, world=self.dist.world)
+                                          rank=self.dist.rank, world=self.dist.world, max_tokens=args.max_batch_tokens)
         if len(self.sampler) == 0:
             raise ValueError(f"--batch-size {args.batch_size} x {self.dist.world} ranks exceeds the {len(self.dataset)} examples of --data")
         self.heldout: HeldOut | None = None

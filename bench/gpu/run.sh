@@ -67,6 +67,9 @@ variant() {  # one named run; docs/gpu.md says what each shows
     paper_bs16) bench "$1" --mode base --config paper --batch-size 16 --steps 12 ;;
     paper_bs32) bench "$1" --mode base --config paper --batch-size 32 --steps 12 ;;
     paper_compile) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile ;;
+    # Up to 32 examples a batch, but no more padded tokens than paper_bs16's longest batch
+    # (16 x 4096 = 65,536: the one that set its 108.6 GiB peak).
+    paper_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 65536 --steps 12 ;;
     paper_ckpt) bench "$1" --mode base --config paper --batch-size 32 --steps 12 --grad-checkpoint ;;
     sam_attention)  # paper SAM's global-block attention: key-dim vs mask form
       if (( SECONDS > BUDGET_S )); then echo "== $1 skipped"; return; fi
@@ -83,7 +86,7 @@ if [[ -n "${SMOKE:-}" ]]; then
 else
   # 2026-11-26's second run measured base_bs16 base_cudnn base_bs64 paper_bs16 wide_compile
   # (wide_bs64 and paper_bs32 ran out of memory); docs/gpu.md has the figures. What is left:
-  default="paper_compile base_compile_bs64 wide_compile_bs32 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
+  default="paper_compile paper_budget base_compile_bs64 wide_compile_bs32 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
 fi
 for v in ${VARIANTS:-$default}; do variant "$v"; done
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"

@@ -295,7 +295,8 @@ class BucketBatchSampler(Sampler[list[Any]]):
     def _batches_per_rank(self) -> int:
         if self.epoch not in self._counts:
             if self.max_tokens:
-                counts = [len(self._rank_batches(r)) for r in range(self.world)]
+                lengths = self._epoch_lengths(self.epoch_modes())
+                counts = [len(self._rank_batches(r, lengths)) for r in range(self.world)]
                 self._counts[self.epoch] = min(counts) if counts else 0
             else:
                 counts = [sum(len(self._members[g]) for g in gs) for gs in self._rank_groups()]
@@ -305,10 +306,9 @@ class BucketBatchSampler(Sampler[list[Any]]):
     def __len__(self) -> int:
         return max(0, self._batches_per_rank() - self.start)
 
-    def _rank_batches(self, rank: int) -> list[list[int]]:
+    def _rank_batches(self, rank: int, lengths: np.ndarray) -> list[list[int]]:
         """Every batch (example indices) that ``rank``'s share of this epoch makes, in
         order; with a fixed batch size only as many examples as the smallest share has."""
-        lengths = self._epoch_lengths()
         mine = self._rank_groups()[rank]
         idx = np.array([i for g in mine for i in self._members[g]], dtype=np.int64)
         rng = np.random.default_rng([self.seed, self.epoch, rank, 1])
@@ -336,14 +336,14 @@ class BucketBatchSampler(Sampler[list[Any]]):
             batches = [batches[j] for j in rng.permutation(len(batches))]
         return batches
 
-    def _epoch_lengths(self) -> np.ndarray:
-        modes = self.epoch_modes()
+    def _epoch_lengths(self, modes: np.ndarray | None) -> np.ndarray:
+        """Each example's length in its mode this epoch."""
         return self.lengths if modes is None else self.lengths[np.arange(len(self.lengths)), modes]
 
     def epoch_batches(self) -> list[list[Any]]:
         """All of this rank's batches of the current epoch, in order."""
         modes = self.epoch_modes()
-        batches = self._rank_batches(self.rank)[: self._batches_per_rank()]
+        batches = self._rank_batches(self.rank, self._epoch_lengths(modes))[: self._batches_per_rank()]
         return batches if modes is None else [[(i, int(modes[i])) for i in b] for b in batches]
 
     def __iter__(self) -> Iterator[list[Any]]:

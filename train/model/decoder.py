@@ -95,7 +95,11 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
         if mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)
+            # No mask only without past keys (attention_mask), so queries and keys are the
+            # same positions and plain causal is exact, one token included. (A flag such as
+            # t > 1 is symbolic under dynamic shapes, and SDPA's is_causal then breaks the
+            # compiled graph at every attention call.)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.o(out.transpose(1, 2).reshape(b, t, -1))

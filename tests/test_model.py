@@ -584,3 +584,74 @@ def test_encoder_flops_match_torch_flop_counter():
     assert m.encoder_flops("gundam_m", (2, 3)) == 3 * (per_view(256) + 6 * per_view(192))
     assert m.encoder_flops("gundam", (2, 1)) == 3 * (per_view(192) + 2 * per_view(128))
     assert m.flops_per_token(100) == 6 * m.num_params(active=True, part="decoder") + 12 * 2 * 4 * 16 * 100
+
+
+def test_every_block_kind_is_one_graph_on_the_gpu_path(monkeypatch):
+    """What --compile compiles (OCRModel.compile_blocks, dynamic shapes) traces without a
+    graph break when the experts take the GPU's grouped-GEMM path: SAM's windowed and
+    global blocks, CLIP's block, and the decoder's dense and MoE blocks. A break would
+    split a block's graph and run Python between its parts in every step. (On CPU the
+    per-expert loop reads the expert counts, which is a break, so the GPU path is selected
+    by hand here.)"""
+    import train.model.moe as moe_mod
+    from torch._dynamo.utils import counters
+    from train.model.decoder import rotary
+
+    monkeypatch.setattr(moe_mod, "use_grouped_gemm", lambda xs: True)
+    m = _model(seed=2).to(torch.bfloat16)
+    torch._dynamo.reset()
+    counters.clear()
+    m.compile_blocks(backend="eager")
+    enc, dec = m.cfg.encoder, m.dec_cfg
+    g = enc.base_size // enc.patch_size
+    sam = {blk.window > 0: blk for blk in m.encoder.sam.blocks}
+    kinds = {blk.is_moe: blk for blk in m.decoder.blocks}
+    assert set(sam) == set(kinds) == {True, False}
+    b, t = 3, 21
+    cos, sin = rotary(torch.arange(t).expand(b, t), dec.head_dim, dec.rope_theta)
+    x = torch.randn(b, t, dec.width, dtype=torch.bfloat16)
+    valid = torch.ones(b, t, dtype=torch.bool)
+    calls = {
+        "sam windowed": (sam[True], (torch.randn(b, g, g, enc.sam_width, dtype=torch.bfloat16),)),
+        "sam global": (sam[False], (torch.randn(b, g, g, enc.sam_width, dtype=torch.bfloat16),)),
+        "clip": (m.encoder.clip.blocks[0], (torch.randn(b, 10, enc.clip_width, dtype=torch.bfloat16),)),
+        "decoder dense": (kinds[False], (x, cos, sin, None, None, valid)),
+        "decoder moe": (kinds[True], (x, cos, sin, None, None, valid)),
+    }
+    for k, (name, (blk, args)) in enumerate(calls.items(), start=1):
+        blk(*args)
+        assert counters["stats"]["unique_graphs"] == k and not counters["graph_break"], (name, dict(counters["graph_break"]))
+
+
+@pytest.mark.slow
+def test_inductor_compiles_the_grouped_gemm_moe_block_with_dynamic_shapes(monkeypatch):
+    """The GPU step's riskiest graph, built by inductor (what --compile uses) on CPU: the
+    MoE block on the grouped-GEMM path, bf16, forward and backward. Outputs and input
+    gradients match the eager block, and inputs of new shapes reuse the graph."""
+    import train.model.moe as moe_mod
+    from torch._dynamo.utils import counters
+    from train.model.decoder import rotary
+
+    monkeypatch.setattr(moe_mod, "use_grouped_gemm", lambda xs: True)
+    blocks = [next(b for b in _model(seed=2).to(torch.bfloat16).decoder.blocks if b.is_moe) for _ in range(2)]
+    eager, compiled = blocks
+    torch._dynamo.reset()
+    counters.clear()
+    compiled.compile(dynamic=True)
+    dec = _model().dec_cfg
+    graphs = []
+    for b, t in ((3, 21), (5, 17), (4, 30)):
+        cos, sin = rotary(torch.arange(t).expand(b, t), dec.head_dim, dec.rope_theta)
+        valid = torch.ones(b, t, dtype=torch.bool)
+        x = torch.randn(b, t, dec.width, dtype=torch.bfloat16)
+        outs = []
+        for blk in (eager, compiled):
+            xi = x.clone().requires_grad_(True)
+            y, aux = blk(xi, cos, sin, None, None, valid)
+            (y.float().square().mean() + aux).backward()
+            outs.append((y.float(), xi.grad.float()))
+        graphs.append(counters["stats"]["unique_graphs"])
+        for name, ref, got in zip(("output", "input gradient"), outs[0], outs[1]):
+            rel = ((got - ref).norm() / ref.norm()).item()
+            assert rel < 2e-2, (b, t, name, rel)
+    assert graphs == [1, 1, 1], graphs

@@ -503,3 +503,39 @@ def test_generation_reproduces_an_overfitted_sample(tmp_path):
     edge = [drawn.getpixel((mx, y)) for y in range(max(0, int(y2) - 2), min(img.height, int(y2) + 2))]
     assert (220, 40, 40) in edge, edge
     assert drawn.getpixel((mx, my)) == img.getpixel((mx, my))
+
+
+def test_compiled_blocks_train_like_eager_and_do_not_recompile_for_new_batch_makeup(shards, tok, tmp_path):
+    """--compile's default scope compiles each block (OCRModel.compile_blocks): losses and
+    gradients match eager, and batches with another number of images, rows and tokens
+    compile nothing new (shapes are dynamic from the start), where a whole-model graph
+    would compile again for each. aot_eager traces as inductor does but runs eager
+    kernels, so the numbers must agree."""
+    from torch._dynamo.utils import counters
+
+    tok_path = tmp_path / "tok.json"
+    tok.save(tok_path)
+    eager = Trainer(tiny_args(shards, tmp_path / "eager", tok_path, stage=2))
+    compiled = Trainer(tiny_args(shards, tmp_path / "compiled", tok_path, stage=2))
+    torch._dynamo.reset()
+    counters.clear()
+    assert compiled.model.compile_blocks(backend="aot_eager") == len(compiled.model.blocks()) > 0
+    with_image = [i for i in range(len(eager.dataset)) if eager.dataset[i]["vision"] is not None]
+    collate = Collator(tok.pad_id)
+    graphs = []
+    # A new number of images and a new padded length each time. (Not 2: on CPU the expert
+    # loop's graph break passes tensors of top_k = 2 columns between graphs, and a batch of
+    # 2 rows would tie the two sizes in the first compile and cost one recompilation.)
+    for size in (3, 5, 4, 6, 7):
+        batch = collate([eager.dataset[i] for i in with_image[size:2 * size]])
+        assert batch["n_images"] == size
+        a, b = eager.train_step([batch]), compiled.train_step([batch])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6), size
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4), size
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] > 0, "nothing was compiled"
+    assert graphs == [graphs[0]] * len(graphs), f"unique graphs after each batch: {graphs}"
+    sd_a, sd_b = eager.model.state_dict(), compiled.model.state_dict()
+    assert list(sd_a) == list(sd_b)  # checkpoints keep their keys
+    for k in sd_a:
+        torch.testing.assert_close(sd_b[k], sd_a[k], rtol=1e-4, atol=1e-6, msg=k)

@@ -31,6 +31,7 @@ TOKENIZER_FILE = "tokenizer.json"
 LOG_FILE = "log.jsonl"
 EVAL_LOG_FILE = "eval.jsonl"
 ENCODER_FILE = "encoder.safetensors"
+COMPILE_SCOPES = ("blocks", "model")
 
 
 @dataclass
@@ -70,7 +71,11 @@ class TrainArgs:
     eval_every: steps between held-out evaluations.
     eval_examples: held-out examples evaluated, a fixed subset drawn by ``seed`` (0: all),
       each in every ``mode``.
-    compile: wrap the model in torch.compile.
+    compile: torch.compile the model (see compile_scope).
+    compile_scope: "blocks" (default) compiles each SAM, CLIP and decoder block on its own
+      (OCRModel.compile_blocks): batches with another number of images or mix of modes
+      reuse the compiled code. "model" compiles the whole forward as one graph, which
+      compiles again for every new batch make-up; kept for comparison.
     grad_checkpoint: recompute SAM, CLIP and decoder blocks in backward (activation memory
       for about one more forward pass).
     cudnn_attention: let SDPA choose cuDNN's fused attention on CUDA. Off by default:
@@ -113,6 +118,7 @@ class TrainArgs:
     eval_every: int = 200
     eval_examples: int = 256
     compile: bool = False
+    compile_scope: str = "blocks"
     grad_checkpoint: bool = False
     cudnn_attention: bool = False
     peak_flops: float = 790e12
@@ -137,6 +143,8 @@ class TrainArgs:
             raise ValueError("--out: give a run directory")
         if self.init_from and self.stage != 2:
             raise ValueError(f"--init-from {self.init_from!r} is for stage 2; this run is stage {self.stage}")
+        if self.compile_scope not in COMPILE_SCOPES:
+            raise ValueError(f"--compile-scope {self.compile_scope!r}: valid scopes are {', '.join(COMPILE_SCOPES)}")
         if self.max_batch_tokens < 0:
             raise ValueError(f"--max-batch-tokens {self.max_batch_tokens}: must be >= 0 (0: no token budget)")
         if self.eval_examples < 0:
@@ -250,8 +258,10 @@ class Trainer:
             # Text-only batches skip the encoder and MoE routing skips experts.
             self.fwd = DDP(self.model, device_ids=[self.dist.local_rank] if self.dev.type == "cuda" else None,
                            find_unused_parameters=True)
-        if args.compile:
+        if args.compile and args.compile_scope == "model":
             self.fwd = torch.compile(self.fwd)
+        elif args.compile:
+            self.model.compile_blocks()
         self.dataset = OCRDataset(self.shards, self.tok, self.mcfg.encoder,
                                   DataConfig(modes=tuple(args.mode), max_len=args.max_len, tasks=list(args.tasks)))
         self.sampler = BucketBatchSampler(self.dataset.lengths, self.dataset.groups, args.batch_size, seed=args.seed,

@@ -89,6 +89,18 @@ def grouped_gemm_ok(device: torch.device | str) -> bool:
     return _GROUPED_OK[key]
 
 
+def use_grouped_gemm(xs: torch.Tensor) -> bool:
+    """Whether the experts of rows ``xs`` run as one bf16 grouped GEMM (else the loop).
+
+    CUDA only: CPU training runs in float32, where grouped_mm's backward fails (torch 2.13).
+    The loop reads the expert counts on the host, a graph break under torch.compile, so
+    this is the path a compiled GPU step must take.
+    """
+    bf16 = xs.dtype == torch.bfloat16 or (
+        torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16)
+    return xs.is_cuda and bf16 and grouped_gemm_ok(xs.device)
+
+
 class MoE(nn.Module):
     """Routed + shared experts; returns (output, load-balancing loss)."""
 
@@ -114,10 +126,7 @@ class MoE(nn.Module):
 
     def _experts(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         w_gu, w_dn = self.w_gate_up, self.w_down
-        bf16 = xs.dtype == torch.bfloat16 or (
-            torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16)
-        # CUDA only: CPU training runs in float32, where grouped_mm's backward fails (torch 2.13).
-        if xs.is_cuda and bf16 and grouped_gemm_ok(xs.device):
+        if use_grouped_gemm(xs):
             return _expert_grouped(xs.to(torch.bfloat16), counts, w_gu, w_dn)
         return _expert_loop(xs, counts.tolist(), w_gu.to(xs.dtype), w_dn.to(xs.dtype))
 

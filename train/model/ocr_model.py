@@ -173,6 +173,30 @@ class OCRModel(nn.Module):
         for part in (self.encoder.sam, self.encoder.clip, self.decoder):
             part.grad_checkpointing = on
 
+    def blocks(self) -> list[nn.Module]:
+        """Every transformer block: SAM's, CLIP's and the decoder's, in that order."""
+        return [*self.encoder.sam.blocks, *self.encoder.clip.blocks, *self.decoder.blocks]
+
+    def compile_blocks(self, **compile_kwargs) -> int:
+        """``torch.compile`` each transformer block in place; returns how many.
+
+        The blocks hold nearly all the work. Compiling them one by one, rather than the
+        whole forward, keeps the per-batch host logic (grouping views by size, splicing
+        vision tokens into rows) out of the graphs: a whole-model graph specialises on
+        the number of images and their modes, so every new batch make-up (a token budget
+        varies the batch size, a multi-mode run mixes modes) compiles the model again.
+        Blocks of one kind share their graphs, and state-dict keys stay as they are.
+
+        Shapes are dynamic from the first compile (``dynamic=True`` unless given): every
+        batch brings another length and often another size, and dimensions found to vary
+        one at a time would otherwise each cost a recompilation.
+        """
+        blocks = self.blocks()
+        compile_kwargs.setdefault("dynamic", True)
+        for blk in blocks:
+            blk.compile(**compile_kwargs)
+        return len(blocks)
+
     # -- stages --------------------------------------------------------------
     def freeze_for_stage2(self) -> None:
         """Freeze SAM and the compressor (stage 2 trains CLIP, projector and decoder)."""

@@ -83,6 +83,13 @@ def profile_steps(trainer: Trainer, steps: int, rows: int) -> str:
     return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process so far (0 without --compile)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
 def host_syncs(trainer: Trainer) -> list[str]:
     """The synchronizing CUDA calls one more training step makes (torch's sync debug mode);
     empty when the host can queue the next step while the device runs this one."""
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--max-len", type=int, default=4096)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile-scope", default="blocks", help="blocks or model (TrainArgs.compile_scope)")
     p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
     p.add_argument("--cudnn-attention", action="store_true", help="let SDPA use cuDNN attention (TrainArgs)")
     p.add_argument("--device", default="auto")
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     half = max(1, a.steps // 2)
     args = TrainArgs(config=a.config, stage=a.stage, data=data, out=a.out, mode=a.mode, batch_size=a.batch_size,
                      grad_accum=a.grad_accum, steps=a.steps, warmup=max(1, a.steps // 10), lr=3e-4,
-                     workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, grad_checkpoint=a.grad_checkpoint,
+                     workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, compile_scope=a.compile_scope, grad_checkpoint=a.grad_checkpoint,
                      cudnn_attention=a.cudnn_attention, max_batch_tokens=a.max_batch_tokens, device=a.device, peak_flops=a.peak_flops)
     trainer = Trainer(args)
     cuda = trainer.dev.type == "cuda"
@@ -140,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     measured = gemm_peak(trainer.dev) if cuda else None
     sheet = datasheet_peak(name) if cuda else None
     loader = measure(trainer.dataset, a.batch_size, a.workers, batches=max(4, half))
+    # Graphs built by each log step: a rise in the second half means the measured window
+    # paid for a compilation.
+    graphs_at_log: list[int] = []
+    log = trainer._log
+    trainer._log = lambda *args: (graphs_at_log.append(compiled_graphs()), log(*args))[1]
     t0 = time.perf_counter()
     trainer.fit()
     wall = time.perf_counter() - t0
@@ -151,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         "device": f"{trainer.dev} ({name})", "torch": torch.__version__,
         "moe_kernel": json.loads((Path(a.out) / RUN_FILE).read_text())["moe_kernel"],
         "config": a.config, "stage": a.stage, "mode": a.mode, "batch_size": a.batch_size,
-        "grad_accum": a.grad_accum, "steps": a.steps, "compile": a.compile, "workers": a.workers,
+        "grad_accum": a.grad_accum, "steps": a.steps, "compile": a.compile,
+        "compile_scope": a.compile_scope if a.compile else None, "compiled_graphs_at_log": graphs_at_log,
+        "workers": a.workers,
         "grad_checkpoint": a.grad_checkpoint, "cudnn_attention": a.cudnn_attention,
         "max_batch_tokens": a.max_batch_tokens,
         "params": m.num_params(False), "active_params": m.num_params(True),

@@ -17,7 +17,7 @@ RES="$(mktemp -d /tmp/gpu_results.XXXX)"
 mkdir -p "$OUT"
 trap 'tar -czf "$OUT/results.tar.gz" -C "$RES" .' EXIT
 export PYTHONUNBUFFERED=1
-if [[ -d .wheels ]]; then
+if [[ -d .wheels && -z "${SMOKE:-}" ]]; then  # a rehearsal uses the packages already installed
   # --no-deps: their needs (pillow, charset-normalizer) are in the image already.
   python3 -m pip install --quiet --no-index --no-deps .wheels/*.whl 2>&1 | tail -2
   python3 -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | tail -2
@@ -53,6 +53,7 @@ variant() {  # one named run; docs/gpu.md says what each shows
     base_bs16) bench "$1" --mode base --profile 3 ;;
     base_cudnn) bench "$1" --mode base --cudnn-attention ;;  # the same, with cuDNN attention allowed
     base_compile) bench "$1" --mode base --compile ;;
+    base_compile_model) bench "$1" --mode base --compile --compile-scope model ;;
     tiny_bs16) bench "$1" --mode tiny ;;
     base_bs32) bench "$1" --mode base --batch-size 32 ;;
     base_bs64) bench "$1" --mode base --batch-size 64 ;;
@@ -66,7 +67,14 @@ variant() {  # one named run; docs/gpu.md says what each shows
     # The paper config on one GPU (3.0B parameters, 0.8B active).
     paper_bs16) bench "$1" --mode base --config paper --batch-size 16 --steps 12 ;;
     paper_bs32) bench "$1" --mode base --config paper --batch-size 32 --steps 12 ;;
+    # --compile compiles each block (TrainArgs.compile_scope "blocks", dynamic shapes), so
+    # batches of another size or length reuse the graphs; "model" is the whole forward.
     paper_compile) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile ;;
+    paper_compile_model) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile --compile-scope model ;;
+    # Compiled and up to 32 examples under paper_bs16's longest padded batch; then 48 under
+    # 1.5x that (compiled graphs keep fewer activations than eager, so it may fit).
+    paper_compile_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 65536 --steps 16 --compile --profile 2 ;;
+    paper_compile_budget96k) bench "$1" --mode base --config paper --batch-size 48 --max-batch-tokens 98304 --steps 16 --compile ;;
     # Up to 32 examples a batch, but no more padded tokens than paper_bs16's longest batch
     # (16 x 4096 = 65,536: the one that set its 108.6 GiB peak).
     paper_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 65536 --steps 12 ;;
@@ -82,28 +90,33 @@ variant() {  # one named run; docs/gpu.md says what each shows
 # Most important first: a later variant is skipped if time runs short. SMOKE leaves out
 # what a CPU cannot run in minutes.
 if [[ -n "${SMOKE:-}" ]]; then
-  default="base_bs16 base_cudnn base_compile tiny_bs16 base_bs32 base_stage1 multi_mode"
+  default="base_bs16 base_cudnn base_compile base_compile_model tiny_bs16 base_bs32 base_stage1 multi_mode"
 else
   # 2026-11-26's second run measured base_bs16 base_cudnn base_bs64 paper_bs16 wide_compile
   # (wide_bs64 and paper_bs32 ran out of memory); docs/gpu.md has the figures. What is left:
-  default="paper_compile paper_budget base_compile_bs64 wide_compile_bs32 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
+  default="paper_compile_budget paper_compile paper_budget paper_compile_budget96k base_compile_bs64 wide_compile_bs32 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
 fi
 for v in ${VARIANTS:-$default}; do variant "$v"; done
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-print(f"{'run':<14}{'tok/s':>10}{'MFU':>7}{'sheet':>7}{'gemm':>7}{'step img/s':>11}{'load img/s':>11}{'wait':>6}{'GiB':>6}  kernel")
+print(f"{'run':<24}{'tok/s':>10}{'MFU':>7}{'sheet':>7}{'gemm':>7}{'step img/s':>11}{'load img/s':>11}{'wait':>6}"
+      f"{'GiB':>6}{'graphs':>8}  kernel")
+profiles = []
 for f in sorted(out.glob("bench_*.json")):
     r = json.loads(f.read_text())
     pct = lambda v: f"{v:.1%}" if v is not None else "-"
     mem = f"{r['max_memory_gib']:.1f}" if r.get("max_memory_gib") is not None else "-"
-    print(f"{f.stem[6:]:<14}{r['tokens_per_s']:>10.0f}{pct(r['mfu']):>7}{pct(r['mfu_vs_datasheet']):>7}"
+    graphs = "->".join(map(str, r.get("compiled_graphs_at_log") or [])) if r.get("compile") else "-"
+    print(f"{f.stem[6:]:<24}{r['tokens_per_s']:>10.0f}{pct(r['mfu']):>7}{pct(r['mfu_vs_datasheet']):>7}"
           f"{pct(r['mfu_vs_measured_gemm']):>7}{r['step_images_per_s']:>11.1f}{r['loader_images_per_s']:>11.1f}"
-          f"{r['data_wait_frac']:>6.0%}{mem:>6}  {r['moe_kernel']}")
+          f"{r['data_wait_frac']:>6.0%}{mem:>6}{graphs:>8}  {r['moe_kernel']}")
     for sync in r.get("host_syncs_per_step") or []:
         print(f"  {f.stem[6:]}: a step synchronizes at {sync}")
+    if r.get("profile"):
+        profiles.append(f"\n== kernel profile of {f.stem[6:]}\n{r['profile']}")
+print("(graphs: torch.compile graphs built by the end of each half of the run; a rise in the second half"
+      " means the measured half paid for a compilation)")
+print("".join(profiles))
 PY
-{
-  [[ -f "$RES/sam_attention.log" ]] && { echo; cat "$RES/sam_attention.log"; }
-  python3 -c "import json, sys; print(); print(json.load(open(sys.argv[1])).get('profile', ''))" "$RES/bench_base_bs16.json" 2>/dev/null
-} | tee -a "$OUT/summary.txt"
+[[ -f "$RES/sam_attention.log" ]] && { echo; cat "$RES/sam_attention.log"; } | tee -a "$OUT/summary.txt"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -533,6 +535,45 @@ def test_grouped_gemm_experts_match_the_per_expert_loop_forward_and_backward():
         assert rel < 2e-2, f"{name}: relative error {rel:.3g} of bf16 grouped GEMM"
     # Empty experts get exactly zero weight gradient.
     assert got[2][1].abs().max() == 0 and got[3][4].abs().max() == 0
+
+
+def test_moe_layer_on_the_grouped_path_matches_float64_and_keeps_no_float32_slots(monkeypatch):
+    """The whole MoE layer as CUDA bf16 training runs it (float32 residual in, bf16 grouped
+    GEMMs), against the per-expert loop in float64: output and every gradient agree to bf16
+    precision. What it keeps for backward holds no float32 tensor of one row per routed
+    slot (the combine once kept a 30 KiB-a-token float32 copy per layer)."""
+    import train.model.moe as moe_mod
+
+    torch.manual_seed(10)
+    moe = MoE(dim=64, n_routed=8, n_shared=1, top_k=3, inter=32, norm_topk_prob=False)
+    x = torch.randn(2, 9, 64)
+    probe = torch.randn(2, 9, 64)
+
+    def run(dtype, grouped: bool):
+        monkeypatch.setattr(moe_mod, "use_grouped_gemm", lambda xs: grouped)
+        m = copy.deepcopy(moe).to(dtype)
+        xi = x.to(dtype).requires_grad_()
+        saved = []
+
+        def pack(t):
+            saved.append((tuple(t.shape), t.dtype))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out, aux = m(xi)
+        ((out.double() * probe.double()).sum() + aux.double()).backward()
+        grads = [xi.grad] + [p.grad for p in (m.gate.weight, m.w_gate_up, m.w_down, m.shared.gate_up.weight)]
+        return [out.double()] + [g.double() for g in grads], saved
+
+    ref, _ = run(torch.float64, grouped=False)
+    got, saved = run(torch.float32, grouped=True)
+    names = ("out", "d_x", "d_gate", "d_gate_up", "d_down", "d_shared")
+    for name, r, g in zip(names, ref, got):
+        rel = ((g - r).norm() / r.norm()).item()
+        assert rel < 3e-2, f"{name}: relative error {rel:.3g}"
+    slots = 2 * 9 * 3
+    per_slot = [s for s in saved if s[1] == torch.float32 and math.prod(s[0][:-1]) == slots and s[0][-1] > 1]
+    assert not per_slot, per_slot
 
 
 @pytest.mark.parametrize("h,w,table_len", [(6, 6, 6), (5, 7, 7), (4, 4, 8)])

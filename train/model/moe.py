@@ -124,10 +124,10 @@ class MoE(nn.Module):
             w = w / w.sum(dim=-1, keepdim=True)
         return probs, w, idx
 
-    def _experts(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    def _experts(self, xs: torch.Tensor, counts: torch.Tensor, grouped: bool) -> torch.Tensor:
         w_gu, w_dn = self.w_gate_up, self.w_down
-        if use_grouped_gemm(xs):
-            return _expert_grouped(xs.to(torch.bfloat16), counts, w_gu, w_dn)
+        if grouped:
+            return _expert_grouped(xs, counts, w_gu, w_dn)
         return _expert_loop(xs, counts.tolist(), w_gu.to(xs.dtype), w_dn.to(xs.dtype))
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,11 +137,18 @@ class MoE(nn.Module):
         probs, w, idx = self.route(x)
         flat = idx.reshape(-1)
         order = torch.argsort(flat, stable=True)
-        token = order // self.top_k
         # Fixed-size counts (bincount's output size is data-dependent, which breaks compiled graphs).
         counts = flat.new_zeros(self.n_routed).index_add_(0, flat, torch.ones_like(flat))
-        ys = self._experts(x[token], counts) * w.reshape(-1)[order, None].to(x.dtype)
-        out = torch.zeros_like(x).index_add_(0, token, ys.to(x.dtype))
+        grouped = use_grouped_gemm(x)
+        # Cast before the gather: k copies of each token move in bf16, not float32.
+        xe = x.to(torch.bfloat16) if grouped else x
+        ys = self._experts(xe[order // self.top_k], counts, grouped)  # expert-sorted slots
+        # Back to (token, slot) order by a gather, then the weighted sum over a token's k
+        # slots. (index_add_ into the tokens would keep its whole source for backward: in
+        # float32, 30 KiB a token per MoE layer of the paper config.)
+        slot = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
+        y = ys[slot].view(-1, self.top_k, shape[-1])
+        out = (y * w[..., None]).sum(dim=1)  # float32 weights: the sum is in float32
         if self.shared is not None:
             out = out + self.shared(x)
         return out.reshape(shape), self.balance_loss(probs, idx, valid)

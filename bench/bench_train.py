@@ -148,6 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     measured = gemm_peak(trainer.dev) if cuda else None
     sheet = datasheet_peak(name) if cuda else None
     loader = measure(trainer.dataset, a.batch_size, a.workers, batches=max(4, half))
+    # Every batch's padded tokens and images (fit, the sync check and the profile): the
+    # peak memory belongs to the largest, which bench/bench_memory.py predicts.
+    shapes: list[tuple[int, int]] = []
+    batches = trainer.batches
+
+    def recorded():
+        for b in batches():
+            shapes.append((b["input_ids"].numel(), b["n_images"]))
+            yield b
+
+    trainer.batches = recorded
     # Graphs built by each log step: a rise in the second half means the measured window
     # paid for a compilation.
     graphs_at_log: list[int] = []
@@ -184,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         report["host_syncs_per_step"] = host_syncs(trainer)
     if a.profile:
         report["profile"] = profile_steps(trainer, a.profile, 25)
+    report["batches"] = len(shapes)
+    report["max_batch_padded_tokens"] = max((t for t, _ in shapes), default=0)
+    report["max_batch_images"] = max((n for _, n in shapes), default=0)
     Path(a.json).write_text(json.dumps(report, indent=1))
     sheet_txt = f", {report['mfu_vs_datasheet']:.1%} of datasheet" if sheet else ""
     gemm_txt = f", {report['mfu_vs_measured_gemm']:.1%} of a measured {measured / 1e12:.0f} TFLOP/s GEMM" if measured else ""

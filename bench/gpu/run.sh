@@ -71,13 +71,12 @@ variant() {  # one named run; docs/gpu.md says what each shows
     # batches of another size or length reuse the graphs; "model" is the whole forward.
     paper_compile) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile ;;
     paper_compile_model) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile --compile-scope model ;;
-    # Compiled and up to 32 examples under paper_bs16's longest padded batch; then 48 under
-    # 1.5x that (compiled graphs keep fewer activations than eager, so it may fit).
-    paper_compile_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 65536 --steps 16 --compile --profile 2 ;;
-    paper_compile_budget96k) bench "$1" --mode base --config paper --batch-size 48 --max-batch-tokens 98304 --steps 16 --compile ;;
-    # Up to 32 examples a batch, but no more padded tokens than paper_bs16's longest batch
-    # (16 x 4096 = 65,536: the one that set its 108.6 GiB peak).
-    paper_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 65536 --steps 12 ;;
+    # Token budgets sized by bench/bench_memory.py (stage-2 memory measured on CPU; it gives
+    # run 2's peaks within 4 %, docs/gpu.md): eager, 40,960 tokens and 32 images about
+    # 109-120 GiB; compiled, 57,344 and 32 images 109-120 GiB, 65,536 and 48 images 121-132 GiB.
+    paper_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 40960 --steps 12 ;;
+    paper_compile_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 57344 --steps 16 --compile --profile 2 ;;
+    paper_compile_budget64k) bench "$1" --mode base --config paper --batch-size 48 --max-batch-tokens 65536 --steps 16 --compile ;;
     paper_ckpt) bench "$1" --mode base --config paper --batch-size 32 --steps 12 --grad-checkpoint ;;
     sam_attention)  # paper SAM's global-block attention: key-dim vs mask form
       if (( SECONDS > BUDGET_S )); then echo "== $1 skipped"; return; fi
@@ -94,14 +93,14 @@ if [[ -n "${SMOKE:-}" ]]; then
 else
   # 2026-11-26's second run measured base_bs16 base_cudnn base_bs64 paper_bs16 wide_compile
   # (wide_bs64 and paper_bs32 ran out of memory); docs/gpu.md has the figures. What is left:
-  default="paper_compile_budget paper_compile paper_budget paper_compile_budget96k base_compile_bs64 wide_compile_bs32 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
+  default="paper_compile_budget paper_compile_budget64k paper_budget paper_compile base_compile_bs64 wide_compile_bs32 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
 fi
 for v in ${VARIANTS:-$default}; do variant "$v"; done
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 print(f"{'run':<24}{'tok/s':>10}{'MFU':>7}{'sheet':>7}{'gemm':>7}{'step img/s':>11}{'load img/s':>11}{'wait':>6}"
-      f"{'GiB':>6}{'graphs':>8}  kernel")
+      f"{'GiB':>6}{'max tok':>8}{'graphs':>8}  kernel")
 profiles = []
 for f in sorted(out.glob("bench_*.json")):
     r = json.loads(f.read_text())
@@ -110,12 +109,13 @@ for f in sorted(out.glob("bench_*.json")):
     graphs = "->".join(map(str, r.get("compiled_graphs_at_log") or [])) if r.get("compile") else "-"
     print(f"{f.stem[6:]:<24}{r['tokens_per_s']:>10.0f}{pct(r['mfu']):>7}{pct(r['mfu_vs_datasheet']):>7}"
           f"{pct(r['mfu_vs_measured_gemm']):>7}{r['step_images_per_s']:>11.1f}{r['loader_images_per_s']:>11.1f}"
-          f"{r['data_wait_frac']:>6.0%}{mem:>6}{graphs:>8}  {r['moe_kernel']}")
+          f"{r['data_wait_frac']:>6.0%}{mem:>6}{r.get('max_batch_padded_tokens', 0):>8}{graphs:>8}  {r['moe_kernel']}")
     for sync in r.get("host_syncs_per_step") or []:
         print(f"  {f.stem[6:]}: a step synchronizes at {sync}")
     if r.get("profile"):
         profiles.append(f"\n== kernel profile of {f.stem[6:]}\n{r['profile']}")
-print("(graphs: torch.compile graphs built by the end of each half of the run; a rise in the second half"
+print("(GiB: peak allocated; max tok: padded tokens of the largest batch run, the one that sets the peak;"
+      " graphs: torch.compile graphs built by the end of each half of the run, a rise in the second half"
       " means the measured half paid for a compilation)")
 print("".join(profiles))
 PY

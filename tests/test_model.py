@@ -355,6 +355,14 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(stage):
         return count
 
     assert saved(True) < 0.5 * saved(False)
+    # The same with compiled blocks (--compile --grad-checkpoint): the checkpoint wraps the
+    # compiled block and recomputes it in backward.
+    m.compile_blocks(backend="aot_eager")
+    loss2, g2 = grads(True)
+    torch.testing.assert_close(loss2, loss0)
+    assert set(g2) == set(g0)
+    for k in g0:
+        torch.testing.assert_close(g2[k], g0[k], atol=1e-6, rtol=1e-5, msg=k)
 
 
 def test_left_and_right_padding_give_the_same_logits():

@@ -505,18 +505,20 @@ def test_generation_reproduces_an_overfitted_sample(tmp_path):
     assert drawn.getpixel((mx, my)) == img.getpixel((mx, my))
 
 
-def test_compiled_blocks_train_like_eager_and_do_not_recompile_for_new_batch_makeup(shards, tok, tmp_path):
+@pytest.mark.parametrize("stage", [2, 1])
+def test_compiled_blocks_train_like_eager_and_do_not_recompile_for_new_batch_makeup(shards, tok, tmp_path, stage):
     """--compile's default scope compiles each block (OCRModel.compile_blocks): losses and
     gradients match eager, and batches with another number of images, rows and tokens
     compile nothing new (shapes are dynamic from the start), where a whole-model graph
-    would compile again for each. aot_eager traces as inductor does but runs eager
-    kernels, so the numbers must agree."""
+    would compile again for each. Stage 1 trains SAM through its compiled blocks, stage 2
+    freezes it. aot_eager traces as inductor does but runs eager kernels, so the numbers
+    must agree."""
     from torch._dynamo.utils import counters
 
     tok_path = tmp_path / "tok.json"
     tok.save(tok_path)
-    eager = Trainer(tiny_args(shards, tmp_path / "eager", tok_path, stage=2))
-    compiled = Trainer(tiny_args(shards, tmp_path / "compiled", tok_path, stage=2))
+    eager = Trainer(tiny_args(shards, tmp_path / "eager", tok_path, stage=stage))
+    compiled = Trainer(tiny_args(shards, tmp_path / "compiled", tok_path, stage=stage))
     torch._dynamo.reset()
     counters.clear()
     assert compiled.model.compile_blocks(backend="aot_eager") == len(compiled.model.blocks()) > 0

@@ -189,13 +189,19 @@ class OCRModel(nn.Module):
 
         Shapes are dynamic from the first compile (``dynamic=True`` unless given): every
         batch brings another length and often another size, and dimensions found to vary
-        one at a time would otherwise each cost a recompilation.
+        one at a time would otherwise each cost a recompilation. SAM's blocks take only the
+        number of images as dynamic (SamEncoder marks the sizes) and compile once per image
+        size: with the grid symbolic too, the backward of its relative-position attention
+        fails (torch 2.13, stage 1, where SAM trains), and a few fixed sizes are what a run
+        sees anyway.
         """
-        blocks = self.blocks()
         compile_kwargs.setdefault("dynamic", True)
-        for blk in blocks:
+        for blk in self.encoder.sam.blocks:
+            blk.compile(**{**compile_kwargs, "dynamic": None})
+        rest = [*self.encoder.clip.blocks, *self.decoder.blocks]
+        for blk in rest:
             blk.compile(**compile_kwargs)
-        return len(blocks)
+        return len(self.encoder.sam.blocks) + len(rest)
 
     # -- stages --------------------------------------------------------------
     def freeze_for_stage2(self) -> None:

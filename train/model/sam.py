@@ -159,5 +159,12 @@ class SamEncoder(nn.Module):
         x = self.patch_embed(pixels).permute(0, 2, 3, 1)  # [B, h, w, d]
         x = x + interpolate_grid(self.pos_embed, x.shape[1], x.shape[2]).to(x.dtype)
         for blk in self.blocks:
+            if not torch.compiler.is_compiling():
+                # For compiled blocks (OCRModel.compile_blocks): the number of images is a
+                # dynamic size from the first compile, the grid and width stay static (one
+                # graph per image size; see compile_blocks for why).
+                torch._dynamo.maybe_mark_dynamic(x, 0)
+                for d in (1, 2, 3):
+                    torch._dynamo.mark_static(x, d)
             x = call_block(blk, x, checkpoint=self.grad_checkpointing)
         return self.neck(x.permute(0, 3, 1, 2))

@@ -1,0 +1,57 @@
+"""bench/bench_memory.py's method: bytes per token and per image, measured on single blocks,
+predict what a whole model's forward keeps for backward."""
+
+from __future__ import annotations
+
+import torch
+
+import train.model.moe as moe_mod
+from bench import bench_memory as bm
+from train.configs import get_config
+from train.model.ocr_model import OCRModel
+from train.model.vision_inputs import fit_image, num_image_tokens
+from tests.test_model import _page
+
+VOCAB, IMG = 512, 3
+
+
+def _whole_forward_saved_bytes(m: OCRModel, rows: int, text: int) -> tuple[int, int, int]:
+    """(saved bytes, padded tokens, images) of one stage-2 forward of ``rows`` Base pages."""
+    enc = m.cfg.encoder
+    vis = [fit_image(_page(160, 200, s), "base", enc) for s in range(rows)]
+    n_img = num_image_tokens("base", enc, vis[0].grid)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, VOCAB, (rows, 1 + n_img + text), generator=g)
+    ids[:, 1:1 + n_img] = IMG
+    mask = torch.ones_like(ids)
+    labels = ids.clone()
+    labels[:, :1 + n_img] = -100
+    params = {p.untyped_storage().data_ptr() for p in m.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:  # weights are counted as states, not activations
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
+        m(ids, mask, vis, labels=labels)
+    return sum(seen.values()), ids.numel(), rows
+
+
+def test_block_measurements_predict_a_whole_forward(monkeypatch):
+    monkeypatch.setattr(moe_mod, "use_grouped_gemm", lambda xs: True)  # as bench_memory does
+    cfg = get_config("tiny")
+    enc = cfg.encoder
+    clip_tokens = enc.token_side(enc.image_size("base")) ** 2 + 1
+    est = bm.measure("tiny", VOCAB, compiled=False, image_tokens=clip_tokens)
+    assert est["decoder_bytes_per_token"] > 0 and est["clip_bytes_per_image"] > 0
+    torch.manual_seed(0)
+    m = OCRModel(cfg, VOCAB, IMG, stage=2)
+    m.freeze_for_stage2()
+    for rows, text in ((4, 300), (8, 500)):
+        got, tokens, images = _whole_forward_saved_bytes(m, rows, text)
+        want = (est["decoder_bytes_per_token"] * tokens + est["clip_bytes_per_image"] * images
+                + est["decoder_bytes_fixed"] + est["clip_bytes_fixed"])
+        assert abs(got - want) < 0.03 * got, (rows, text, got, want)  # 0.4 % when written

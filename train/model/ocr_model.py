@@ -14,6 +14,7 @@ from train.model.decoder import Decoder, KVCache, right_padded
 from train.model.deepencoder import DeepEncoder
 from train.model.generation import NgramBlocker
 from train.model.moe import MoE
+from train.model.sam import SamBlock
 from train.model.vision_inputs import VisionInput, num_image_tokens
 
 IGNORE_INDEX = -100
@@ -196,12 +197,10 @@ class OCRModel(nn.Module):
         sees anyway.
         """
         compile_kwargs.setdefault("dynamic", True)
-        for blk in self.encoder.sam.blocks:
-            blk.compile(**{**compile_kwargs, "dynamic": None})
-        rest = [*self.encoder.clip.blocks, *self.decoder.blocks]
-        for blk in rest:
-            blk.compile(**compile_kwargs)
-        return len(self.encoder.sam.blocks) + len(rest)
+        blocks = self.blocks()
+        for blk in blocks:
+            blk.compile(**{**compile_kwargs, "dynamic": None} if isinstance(blk, SamBlock) else compile_kwargs)
+        return len(blocks)
 
     # -- stages --------------------------------------------------------------
     def freeze_for_stage2(self) -> None:

@@ -704,3 +704,30 @@ def test_inductor_compiles_the_grouped_gemm_moe_block_with_dynamic_shapes(monkey
             rel = ((got - ref).norm() / ref.norm()).item()
             assert rel < 2e-2, (b, t, name, rel)
     assert graphs == [1, 1, 1], graphs
+
+
+@pytest.mark.slow
+def test_compiled_blocks_take_every_mode_without_falling_back(caplog):
+    """A multi-mode run (--mode with all six) through compiled blocks in stage 1: SAM
+    compiles a graph per block kind and image size, more than dynamo's default of 8 per
+    function, after which it would run SAM eager. Every mode gives eager's loss, with and
+    without autograd, and no recompile limit is hit."""
+    import logging
+
+    eager, compiled = _model(stage=1, seed=6), _model(stage=1, seed=6)
+    torch._dynamo.reset()
+    compiled.compile_blocks(backend="aot_eager")
+    dynamo_log = logging.getLogger("torch._dynamo")  # torch's loggers do not propagate to caplog's
+    dynamo_log.addHandler(caplog.handler)
+    try:
+        for mode in MODES:
+            ids, mask, vis, labels = _batch(eager, mode)
+            want = eager(ids, mask, vis, labels=labels).loss
+            got = compiled(ids, mask, vis, labels=labels).loss
+            got.backward()
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=mode)
+            with torch.no_grad():  # as held-out evaluation runs: one more graph per SAM kind and size
+                torch.testing.assert_close(compiled(ids, mask, vis, labels=labels).loss, want, rtol=1e-5, atol=1e-6)
+    finally:
+        dynamo_log.removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if "recompile_limit" in r.getMessage()]

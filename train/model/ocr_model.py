@@ -197,6 +197,9 @@ class OCRModel(nn.Module):
         sees anyway.
         """
         compile_kwargs.setdefault("dynamic", True)
+        # SAM keeps a graph per block kind, image size and grad mode: a run of every mode
+        # passes dynamo's default of 8 per function, after which it runs SAM eager.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         blocks = self.blocks()
         for blk in blocks:
             blk.compile(**{**compile_kwargs, "dynamic": None} if isinstance(blk, SamBlock) else compile_kwargs)

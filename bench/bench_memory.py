@@ -1,24 +1,26 @@
 """Training memory of a config, measured on CPU, and the token budget that fits a GPU.
 
-    python bench/bench_memory.py --config paper                     # eager and compiled
+    python bench/bench_memory.py --config paper                     # stage 2, eager and compiled
     python bench/bench_memory.py --config paper --gpu-gib 139 --images-per-batch 32
+    python bench/bench_memory.py --config paper --stage 1 --eager-only
 
 What a training step keeps alive is known before any GPU run: the weights, AdamW's two
 moments and the gradients (bytes per parameter), and the activations autograd saves for
-backward, which grow with the batch's padded tokens (decoder) and images (CLIP). This
+backward, which grow with the batch's padded tokens (decoder) and images (encoder). This
 script measures the saved activations directly: it runs one decoder block of each kind
 (dense, MoE), one CLIP block and the loss head forward under bf16 autocast, at two
 lengths, and counts the distinct storages that ``saved_tensors_hooks`` sees. The slope
 is bytes per token (per image for CLIP), the intercept bytes per block (bf16 weight
-copies). With ``--compile`` the blocks go through ``torch.compile`` (inductor) first, as
-``python -m train --compile`` does, and the compiled graphs' own choice of what to save
+copies). Without ``--eager-only`` the blocks also go through ``torch.compile`` (inductor),
+as ``python -m train --compile`` does, and the compiled graphs' own choice of what to save
 and what to recompute is what gets counted.
 
 The MoE block runs on the grouped-GEMM path (what CUDA bf16 training uses; the CPU's
 per-expert loop saves the same tensors in pieces). SAM and the compressor are frozen in
-stage 2 and run without autograd, so they save nothing. The prediction is for stage 2 and
-leaves out the allocator's fragmentation and the step's short-lived buffers; the JSON
-gives it against a measured GPU peak when ``--measured`` names one.
+stage 2 and run without autograd, so they save nothing there; in stage 1 they train with
+the compact decoder, and the whole SAM + compressor is measured per image of ``--mode``.
+The prediction leaves out the allocator's fragmentation and the step's short-lived
+buffers; the JSON gives it against a measured GPU peak when ``--measured`` names one.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ import torch.nn.functional as F  # noqa: E402
 import train.model.moe as moe_mod  # noqa: E402
 from train.configs import load_config, with_vocab  # noqa: E402
 from train.model.clip import ClipBlock  # noqa: E402
+from train.model.compressor import Compressor  # noqa: E402
 from train.model.decoder import Block, rotary  # noqa: E402
 from train.model.layers import RMSNorm  # noqa: E402
 from train.model.ocr_model import OCRModel  # noqa: E402
+from train.model.sam import SamEncoder  # noqa: E402
 
 GIB = 2 ** 30
 
@@ -110,19 +114,32 @@ def head_bytes(cfg, tokens: int) -> int:
     return saved_bytes(run)
 
 
-def param_counts(cfg, vocab: int) -> dict[str, int]:
-    """Parameters of the stage-2 model: all, trainable (SAM and compressor frozen)."""
+def sam_bytes(sam: torch.nn.Module, compressor: torch.nn.Module, size: int, images: int) -> int:
+    """Saved bytes of SAM and the compressor (trained in stage 1) on ``images`` images."""
+    pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+    def run():
+        with _autocast():
+            compressor(sam(pixels))
+
+    return saved_bytes(run)
+
+
+def param_counts(cfg, vocab: int, stage: int = 2) -> dict[str, int]:
+    """Parameters of the model: all, and trainable (stage 2 freezes SAM and the compressor)."""
     with torch.device("meta"):
-        m = OCRModel(cfg, vocab, 3, stage=2)
-    m.freeze_for_stage2()
+        m = OCRModel(cfg, vocab, 3, stage=stage)
+    if stage == 2:
+        m.freeze_for_stage2()
     return {"all": sum(p.numel() for p in m.parameters()),
             "trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)}
 
 
-def measure(config: str, vocab: int, compiled: bool, image_tokens: int) -> dict:
-    """Per-token, per-image and per-block saved bytes of ``config`` (stage 2)."""
+def measure(config: str, vocab: int, compiled: bool, image_tokens: int, stage: int = 2, mode: str = "base") -> dict:
+    """Per-token, per-image and fixed saved bytes of ``config`` in ``stage``: the decoder of
+    that stage, CLIP, and in stage 1 SAM and the compressor on ``mode``'s image."""
     mcfg = load_config(config)
-    dec = with_vocab(mcfg.decoder, vocab)
+    dec = with_vocab(mcfg.stage1_decoder if stage == 1 else mcfg.decoder, vocab)
     enc = mcfg.encoder
     torch.manual_seed(0)
     kinds = {}
@@ -141,6 +158,13 @@ def measure(config: str, vocab: int, compiled: bool, image_tokens: int) -> dict:
         cblk.compile(dynamic=True)
     c_slope, c_icpt = per_unit(lambda n: clip_block_bytes(cblk, enc.clip_width, image_tokens, n), 2, 4)
     h_slope, _ = per_unit(lambda n: head_bytes(dec, n), 512, 1024)
+    s_slope = s_icpt = 0.0
+    if stage == 1:
+        sam, comp = SamEncoder(enc), Compressor(enc)
+        if compiled:  # as OCRModel.compile_blocks compiles them
+            for blk in sam.blocks:
+                blk.compile(dynamic=None)
+        s_slope, s_icpt = per_unit(lambda n: sam_bytes(sam, comp, enc.image_size(mode), n), 1, 2)
     n_dense = min(dec.first_dense_layers, dec.layers) if dec.n_routed else dec.layers
     n_moe = dec.layers - n_dense
     per_token = n_dense * kinds["dense"]["bytes_per_token"] + h_slope
@@ -154,21 +178,23 @@ def measure(config: str, vocab: int, compiled: bool, image_tokens: int) -> dict:
         "head_bytes_per_token": h_slope,
         "clip_bytes_per_image": c_slope * enc.clip_depth,
         "clip_bytes_fixed": c_icpt * enc.clip_depth,
+        "sam_bytes_per_image": s_slope,
+        "sam_bytes_fixed": s_icpt,
         "decoder_bytes_per_token": per_token,
         "decoder_bytes_fixed": per_block,
     }
 
 
 def predict(m: dict, params: dict[str, int], tokens: int, images: int) -> dict[str, float]:
-    """Stage-2 GiB for a batch of ``tokens`` padded tokens and ``images`` images.
+    """GiB for a batch of ``tokens`` padded tokens and ``images`` images.
 
     ``at_forward_end``: weights (fp32), AdamW moments, every saved activation and the bf16
     weight copies kept for backward (the blocks' fixed bytes), before any gradient exists; ``upper``: with every gradient as well (the
     real peak lies between: backward frees activations as it makes gradients).
     """
     states = 4 * params["all"] + 8 * params["trainable"]
-    act = m["decoder_bytes_per_token"] * tokens + m["clip_bytes_per_image"] * images
-    low = states + act + m["decoder_bytes_fixed"] + m["clip_bytes_fixed"]
+    act = m["decoder_bytes_per_token"] * tokens + (m["clip_bytes_per_image"] + m["sam_bytes_per_image"]) * images
+    low = states + act + m["decoder_bytes_fixed"] + m["clip_bytes_fixed"] + m["sam_bytes_fixed"]
     return {"at_forward_end": low / GIB, "upper": (low + 4 * params["trainable"]) / GIB}
 
 
@@ -184,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="paper")
+    p.add_argument("--stage", type=int, choices=(1, 2), default=2)
     p.add_argument("--vocab", type=int, default=4096, help="tokenizer size (TrainArgs.vocab_size)")
     p.add_argument("--mode", default="base", help="resolution mode whose image the CLIP cost is for")
     p.add_argument("--eager-only", action="store_true", help="skip the compiled measurement")
@@ -199,11 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     moe_mod.use_grouped_gemm = lambda xs: True  # the CUDA bf16 path (see the module docstring)
     mcfg = load_config(a.config)
     image_tokens = mcfg.encoder.token_side(mcfg.encoder.image_size(a.mode)) ** 2 + 1
-    params = param_counts(mcfg, a.vocab)
-    report = {"config": a.config, "vocab": a.vocab, "mode": a.mode, "params": params, "gpu_gib": a.gpu_gib,
+    params = param_counts(mcfg, a.vocab, a.stage)
+    report = {"config": a.config, "stage": a.stage, "vocab": a.vocab, "mode": a.mode, "params": params, "gpu_gib": a.gpu_gib,
               "headroom": a.headroom, "images_per_batch": a.images_per_batch, "runs": []}
     for compiled in (False,) if a.eager_only else (False, True):
-        m = measure(a.config, a.vocab, compiled, image_tokens)
+        m = measure(a.config, a.vocab, compiled, image_tokens, a.stage, a.mode)
         m["predicted_gib"] = {str(t): predict(m, params, t, a.images_per_batch) for t in a.tokens}
         m["token_budget"] = budget_for(m, params, a.gpu_gib, a.images_per_batch, a.headroom)
         if a.measured and not compiled:
@@ -214,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         name = "compiled" if compiled else "eager"
         print(f"{a.config} {name}: decoder {m['decoder_bytes_per_token'] / 2 ** 10:.0f} KiB/token "
               + ", ".join(f"{k} block {v['bytes_per_token'] / 2 ** 10:.1f} KiB/token" for k, v in m["blocks"].items())
-              + f", head {m['head_bytes_per_token'] / 2 ** 10:.1f} KiB/token; CLIP {m['clip_bytes_per_image'] / 2 ** 20:.0f} MiB/image")
+              + f", head {m['head_bytes_per_token'] / 2 ** 10:.1f} KiB/token; CLIP {m['clip_bytes_per_image'] / 2 ** 20:.0f} MiB/image"
+              + (f", SAM + compressor {m['sam_bytes_per_image'] / 2 ** 20:.0f} MiB/image" if a.stage == 1 else ""))
         for t, g in m["predicted_gib"].items():
             print(f"  {t} tokens, {a.images_per_batch} images: {g['at_forward_end']:.1f}-{g['upper']:.1f} GiB")
         if "against_measured" in m:
@@ -222,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  measured {am['measured_gib']} GiB at {int(am['tokens'])} tokens, {int(am['images'])} images; "
                   f"predicted {am['at_forward_end']:.1f}-{am['upper']:.1f} GiB")
         print(f"  token budget for {a.gpu_gib:g} GiB, {a.images_per_batch} images, {a.headroom:.0%} headroom: {m['token_budget']}")
-    print(f"parameters: {params['all'] / 1e9:.2f}B, trainable in stage 2 {params['trainable'] / 1e9:.2f}B")
+    print(f"parameters: {params['all'] / 1e9:.2f}B, trainable in stage {a.stage} {params['trainable'] / 1e9:.2f}B")
     Path(a.json).write_text(json.dumps(report, indent=1))
     return 0
 

@@ -479,13 +479,16 @@ class Trainer:
             "step_s": seconds / max(1, w["steps"]),
             "data_wait_frac": data_s / self.dist.world / seconds,
         }
+        if self.dev.type == "cuda":  # this rank's peak so far (bench/bench_memory.py predicts it)
+            rec["max_memory_gib"] = torch.cuda.max_memory_allocated(self.dev) / 2 ** 30
         if self._log_fh is not None:
             self._log_fh.write(json.dumps(rec) + "\n")
             self._log_fh.flush()
             print(
                 f"step {rec['step']:>6} loss {rec['loss']:.4f} lr {rec['lr']:.2e} gnorm {rec['grad_norm']:.2f} "
                 f"tok/s {rec['tokens_per_s']:.0f} img/s {rec['images_per_s']:.1f} mfu {rec['mfu']:.3f} "
-                f"data {rec['data_wait_frac']:.0%}",
+                f"data {rec['data_wait_frac']:.0%}"
+                + (f" mem {rec['max_memory_gib']:.1f} GiB" if "max_memory_gib" in rec else ""),
                 flush=True,
             )
 

@@ -165,8 +165,8 @@ def measure(config: str, vocab: int, compiled: bool, image_tokens: int, stage: i
             for blk in sam.blocks:
                 blk.compile(dynamic=None)
         s_slope, s_icpt = per_unit(lambda n: sam_bytes(sam, comp, enc.image_size(mode), n), 1, 2)
-    n_dense = min(dec.first_dense_layers, dec.layers) if dec.n_routed else dec.layers
-    n_moe = dec.layers - n_dense
+    n_moe = sum(dec.is_moe_layer(i) for i in range(dec.layers))
+    n_dense = dec.layers - n_moe
     per_token = n_dense * kinds["dense"]["bytes_per_token"] + h_slope
     per_block = n_dense * kinds["dense"]["bytes_per_block"]
     if n_moe:
@@ -189,8 +189,9 @@ def predict(m: dict, params: dict[str, int], tokens: int, images: int) -> dict[s
     """GiB for a batch of ``tokens`` padded tokens and ``images`` images.
 
     ``at_forward_end``: weights (fp32), AdamW moments, every saved activation and the bf16
-    weight copies kept for backward (the blocks' fixed bytes), before any gradient exists; ``upper``: with every gradient as well (the
-    real peak lies between: backward frees activations as it makes gradients).
+    weight copies kept for backward (the blocks' fixed bytes), before any gradient exists;
+    ``upper``: with every gradient as well (the real peak lies between: backward frees
+    activations as it makes gradients).
     """
     states = 4 * params["all"] + 8 * params["trainable"]
     act = m["decoder_bytes_per_token"] * tokens + (m["clip_bytes_per_image"] + m["sam_bytes_per_image"]) * images
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="paper")
     p.add_argument("--stage", type=int, choices=(1, 2), default=2)
     p.add_argument("--vocab", type=int, default=4096, help="tokenizer size (TrainArgs.vocab_size)")
-    p.add_argument("--mode", default="base", help="resolution mode whose image the CLIP cost is for")
+    p.add_argument("--mode", default="base", help="resolution mode whose image the per-image cost is for")
     p.add_argument("--eager-only", action="store_true", help="skip the compiled measurement")
     p.add_argument("--tokens", type=int, nargs="*", default=[20640, 65536, 98304],
                    help="padded tokens per batch to predict for")

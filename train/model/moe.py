@@ -124,31 +124,37 @@ class MoE(nn.Module):
             w = w / w.sum(dim=-1, keepdim=True)
         return probs, w, idx
 
-    def _experts(self, xs: torch.Tensor, counts: torch.Tensor, grouped: bool) -> torch.Tensor:
-        w_gu, w_dn = self.w_gate_up, self.w_down
+    def _routed(self, x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, grouped: bool) -> torch.Tensor:
+        """The routed experts' weighted sum for tokens x [N, D] with top-k weights and ids [N, k]."""
+        flat = idx.reshape(-1)
+        order = torch.argsort(flat, stable=True)
+        # Fixed-size counts (bincount's output size is data-dependent, which breaks compiled graphs).
+        counts = flat.new_zeros(self.n_routed).index_add_(0, flat, torch.ones_like(flat))
+        # Cast before the gather: k copies of each token move in bf16, not float32.
+        xs = (x.to(torch.bfloat16) if grouped else x)[order // self.top_k]  # expert-sorted slots
         if grouped:
-            return _expert_grouped(xs, counts, w_gu, w_dn)
-        return _expert_loop(xs, counts.tolist(), w_gu.to(xs.dtype), w_dn.to(xs.dtype))
+            ys = _expert_grouped(xs, counts, self.w_gate_up, self.w_down)
+        else:
+            ys = _expert_loop(xs, counts.tolist(), self.w_gate_up.to(xs.dtype), self.w_down.to(xs.dtype))
+        # Back to (token, slot) order by a gather, then the weighted sum over a token's k
+        # slots. (index_add_ into the tokens would keep its whole source for backward: in
+        # float32, 30 KiB a token per MoE layer of the paper config.)
+        slot = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
+        y = ys[slot].view(-1, self.top_k, x.shape[-1])
+        return (y * w[..., None]).sum(dim=1)  # float32 weights: the sum is in float32
+
+    # The loop's host-side counts break a compiled graph. Run the whole routed part eager
+    # then, so the graph after the break takes [N, D] tensors only: given the loop's
+    # [N * k, D] results, inductor (torch 2.13, CPU) failed to bind N in that graph.
+    _routed_eager = torch.compiler.disable(_routed)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x [..., D]; ``valid`` [...] bool marks real tokens for the balancing loss."""
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         probs, w, idx = self.route(x)
-        flat = idx.reshape(-1)
-        order = torch.argsort(flat, stable=True)
-        # Fixed-size counts (bincount's output size is data-dependent, which breaks compiled graphs).
-        counts = flat.new_zeros(self.n_routed).index_add_(0, flat, torch.ones_like(flat))
         grouped = use_grouped_gemm(x)
-        # Cast before the gather: k copies of each token move in bf16, not float32.
-        xe = x.to(torch.bfloat16) if grouped else x
-        ys = self._experts(xe[order // self.top_k], counts, grouped)  # expert-sorted slots
-        # Back to (token, slot) order by a gather, then the weighted sum over a token's k
-        # slots. (index_add_ into the tokens would keep its whole source for backward: in
-        # float32, 30 KiB a token per MoE layer of the paper config.)
-        slot = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
-        y = ys[slot].view(-1, self.top_k, shape[-1])
-        out = (y * w[..., None]).sum(dim=1)  # float32 weights: the sum is in float32
+        out = (self._routed if grouped else self._routed_eager)(x, w, idx, grouped)
         if self.shared is not None:
             out = out + self.shared(x)
         return out.reshape(shape), self.balance_loss(probs, idx, valid)

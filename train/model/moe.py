@@ -1,8 +1,9 @@
 """DeepSeek-MoE feed-forward: shared experts + greedy top-k routed fine-grained experts.
 
 Dispatch sorts the (token, expert) assignments by expert and runs one matrix product per
-expert over its contiguous slice (or a single grouped GEMM on CUDA bf16), then scatters
-the weighted results back with index_add: no per-token Python loop.
+expert over its contiguous slice (or a single grouped GEMM on CUDA bf16), then gathers the
+results back to (token, slot) order and sums each token's k weighted results: no
+per-token Python loop.
 """
 
 from __future__ import annotations

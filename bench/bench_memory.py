@@ -48,16 +48,19 @@ from train.model.sam import SamEncoder  # noqa: E402
 GIB = 2 ** 30
 
 
-def saved_bytes(fn) -> int:
-    """Bytes of the distinct storages autograd saves for backward while ``fn()`` runs."""
+def saved_bytes(fn, skip: frozenset[int] | set[int] = frozenset()) -> int:
+    """Bytes of the distinct storages autograd saves for backward while ``fn()`` runs under
+    bf16 autocast (as training on a GPU does); storages whose data pointer is in ``skip``
+    (the weights, say) are not counted."""
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         st = t.untyped_storage()
-        seen[st.data_ptr()] = st.nbytes()
+        if st.data_ptr() not in skip:
+            seen[st.data_ptr()] = st.nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
         fn()
     return sum(seen.values())
 
@@ -69,10 +72,6 @@ def per_unit(measure, small: int, large: int) -> tuple[float, float]:
     return slope, a - slope * small
 
 
-def _autocast():
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
 def decoder_block_bytes(block: torch.nn.Module, cfg, tokens: int, rows: int = 2) -> int:
     """Saved bytes of one decoder block's forward on ``rows`` x ``tokens / rows`` tokens."""
     t = tokens // rows
@@ -80,23 +79,13 @@ def decoder_block_bytes(block: torch.nn.Module, cfg, tokens: int, rows: int = 2)
     x = torch.randn(rows, t, cfg.width, generator=gen, requires_grad=True)  # the fp32 residual stream
     cos, sin = rotary(torch.arange(t).expand(rows, t), cfg.head_dim, cfg.rope_theta)
     valid = torch.ones(rows, t, dtype=torch.bool)
-
-    def run():
-        with _autocast():
-            block(x, cos, sin, None, None, valid)
-
-    return saved_bytes(run)
+    return saved_bytes(lambda: block(x, cos, sin, None, None, valid))
 
 
 def clip_block_bytes(block: torch.nn.Module, width: int, tokens: int, images: int) -> int:
     """Saved bytes of one CLIP block on ``images`` sequences of ``tokens``."""
     x = torch.randn(images, tokens, width, generator=torch.Generator().manual_seed(0), requires_grad=True)
-
-    def run():
-        with _autocast():
-            block(x)
-
-    return saved_bytes(run)
+    return saved_bytes(lambda: block(x))
 
 
 def head_bytes(cfg, tokens: int) -> int:
@@ -105,24 +94,14 @@ def head_bytes(cfg, tokens: int) -> int:
     head = torch.nn.Linear(cfg.width, cfg.vocab_size, bias=False)
     x = torch.randn(1, tokens, cfg.width, generator=torch.Generator().manual_seed(0), requires_grad=True)
     labels = torch.randint(0, cfg.vocab_size, (tokens - 1,), generator=torch.Generator().manual_seed(1))
-
-    def run():
-        with _autocast():
-            logits = head(norm(x))
-            F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels, reduction="sum")
-
-    return saved_bytes(run)
+    return saved_bytes(
+        lambda: F.cross_entropy(head(norm(x))[:, :-1].flatten(0, 1).float(), labels, reduction="sum"))
 
 
 def sam_bytes(sam: torch.nn.Module, compressor: torch.nn.Module, size: int, images: int) -> int:
     """Saved bytes of SAM and the compressor (trained in stage 1) on ``images`` images."""
     pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(0))
-
-    def run():
-        with _autocast():
-            compressor(sam(pixels))
-
-    return saved_bytes(run)
+    return saved_bytes(lambda: compressor(sam(pixels)))
 
 
 def param_counts(cfg, vocab: int, stage: int = 2) -> dict[str, int]:

@@ -27,18 +27,9 @@ def _whole_forward_saved_bytes(m: OCRModel, rows: int, text: int) -> tuple[int, 
     mask = torch.ones_like(ids)
     labels = ids.clone()
     labels[:, :1 + n_img] = -100
-    params = {p.untyped_storage().data_ptr() for p in m.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in params:  # weights are counted as states, not activations
-            seen[st.data_ptr()] = st.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
-        m(ids, mask, vis, labels=labels)
-    return sum(seen.values()), ids.numel(), rows
+    weights = {p.untyped_storage().data_ptr() for p in m.parameters()}  # states, not activations
+    saved = bm.saved_bytes(lambda: m(ids, mask, vis, labels=labels), skip=weights)
+    return saved, ids.numel(), rows
 
 
 @pytest.mark.parametrize("stage, compiled", [(2, False), pytest.param(2, True, marks=pytest.mark.slow), (1, False)])

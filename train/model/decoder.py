@@ -46,9 +46,14 @@ def rotary(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the two halves of each head (rotate-half convention)."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
+    """Rotate the two halves of each head (rotate-half convention), in x's dtype.
+
+    Under bf16 autocast q and k arrive in bf16; rotating them in float32 moved three times
+    the bytes (casts both ways, float32 products) for a precision SDPA drops right after.
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
 def right_padded(key_valid: torch.Tensor) -> bool:

@@ -2,8 +2,15 @@
 
 Dispatch sorts the (token, expert) assignments by expert and runs one matrix product per
 expert over its contiguous slice (or a single grouped GEMM on CUDA bf16), then gathers the
-results back to (token, slot) order and sums each token's k weighted results: no
-per-token Python loop.
+results back to (token, slot) order and sums each token's k results: no per-token Python
+loop. The routing weight scales each slot's hidden activations before the down projection
+(the same product, as that projection is linear), so the combine is a plain sum.
+
+The two reorderings are each other's backward: copying tokens out to their k slots
+(:class:`_Dispatch`) is undone in backward by summing the k slot gradients, and summing
+slots into tokens (:class:`_Combine`) by copying the token gradient out again. Written as
+gathers both ways, neither needs autograd's default for an indexed read, a zero buffer plus
+an accumulating scatter (which sorts its indices on CUDA).
 """
 
 from __future__ import annotations
@@ -30,13 +37,17 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(g) * u)
 
 
-def _expert_loop(xs: torch.Tensor, counts: list[int], w_gu: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
-    """Per-expert products over the expert-sorted rows ``xs`` (the portable path)."""
+def _expert_loop(xs: torch.Tensor, counts: list[int], w_gu: torch.Tensor, w_down: torch.Tensor,
+                 scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-expert products over the expert-sorted rows ``xs`` (the portable path); ``scale``
+    [rows] multiplies each row's hidden activations before the down projection."""
     outs = []
-    for e, xe in enumerate(xs.split(counts)):
+    scales = scale.split(counts) if scale is not None else [None] * len(counts)
+    for e, (xe, se) in enumerate(zip(xs.split(counts), scales)):
         if xe.shape[0]:
             g, u = (xe @ w_gu[e].t()).chunk(2, dim=-1)
-            outs.append((F.silu(g) * u) @ w_down[e].t())
+            h = F.silu(g) * u
+            outs.append((h if se is None else h * se[:, None]) @ w_down[e].t())
     return torch.cat(outs) if outs else xs.new_zeros(0, w_down.shape[1])
 
 
@@ -44,7 +55,8 @@ def _expert_loop(xs: torch.Tensor, counts: list[int], w_gu: torch.Tensor, w_down
 _GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
 
 
-def _expert_grouped(xs: torch.Tensor, counts: torch.Tensor, w_gu: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
+def _expert_grouped(xs: torch.Tensor, counts: torch.Tensor, w_gu: torch.Tensor, w_down: torch.Tensor,
+                    scale: torch.Tensor | None = None) -> torch.Tensor:
     """The same as :func:`_expert_loop` in two grouped GEMMs (bf16; CUDA sm80+, or CPU).
 
     The kernels want 16-byte aligned strides, so the model width and expert width must be
@@ -53,9 +65,48 @@ def _expert_grouped(xs: torch.Tensor, counts: torch.Tensor, w_gu: torch.Tensor, 
     if _GROUPED_MM is None:
         raise NotImplementedError(f"torch {torch.__version__} has no grouped_mm")
     offs = counts.cumsum(0).to(torch.int32)
-    h = _GROUPED_MM(xs, w_gu.to(xs.dtype).transpose(-2, -1), offs=offs)
-    g, u = h.chunk(2, dim=-1)
-    return _GROUPED_MM((F.silu(g) * u).contiguous(), w_down.to(xs.dtype).transpose(-2, -1), offs=offs)
+    g, u = _GROUPED_MM(xs, w_gu.to(xs.dtype).transpose(-2, -1), offs=offs).chunk(2, dim=-1)
+    h = F.silu(g) * u
+    if scale is not None:
+        h = h * scale.to(h.dtype)[:, None]
+    return _GROUPED_MM(h.contiguous(), w_down.to(xs.dtype).transpose(-2, -1), offs=offs)
+
+
+def _gather_sum(rows: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
+    """[n * k] picks of ``rows`` [M, D], summed k at a time in float32: [n, D]."""
+    return rows[index].view(-1, k, rows.shape[-1]).sum(dim=1, dtype=torch.float32)
+
+
+class _Dispatch(torch.autograd.Function):
+    """x [N, D] -> its rows in expert-sorted slot order, x[src] [N * k, D]; backward sums
+    each token's k slot gradients, found through ``slot`` (a token's slots, in order)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, src: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
+        ctx.save_for_backward(src, slot)
+        ctx.k = k
+        return x[src]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        _src, slot = ctx.saved_tensors
+        return _gather_sum(grad, slot, ctx.k).to(grad.dtype), None, None, None
+
+
+class _Combine(torch.autograd.Function):
+    """Expert-sorted results ys [N * k, D] -> each token's sum of its k slots [N, D] (float32);
+    backward copies each token's gradient out to its slots (the dispatch's forward)."""
+
+    @staticmethod
+    def forward(ctx, ys: torch.Tensor, src: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
+        ctx.save_for_backward(src, slot)
+        ctx.dtype = ys.dtype
+        return _gather_sum(ys, slot, k)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        src, _slot = ctx.saved_tensors
+        return grad.to(ctx.dtype)[src], None, None, None  # cast first: k copies move in ys's dtype
 
 
 # Per device string: whether the bf16 grouped GEMM ran and agreed with the loop there.
@@ -128,21 +179,21 @@ class MoE(nn.Module):
     def _routed(self, x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, grouped: bool) -> torch.Tensor:
         """The routed experts' weighted sum for tokens x [N, D] with top-k weights and ids [N, k]."""
         flat = idx.reshape(-1)
-        order = torch.argsort(flat, stable=True)
+        order = torch.argsort(flat, stable=True)  # expert-sorted position -> (token, slot)
+        src = order // self.top_k  # expert-sorted position -> token
+        slot = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
         # Fixed-size counts (bincount's output size is data-dependent, which breaks compiled graphs).
         counts = flat.new_zeros(self.n_routed).index_add_(0, flat, torch.ones_like(flat))
         # Cast before the gather: k copies of each token move in bf16, not float32.
-        xs = (x.to(torch.bfloat16) if grouped else x)[order // self.top_k]  # expert-sorted slots
+        xs = _Dispatch.apply(x.to(torch.bfloat16) if grouped else x, src, slot, self.top_k)
+        scale = w.reshape(-1)[order]
         if grouped:
-            ys = _expert_grouped(xs, counts, self.w_gate_up, self.w_down)
+            ys = _expert_grouped(xs, counts, self.w_gate_up, self.w_down, scale)
         else:
-            ys = _expert_loop(xs, counts.tolist(), self.w_gate_up.to(xs.dtype), self.w_down.to(xs.dtype))
-        # Back to (token, slot) order by a gather, then the weighted sum over a token's k
-        # slots. (index_add_ into the tokens would keep its whole source for backward: in
-        # float32, 30 KiB a token per MoE layer of the paper config.)
-        slot = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
-        y = ys[slot].view(-1, self.top_k, x.shape[-1])
-        return (y * w[..., None]).sum(dim=1)  # float32 weights: the sum is in float32
+            ys = _expert_loop(xs, counts.tolist(), self.w_gate_up.to(xs.dtype), self.w_down.to(xs.dtype), scale)
+        # The weights are in ys already, so the combine is a sum (in float32) over each
+        # token's k slots, and nothing per slot is kept for backward but the indices.
+        return _Combine.apply(ys, src, slot, self.top_k)
 
     # The loop's host-side counts break a compiled graph. Run the whole routed part eager
     # then, so the graph after the break takes [N, D] tensors only: given the loop's

@@ -584,6 +584,55 @@ def test_moe_layer_on_the_grouped_path_matches_float64_and_keeps_no_float32_slot
     assert not per_slot, per_slot
 
 
+def test_rotary_runs_in_the_input_dtype():
+    """Under bf16 autocast q and k are bf16: rotating them moves no float32 tensor of their
+    size, and the result is a rotation to bf16 precision (float64 reference)."""
+    from bench.bench_roofline import OpRecorder
+    from train.model.decoder import apply_rotary, rotary
+
+    torch.manual_seed(12)
+    x = torch.randn(2, 4, 33, 16, dtype=torch.float64)
+    cos, sin = rotary(torch.arange(33).expand(2, 33) * 97, 16, 10000.0)  # large angles too
+    ref = apply_rotary(x, cos.double(), sin.double())
+    rec = OpRecorder()
+    with rec:
+        got = apply_rotary(x.to(torch.bfloat16), cos, sin)
+    assert got.dtype == torch.bfloat16
+    assert not [op for op in rec.ops if any(dt == "float32" and sh in ((2, 4, 33, 8), (2, 4, 33, 16))
+                                            for sh, dt in zip(op.shapes, op.dtypes))]
+    torch.testing.assert_close(ref.norm(dim=-1), x.norm(dim=-1))  # a rotation keeps lengths
+    assert ((got.double() - ref).norm() / ref.norm()).item() < 1e-2
+
+
+def test_moe_reorders_tokens_by_gathers_in_backward_too(monkeypatch):
+    """Backward of the MoE layer on the grouped path sums each token's k slot gradients by
+    a gather, and routes the output gradient back to the slots by a gather: no zero-filled
+    buffer and accumulating scatter of model-width rows (autograd's default for an indexed
+    read, which sorts its indices on CUDA), and no float32 tensor per routed slot."""
+    import train.model.moe as moe_mod
+    from bench.bench_roofline import OpRecorder
+
+    monkeypatch.setattr(moe_mod, "use_grouped_gemm", lambda xs: True)
+    torch.manual_seed(11)
+    dim, top_k, n = 64, 3, 2 * 9
+    moe = MoE(dim=dim, n_routed=8, n_shared=1, top_k=top_k, inter=32, norm_topk_prob=True)
+    x = torch.randn(2, 9, dim, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, aux = moe(x)
+    rec = OpRecorder()
+    with rec:
+        (out.float().square().sum() + aux).backward()
+    names = [op.name for op in rec.ops]
+    assert "_grouped_mm" in names  # the experts' backward ran under the recorder
+    wide = [op for op in rec.ops if op.name.startswith("index_put") and op.shapes[0][-1:] == (dim,)]
+    assert not wide, [(op.name, op.shapes) for op in wide]
+    assert [op for op in rec.ops if op.name == "index" and op.shapes[0][-1:] == (dim,)]  # the gathers
+    per_slot = [op for op in rec.ops for shape, dt in zip(op.shapes, op.dtypes)
+                if dt == "float32" and len(shape) > 1 and shape[0] == n * top_k]
+    assert not per_slot, [(op.name, op.shapes) for op in per_slot]
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize("h,w,table_len", [(6, 6, 6), (5, 7, 7), (4, 4, 8)])
 def test_sam_rel_pos_in_key_dims_equals_the_explicit_bias(h, w, table_len):
     """SAM's decomposed bias carried as extra query/key dims gives SAM's attention exactly:

@@ -14,7 +14,7 @@ from train.model.decoder import Decoder, KVCache, right_padded
 from train.model.deepencoder import DeepEncoder
 from train.model.generation import NgramBlocker
 from train.model.moe import MoE
-from train.model.sam import SamBlock
+from train.model.sam import SamAttention, SamBlock
 from train.model.vision_inputs import VisionInput, num_image_tokens
 
 IGNORE_INDEX = -100
@@ -173,6 +173,14 @@ class OCRModel(nn.Module):
         activations (about one more forward pass; what lets the paper config train on one GPU)."""
         for part in (self.encoder.sam, self.encoder.clip, self.decoder):
             part.grad_checkpointing = on
+
+    def set_sam_flex_attention(self, on: bool = True) -> None:
+        """Run SAM's long (global) attention through FlexAttention when SAM runs without
+        autograd (frozen in stage 2, and inference). Call only once
+        ``train.model.sam.flex_attention_ok`` passed on the model's device."""
+        for m in self.encoder.sam.modules():
+            if isinstance(m, SamAttention):
+                m.flex = on
 
     def blocks(self) -> list[nn.Module]:
         """Every transformer block: SAM's, CLIP's and the decoder's, in that order."""

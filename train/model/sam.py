@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from train.configs import EncoderConfig
 from train.model.layers import LayerNorm2d, Mlp, call_block, interpolate_grid
+
+log = logging.getLogger(__name__)
 
 
 def rel_pos_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor:
@@ -21,6 +25,84 @@ def rel_pos_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor
     q = torch.arange(q_size, device=table.device)[:, None] * max(k_size / q_size, 1.0)
     k = torch.arange(k_size, device=table.device)[None, :] * max(q_size / k_size, 1.0)
     return table[((q - k) + (k_size - 1) * max(q_size / k_size, 1.0)).long()]
+
+
+def _rel_pos_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, h: int, w: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per query, SAM's bias over key rows [B, heads, L, h] and over key columns [B, heads, L, w]."""
+    b, nh, n, d = q.shape
+    rq = q.reshape(b, nh, h, w, d)
+    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rel_pos_table(h, h, rel_h).to(q.dtype)).reshape(b, nh, n, h)
+    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rel_pos_table(w, w, rel_w).to(q.dtype)).reshape(b, nh, n, w)
+    return bh, bw
+
+
+# FlexAttention runs SAM's attention at its own head dim, adding the bias in the kernel; the
+# key-dim form below triples the head dim of a global block (64 + 64 + 64 for a 1024 px
+# page), and with it the attention's work. It needs a compiled kernel, built once per shape,
+# so it is used where shapes repeat and nothing needs its backward: frozen SAM (stage 2) on
+# CUDA, global blocks only (windows are short, and their extra dims few).
+FLEX_MIN_TOKENS = 1024
+FLEX_CHUNKS = (4, 2, 1)  # images per kernel call: any batch in at most three shapes
+_FLEX: dict[str, object] = {}  # "fn": the compiled flex_attention
+_FLEX_OK: dict[str, bool] = {}  # per device: the probe's answer
+
+
+def _flex_fn():
+    if "fn" not in _FLEX:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        # One graph per (images, heads, tokens, head dim, dtype): raise dynamo's default
+        # limit of 8 graphs per function, which a run over several modes would pass.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _FLEX["fn"] = torch.compile(flex_attention, dynamic=False)
+    return _FLEX["fn"]
+
+
+@torch.compiler.disable  # its own static-shape kernels, also from inside a compiled SAM block
+def flex_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
+                           rel_w: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """:func:`rel_pos_attention` through FlexAttention: the bias is added to each score in
+    the kernel (``bh[query, key // w] + bw[query, key % w]``), so the head dim stays d.
+    The batch goes through in chunks of :data:`FLEX_CHUNKS` images, so the compiled kernel
+    sees at most three batch shapes per image size."""
+    bh, bw = _rel_pos_bias(q, rel_h, rel_w, h, w)
+    fn = _flex_fn()
+    outs, i = [], 0
+    while i < q.shape[0]:
+        c = next(c for c in FLEX_CHUNKS if c <= q.shape[0] - i)
+        bh_c, bw_c = bh[i:i + c], bw[i:i + c]
+
+        def score_mod(score, b, hd, qi, ki, bh_c=bh_c, bw_c=bw_c):
+            return score + bh_c[b, hd, qi, ki // w] + bw_c[b, hd, qi, ki % w]
+
+        outs.append(fn(q[i:i + c], k[i:i + c], v[i:i + c], score_mod=score_mod))
+        i += c
+    return torch.cat(outs)
+
+
+def flex_attention_ok(device: torch.device | str) -> bool:
+    """Probe once per device that the compiled FlexAttention runs and matches the key-dim
+    form (called by the trainer before training, outside any compiled graph); a failing or
+    disagreeing kernel is logged and the key-dim form is used from then on."""
+    key = str(torch.device(device))
+    if key not in _FLEX_OK:
+        ok = False
+        try:
+            with torch.no_grad():
+                gen = torch.Generator().manual_seed(0)
+                dt = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+                q, k, v = (torch.randn(3, 2, 64, 16, generator=gen).to(device, dt) for _ in range(3))
+                th, tw = (torch.randn(15, 16, generator=gen).to(device, dt) for _ in range(2))
+                got = flex_rel_pos_attention(q, k, v, th, tw, 8, 8).float()
+                ref = rel_pos_attention(q, k, v, th, tw, 8, 8).float()
+                ok = bool(((got - ref).norm() / ref.norm()) < 2e-2)
+            if not ok:
+                log.warning("FlexAttention disagrees with SAM's key-dim attention on %s; using the key-dim form", key)
+        except Exception as err:  # noqa: BLE001 - any failure to build the kernel means: do not use it
+            log.warning("FlexAttention unavailable on %s (%s); using the key-dim form", key, err)
+        _FLEX_OK[key] = ok
+    return _FLEX_OK[key]
 
 
 def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
@@ -38,11 +120,7 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: 
     """
     b, nh, n, d = q.shape
     scale = d ** -0.5
-    rh = rel_pos_table(h, h, rel_h).to(q.dtype)
-    rw = rel_pos_table(w, w, rel_w).to(q.dtype)
-    rq = q.reshape(b, nh, h, w, d)
-    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rh).reshape(b, nh, n, h)
-    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rw).reshape(b, nh, n, w)
+    bh, bw = _rel_pos_bias(q, rel_h, rel_w, h, w)
     eye_h = torch.eye(h, dtype=q.dtype, device=q.device)
     eye_w = torch.eye(w, dtype=q.dtype, device=q.device)
     keys = torch.cat([eye_h.repeat_interleave(w, dim=0), eye_w.repeat(h, 1)], dim=1)  # [n, h + w]
@@ -58,10 +136,8 @@ def mask_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, re
     """SAM's own form of :func:`rel_pos_attention`: the decomposed bias summed into an
     [L, L] additive mask. Kept as the reference the key-dim form is tested and timed
     against (tests/test_model.py, bench/bench_sam_attention.py); the model never calls it."""
-    b, nh, n, d = q.shape
-    rq = q.reshape(b, nh, h, w, d)
-    bh = torch.einsum("bnhwc,hkc->bnhwk", rq, rel_pos_table(h, h, rel_h).to(q.dtype))
-    bw = torch.einsum("bnhwc,wkc->bnhwk", rq, rel_pos_table(w, w, rel_w).to(q.dtype))
+    b, nh, n, _d = q.shape
+    bh, bw = _rel_pos_bias(q, rel_h, rel_w, h, w)
     bias = (bh[..., :, None] + bw[..., None, :]).reshape(b, nh, n, n)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
@@ -72,6 +148,8 @@ class SamAttention(nn.Module):
     def __init__(self, dim: int, heads: int, rel_pos: bool, rel_len: int):
         super().__init__()
         self.heads = heads
+        # Set by OCRModel.set_sam_flex_attention once flex_attention_ok passed on the device.
+        self.flex = False
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.rel_pos = rel_pos
@@ -80,13 +158,19 @@ class SamAttention(nn.Module):
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * rel_len - 1, hd))
             self.rel_pos_w = nn.Parameter(torch.zeros(2 * rel_len - 1, hd))
 
+    def use_flex(self, q: torch.Tensor) -> bool:
+        """Whether attention on queries ``q`` [B, heads, L, d] takes FlexAttention: switched
+        on, a sequence of at least FLEX_MIN_TOKENS, and no autograd (SAM frozen)."""
+        return self.flex and q.shape[2] >= FLEX_MIN_TOKENS and not torch.is_grad_enabled()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
         nh, hd = self.heads, c // self.heads
         qkv = self.qkv(x).reshape(b, h * w, 3, nh, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # [b, nh, L, hd]
         if self.rel_pos:
-            out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, h, w)
+            attend = flex_rel_pos_attention if self.use_flex(q) else rel_pos_attention
+            out = attend(q, k, v, self.rel_pos_h, self.rel_pos_w, h, w)
         else:
             out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))

@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-scope", default="blocks", help="blocks or model (TrainArgs.compile_scope)")
     p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
     p.add_argument("--cudnn-attention", action="store_true", help="let SDPA use cuDNN attention (TrainArgs)")
+    p.add_argument("--no-sam-flex", action="store_true",
+                   help="frozen SAM's global attention through SDPA's key-dim form, not FlexAttention (TrainArgs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--peak-flops", type=float, default=790e12, help="MFU denominator (DESIGN.md §5 anchor)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many extra steps")
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     args = TrainArgs(config=a.config, stage=a.stage, data=data, out=a.out, mode=a.mode, batch_size=a.batch_size,
                      grad_accum=a.grad_accum, steps=a.steps, warmup=max(1, a.steps // 10), lr=3e-4,
                      workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, compile_scope=a.compile_scope, grad_checkpoint=a.grad_checkpoint,
-                     cudnn_attention=a.cudnn_attention, max_batch_tokens=a.max_batch_tokens, device=a.device, peak_flops=a.peak_flops)
+                     cudnn_attention=a.cudnn_attention, sam_flex_attention=not a.no_sam_flex,
+                     max_batch_tokens=a.max_batch_tokens, device=a.device, peak_flops=a.peak_flops)
     trainer = Trainer(args)
     cuda = trainer.dev.type == "cuda"
     name = torch.cuda.get_device_name(trainer.dev) if cuda else platform.processor() or "cpu"
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     m = trainer.model
     report = {
         "device": f"{trainer.dev} ({name})", "torch": torch.__version__,
-        "moe_kernel": json.loads((Path(a.out) / RUN_FILE).read_text())["moe_kernel"],
+        **{k: json.loads((Path(a.out) / RUN_FILE).read_text())[k] for k in ("moe_kernel", "sam_attention")},
         "config": a.config, "stage": a.stage, "mode": a.mode, "batch_size": a.batch_size,
         "grad_accum": a.grad_accum, "steps": a.steps, "compile": a.compile,
         "compile_scope": a.compile_scope if a.compile else None, "compiled_graphs_at_log": graphs_at_log,

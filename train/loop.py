@@ -82,6 +82,10 @@ class TrainArgs:
       cuDNN builds a plan per new shape, and length-bucketed batches bring new sequence
       lengths most steps (2-5 ms of host time per attention call on an H200, docs/gpu.md);
       the flash and memory-efficient kernels have no such cost.
+    sam_flex_attention: on CUDA, run frozen SAM's global attention (stage 2) through
+      FlexAttention, at its own head dim, instead of SDPA with the position bias carried in
+      extra key dims (three times the head dim of a 1024 px page's global blocks). Probed
+      once against the key-dim form; the run file's ``sam_attention`` says which ran.
     peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
     device: auto, cpu or cuda.
     """
@@ -121,6 +125,7 @@ class TrainArgs:
     compile_scope: str = "blocks"
     grad_checkpoint: bool = False
     cudnn_attention: bool = False
+    sam_flex_attention: bool = True
     peak_flops: float = 790e12
     device: str = "auto"
 
@@ -240,6 +245,13 @@ class Trainer:
             from train.model.moe import grouped_gemm_ok
 
             self.moe_kernel = "grouped_mm" if grouped_gemm_ok(self.dev) else "loop"
+        self.sam_attention = "sdpa (key dims)"
+        if self.dev.type == "cuda" and args.stage == 2 and args.sam_flex_attention:
+            from train.model.sam import flex_attention_ok
+
+            if flex_attention_ok(self.dev):
+                self.model.set_sam_flex_attention(True)
+                self.sam_attention = "flex"
         self.opt = torch.optim.AdamW(
             param_groups(self.model, args.weight_decay), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
             fused=self.dev.type == "cuda",
@@ -323,6 +335,7 @@ class Trainer:
             "world": self.dist.world,
             "device": str(self.dev),
             "moe_kernel": self.moe_kernel,
+            "sam_attention": self.sam_attention,
         }
         (self.run_dir / RUN_FILE).write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
 

@@ -43,6 +43,7 @@ from torch.utils._pytree import tree_leaves  # noqa: E402
 from torch.utils.flop_counter import flop_registry  # noqa: E402
 
 import train.model.moe as moe_mod  # noqa: E402
+import train.model.sam as sam_mod  # noqa: E402
 from train.configs import TILED_MODES, load_config  # noqa: E402
 from train.model.ocr_model import OCRModel  # noqa: E402
 from train.model.vision_inputs import VisionInput, num_image_tokens  # noqa: E402
@@ -148,10 +149,19 @@ class OpRecorder(TorchDispatchMode):
         return out
 
 
+def _flex_stand_in(q, k, v, rel_h, rel_w, h, w):
+    """What FlexAttention does for SAM, in operators the tracer can run on fake tensors: the
+    two bias products, then attention at the head dim (the kernel reads the bias as it goes)."""
+    sam_mod._rel_pos_bias(q, rel_h, rel_w, h, w)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
 def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: int = 2, vocab: int = 4096,
-               grid: tuple[int, int] = (0, 0)) -> tuple[list[Op], dict]:
+               grid: tuple[int, int] = (0, 0), sam_flex: bool = True) -> tuple[list[Op], dict]:
     """Every operator of one training step's forward and backward, and the step's model
-    FLOPs and trained parameters (as the trainer counts them for MFU)."""
+    FLOPs and trained parameters (as the trainer counts them for MFU). ``sam_flex``: frozen
+    SAM's long attention as the trainer runs it on CUDA (FlexAttention, stood in for by
+    attention at the head dim), else SDPA's key-dim form."""
     cfg = load_config(config)
     enc = cfg.encoder
     if mode in TILED_MODES and min(grid) < 1:
@@ -159,13 +169,15 @@ def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: i
     n_img = num_image_tokens(mode, enc, grid)
     if length < n_img + 2:
         raise ValueError(f"--length {length}: a {mode} image takes {n_img} tokens; need at least {n_img + 2}")
-    grouped = moe_mod.use_grouped_gemm
+    grouped, flex = moe_mod.use_grouped_gemm, sam_mod.flex_rel_pos_attention
     moe_mod.use_grouped_gemm = lambda xs: True  # CUDA's bf16 path
+    sam_mod.flex_rel_pos_attention = _flex_stand_in
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):
             model = OCRModel(cfg, vocab, 5, stage=stage)
             if stage == 2:
                 model.freeze_for_stage2()
+                model.set_sam_flex_attention(sam_flex)
             ids = torch.full((rows, length), 7, dtype=torch.long)
             ids[:, 1:1 + n_img] = 5
             mask = torch.ones(rows, length, dtype=torch.long)
@@ -184,7 +196,7 @@ def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: i
                     loss = model(ids, mask, vision, labels=labels, causal=True).loss
                 loss.backward()
     finally:
-        moe_mod.use_grouped_gemm = grouped
+        moe_mod.use_grouped_gemm, sam_mod.flex_rel_pos_attention = grouped, flex
     model_flops = rows * (model.flops_per_token(length) * length + model.encoder_flops(mode, grid))
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return rec.ops, {"model_flops": float(model_flops), "trained_params": trained}
@@ -244,12 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", default="base")
     p.add_argument("--grid", type=int, nargs=2, default=(0, 0), metavar=("NW", "NH"), help="tiles of gundam modes")
     p.add_argument("--vocab", type=int, default=4096)
+    p.add_argument("--no-sam-flex", action="store_true",
+                   help="frozen SAM's global attention in SDPA's key-dim form, not FlexAttention (TrainArgs)")
     p.add_argument("--gpu", choices=sorted(GPUS), default="h200")
     p.add_argument("--top", type=int, default=15, help="operator groups to list")
     p.add_argument("--json", default="bench_roofline.json")
     a = p.parse_args(argv)
     gpu = GPUS[a.gpu]
-    ops, step = trace_step(a.config, a.rows, a.length, a.mode, a.stage, a.vocab, tuple(a.grid))
+    ops, step = trace_step(a.config, a.rows, a.length, a.mode, a.stage, a.vocab, tuple(a.grid), not a.no_sam_flex)
     est = estimate(ops, step, gpu)
     tops = top_ops(ops, gpu, a.top)
     print(f"{a.config} stage {a.stage}: {a.rows} rows x {a.length} tokens, {a.mode}; eager kernels on {gpu.name}")
@@ -263,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         shapes = " ".join("x".join(map(str, s)) for s in t["shapes"])
         print(f"  {t['ms']:7.1f} ms {t['gbytes']:7.1f} GB {t['calls']:5d}x {t['op']:28s} {shapes} ({', '.join(t['dtypes'])})")
     report = {"config": a.config, "stage": a.stage, "rows": a.rows, "length": a.length, "mode": a.mode,
-              "grid": list(a.grid), "vocab": a.vocab, **est, "top": tops}
+              "grid": list(a.grid), "vocab": a.vocab, "sam_flex": not a.no_sam_flex, **est, "top": tops}
     Path(a.json).write_text(json.dumps(report, indent=1))
     return 0
 

@@ -51,3 +51,17 @@ def test_bad_inputs_are_named():
         br.trace_step("tiny", rows=1, length=5)
     with pytest.raises(ValueError, match="--grid"):
         br.trace_step("tiny", rows=1, length=400, mode="gundam")
+
+
+def test_sam_flex_stand_in_drops_the_key_dims_work():
+    """``small``'s global SAM blocks (32 x 32 tokens) reach FlexAttention's threshold: traced
+    the trainer's way, their attention runs at the head dim, not the key-dim form's
+    64 + 32 + 32 (padded to a multiple of 8), and the SAM part of the step gets cheaper."""
+    flex_ops, _ = br.trace_step("small", rows=2, length=300, vocab=VOCAB)
+    keydim_ops, _ = br.trace_step("small", rows=2, length=300, vocab=VOCAB, sam_flex=False)
+    sam_attn = lambda ops: [op for op in ops if op.kind == "attention" and op.shapes[0][2] == 1024]  # noqa: E731
+    flex, keydims = sam_attn(flex_ops), sam_attn(keydim_ops)
+    assert len(flex) == len(keydims) > 0
+    d = flex[0].shapes[0][3]
+    assert keydims[0].shapes[0][3] == d + 64
+    assert sum(op.flops for op in flex) * (d + 64) == sum(op.flops for op in keydims) * d

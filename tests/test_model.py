@@ -652,6 +652,45 @@ def test_sam_rel_pos_in_key_dims_equals_the_explicit_bias(h, w, table_len):
         torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-9)
 
 
+def test_sam_flex_attention_equals_the_key_dim_form():
+    """FlexAttention with the bias added in the kernel (what frozen SAM runs on CUDA) gives
+    the key-dim form's attention: on a non-square grid, with a resized table, and for a
+    batch that goes through in two chunk shapes (3 = 2 + 1 images). Compiled here on CPU."""
+    from train.model.sam import flex_attention_ok, flex_rel_pos_attention, rel_pos_attention
+
+    torch.manual_seed(13)
+    h, w = 6, 5
+    q, k, v = (torch.randn(3, 2, h * w, 16) for _ in range(3))
+    tab_h, tab_w = torch.randn(2 * 8 - 1, 16), torch.randn(2 * w - 1, 16)
+    with torch.no_grad():
+        got = flex_rel_pos_attention(q, k, v, tab_h, tab_w, h, w)
+        ref = rel_pos_attention(q, k, v, tab_h, tab_w, h, w)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    assert flex_attention_ok("cpu")  # the trainer's probe passes where the kernel builds
+
+
+def test_sam_takes_flex_attention_only_when_switched_on_without_autograd(monkeypatch):
+    """set_sam_flex_attention switches SAM's long attention to FlexAttention, used only
+    without autograd (frozen SAM); the encoder's output is unchanged."""
+    import train.model.sam as sam_mod
+
+    monkeypatch.setattr(sam_mod, "FLEX_MIN_TOKENS", 100)  # tiny's global block: 12 x 12 tokens
+    calls = []
+    flex = sam_mod.flex_rel_pos_attention
+    monkeypatch.setattr(sam_mod, "flex_rel_pos_attention", lambda *a: (calls.append(a[0].shape), flex(*a))[1])
+    m = _model(seed=14)
+    x = torch.randn(2, 3, 192, 192)
+    with torch.no_grad():
+        ref = m.encoder.sam(x)
+    m.set_sam_flex_attention(True)
+    with torch.no_grad():
+        got = m.encoder.sam(x)
+    assert calls == [(2, 2, 144, 16)]  # the one global block; windows stay on SDPA
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    m.encoder.sam(x)  # with autograd (stage 1 trains SAM): the key-dim form
+    assert len(calls) == 1
+
+
 # -- FLOPs -------------------------------------------------------------------------
 def test_encoder_flops_match_torch_flop_counter():
     m = _model(seed=9)

@@ -39,6 +39,20 @@ python3 -m synth manifests/ocr1_demo.yaml --out "$data" --executor local --worke
     --no-progress 2>&1 | tee "$RES/synth.json" || { echo "shard generation failed"; exit 1; }
 
 BUDGET_S="${BUDGET_S:-450}"  # the device allows 600 s a command: leave room for the table
+# The paper variants' batches depend on the card's memory: token budgets from
+# bench/bench_memory.py (stage 2, after the MoE and rotary changes of stop 12), with the
+# range from the end of forward to every gradient held. An H200 (139 GiB) takes, compiled,
+# 57,344 tokens and 32 images (100-111 GiB) or 65,536 and 48 (111-122); eager 40,960 and 32
+# (107-118). An H100 (78 GiB): compiled 20,480 and 16 (61-72), eager 11,264 and 8.
+GPU_GIB=$(python3 -c "import torch; print(torch.cuda.get_device_properties(0).total_memory >> 30 if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
+if (( GPU_GIB > 100 )); then
+  paper_compiled=(--batch-size 32 --max-batch-tokens 57344); paper_compiled_big=(--batch-size 48 --max-batch-tokens 65536)
+  paper_eager=(--batch-size 32 --max-batch-tokens 40960)
+else
+  paper_compiled=(--batch-size 16 --max-batch-tokens 20480); paper_compiled_big=(--batch-size 20 --max-batch-tokens 22528)
+  paper_eager=(--batch-size 8 --max-batch-tokens 11264)
+fi
+echo "GPU memory ${GPU_GIB} GiB: paper compiled ${paper_compiled[*]}, eager ${paper_eager[*]}"
 bench() {  # name, then extra flags
   local name=$1; shift
   if (( SECONDS > BUDGET_S )); then echo "== $name skipped: ${SECONDS}s used of ${BUDGET_S}s"; return; fi
@@ -73,18 +87,21 @@ variant() {  # one named run; docs/gpu.md says what each shows
     # batches of another size or length reuse the graphs; "model" is the whole forward.
     paper_compile) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile ;;
     paper_compile_model) bench "$1" --mode base --config paper --batch-size 16 --steps 16 --compile --compile-scope model ;;
-    # Token budgets sized by bench/bench_memory.py (stage-2 memory measured on CPU; it gives
-    # run 2's peaks within 4 %, docs/gpu.md): eager, 40,960 tokens and 32 images about
-    # 109-120 GiB; compiled, 57,344 and 32 images 109-120 GiB, 65,536 and 48 images 121-132 GiB.
-    paper_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 40960 --steps 12 ;;
-    paper_compile_budget) bench "$1" --mode base --config paper --batch-size 32 --max-batch-tokens 57344 --steps 16 --compile --profile 2 ;;
-    paper_compile_budget64k) bench "$1" --mode base --config paper --batch-size 48 --max-batch-tokens 65536 --steps 16 --compile ;;
+    # Token budgets sized by bench/bench_memory.py for this card (above; it gives run 2's
+    # peaks within 4 %, docs/gpu.md).
+    paper_budget) bench "$1" --mode base --config paper "${paper_eager[@]}" --steps 12 ;;
+    paper_compile_budget) bench "$1" --mode base --config paper "${paper_compiled[@]}" --steps 16 --compile --profile 2 ;;
+    paper_compile_budget64k) bench "$1" --mode base --config paper "${paper_compiled_big[@]}" --steps 16 --compile ;;
     paper_ckpt) bench "$1" --mode base --config paper --batch-size 32 --steps 12 --grad-checkpoint ;;
-    sam_attention)  # paper SAM's global-block attention: key-dim vs mask form
+    # Frozen SAM's global attention through SDPA's key-dim form instead of FlexAttention.
+    paper_compile_budget_keydims) bench "$1" --mode base --config paper "${paper_compiled[@]}" --steps 16 --compile --no-sam-flex ;;
+    sam_attention)  # paper SAM's global-block attention: key-dim vs mask form, and flex forward
       if (( SECONDS > BUDGET_S )); then echo "== $1 skipped"; return; fi
       echo "== $1 (at ${SECONDS}s)"
-      python3 bench/bench_sam_attention.py --size 1024 1280 --batch 8 --device cuda --dtype bf16 \
-          --json "$RES/sam_attention.json" 2>&1 | tee "$RES/sam_attention.log" | tail -5 ;;
+      python3 bench/bench_sam_attention.py --size 1024 --batch 8 --device cuda --dtype bf16 \
+          --json "$RES/sam_attention.json" 2>&1 | tee "$RES/sam_attention.log" | tail -3
+      python3 bench/bench_sam_attention.py --size 1024 --batch 16 --device cuda --dtype bf16 --forward-only \
+          --json "$RES/sam_attention_forward.json" 2>&1 | tee -a "$RES/sam_attention.log" | tail -7 ;;
     *) echo "unknown variant $1"; return 1 ;;
   esac
 }
@@ -95,7 +112,7 @@ if [[ -n "${SMOKE:-}" ]]; then
 else
   # 2026-11-26's second run measured base_bs16 base_cudnn base_bs64 paper_bs16 wide_compile
   # (wide_bs64 and paper_bs32 ran out of memory); docs/gpu.md has the figures. What is left:
-  default="paper_compile_budget paper_compile_budget64k paper_budget paper_compile wide_compile_budget base_compile_bs64 paper_ckpt base_bs16 sam_attention base_stage1 multi_mode"
+  default="paper_compile_budget paper_compile_budget64k paper_budget sam_attention paper_compile_budget_keydims paper_compile wide_compile_budget base_compile_bs64 paper_ckpt base_bs16 base_stage1 multi_mode"
 fi
 for v in ${VARIANTS:-$default}; do variant "$v"; done
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
@@ -111,7 +128,7 @@ for f in sorted(out.glob("bench_*.json")):
     graphs = "->".join(map(str, r.get("compiled_graphs_at_log") or [])) if r.get("compile") else "-"
     print(f"{f.stem[6:]:<24}{r['tokens_per_s']:>10.0f}{pct(r['mfu']):>7}{pct(r['mfu_vs_datasheet']):>7}"
           f"{pct(r['mfu_vs_measured_gemm']):>7}{r['step_images_per_s']:>11.1f}{r['loader_images_per_s']:>11.1f}"
-          f"{r['data_wait_frac']:>6.0%}{mem:>6}{r.get('max_batch_padded_tokens', 0):>8}{graphs:>8}  {r['moe_kernel']}")
+          f"{r['data_wait_frac']:>6.0%}{mem:>6}{r.get('max_batch_padded_tokens', 0):>8}{graphs:>8}  {r['moe_kernel']}, SAM {r.get('sam_attention', '-')}")
     for sync in r.get("host_syncs_per_step") or []:
         print(f"  {f.stem[6:]}: a step synchronizes at {sync}")
     if r.get("profile"):

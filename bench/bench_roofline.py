@@ -15,14 +15,25 @@ bytes of the distinct tensors it reads and writes. Views cost nothing.
 
 A roofline turns that into time: each kernel takes the longer of its FLOPs at the GPU's
 matrix (or attention) rate and its bytes at the GPU's memory bandwidth, plus a launch
-floor. The optimizer step (fused AdamW: 28 bytes a trained parameter) and gradient
-clipping are added. Against run 2 of docs/gpu.md (paper, batch 16, eager, H200: 473 ms a
-step, 23.2 % MFU) this gives about four fifths of the measured time; the rest is what a
-roofline leaves out (kernels below peak bandwidth, sort-based scatters, host gaps).
+floor. The optimizer step is added: fused AdamW reads a trained parameter, its gradient and
+two moments and writes three (28 bytes), and gradient clipping reads the gradients for the
+norm and scales them in place (12). Against run 2 of docs/gpu.md (paper, batch 16, eager,
+H200: 473 ms a step, 23.2 % MFU) the code of that run gives 70 % of the measured time; the
+rest is what a roofline leaves out (kernels below peak bandwidth or peak FLOP/s, the sorts
+of accumulating scatters, gaps between kernels).
 
 What it is for: it says which operators move the bytes, so a change that cuts traffic is
 measured here, exactly, before any GPU run; and the share of elementwise work says what
 ``torch.compile`` (which fuses it) can win at most.
+
+``--compiled`` estimates the step as ``python -m train --compile`` runs it (blocks compiled
+one by one). Each decoder block kind and the CLIP block is compiled by inductor on CPU at
+two sizes; a hook on inductor's scheduler (a private API) reads the bytes every fused
+kernel reads and writes, forward and backward, which scale to the step's tokens (images,
+for CLIP). The blocks' eager elementwise, cast and gather kernels are replaced by those;
+products, attention, the rest of the step (SAM, frozen and uncompiled here; the head and
+loss) and the optimizer stay as counted. Inductor fuses for CPU here, not for Triton, so it
+is an estimate of what fusion leaves, not of the GPU's kernels.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+import torch._functorch.config  # noqa: E402
+import torch._inductor.config  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils._pytree import tree_leaves  # noqa: E402
@@ -202,6 +215,110 @@ def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: i
     return rec.ops, {"model_flops": float(model_flops), "trained_params": trained}
 
 
+def _fused_kernel_bytes(fn) -> list[int]:
+    """Bytes each fused (non-extern) kernel reads and writes in the graphs inductor builds
+    while ``fn()`` runs (forward and backward)."""
+    from torch._inductor import scheduler as sched
+
+    found: list[int] = []
+    codegen = sched.Scheduler._codegen
+
+    def hook(self, nodes, *args, **kwargs):
+        found.extend(n.get_read_write_buffers_sizes() for n in nodes
+                     if not isinstance(n, (sched.ExternKernelSchedulerNode, sched.NopKernelSchedulerNode)))
+        return codegen(self, nodes, *args, **kwargs)
+
+    sched.Scheduler._codegen = hook
+    try:
+        # A graph served from inductor's caches is not scheduled again: turn them off.
+        with torch._inductor.config.patch(fx_graph_cache=False, fx_graph_remote_cache=False), \
+                torch._functorch.config.patch(enable_autograd_cache=False):
+            fn()
+    finally:
+        sched.Scheduler._codegen = codegen
+    if not found:
+        raise RuntimeError(f"inductor scheduled no fused kernel (torch {torch.__version__}): the scheduler hook "
+                           "(Scheduler._codegen) no longer sees them")
+    return found
+
+
+def _block_step(kind: str, cfg, rows: int, tokens: int):
+    """(block, a function running it forward and backward on ``rows`` x ``tokens``) for a
+    decoder block (``dense``/``moe``: tokens per row) or ``clip`` (rows = images)."""
+    from train.model.clip import ClipBlock
+    from train.model.decoder import Block, rotary
+
+    if kind == "clip":
+        enc = cfg.encoder
+        block = ClipBlock(enc.clip_width, enc.clip_heads, enc.clip_mlp_ratio, enc.clip_act)
+        x = torch.randn(rows, tokens, enc.clip_width, requires_grad=True)
+        return block, lambda blk: blk(x).float().sum().backward()
+    dec = cfg.decoder
+    block = Block(dec, 0 if kind == "dense" else dec.first_dense_layers)
+    x = torch.randn(rows, tokens, dec.width, requires_grad=True)
+    cos, sin = rotary(torch.arange(tokens).expand(rows, tokens), dec.head_dim, dec.rope_theta)
+    valid = torch.ones(rows, tokens, dtype=torch.bool)
+
+    def run(blk):
+        y, aux = blk(x, cos, sin, None, None, valid)
+        (y.float().sum() + (aux if aux is not None else 0)).backward()
+    return block, run
+
+
+def compiled_blocks(config: str, rows: int, length: int, mode: str = "base", gpu: GPU = GPUS["h200"],
+                    sizes: tuple[int, int] = (512, 1024), only: tuple[str, ...] = ("dense", "moe", "clip"),
+                    ) -> dict[str, dict]:
+    """Per block kind: how many the model has, and eager against inductor-fused traffic at
+    the step's shape (``rows`` x ``length`` decoder tokens, ``rows`` Base images for CLIP):
+    ms of the eager elementwise, cast and gather kernels, and ms, GB and kernels of the
+    fused ones (measured at two sizes, scaled linearly)."""
+    cfg = load_config(config)
+    dec, enc = cfg.decoder, cfg.encoder
+    clip_tokens = enc.token_side(enc.image_size(mode)) ** 2 + 1
+    n_moe = sum(dec.is_moe_layer(i) for i in range(dec.layers))
+    kinds = {"dense": (dec.layers - n_moe, rows, length), "moe": (n_moe, rows, length),
+             "clip": (enc.clip_depth, rows, clip_tokens)}
+    grouped = moe_mod.use_grouped_gemm
+    moe_mod.use_grouped_gemm = lambda xs: True
+    out = {}
+    try:
+        for kind, (count, step_rows, step_tokens) in kinds.items():
+            if not count or kind not in only:
+                continue
+            # Eager kernels of one block at the step's shape, on fake tensors.
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                torch.manual_seed(0)
+                block, run = _block_step(kind, cfg, step_rows, step_tokens)
+                rec = OpRecorder()
+                with rec, torch.autocast("cpu", dtype=torch.bfloat16):
+                    run(block)
+            eager_ms = sum(kernel_seconds(op, gpu) for op in rec.ops if op.kind in ("elementwise", "cast", "index")) * 1e3
+            # Fused kernels at two sizes (tokens for the decoder, images for CLIP), real tensors.
+            measured = []
+            for n in sizes if kind != "clip" else (1, 2):
+                torch._dynamo.reset()
+                torch.manual_seed(0)
+                block, run = _block_step(kind, cfg, 1 if kind != "clip" else n, n if kind != "clip" else step_tokens)
+                compiled = torch.compile(block, dynamic=False)
+
+                def go(compiled=compiled, run=run):
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        run(compiled)
+                measured.append(_fused_kernel_bytes(go))
+            (n0, n1), (k0, k1) = (sizes if kind != "clip" else (1, 2)), (sum(measured[0]), sum(measured[1]))
+            units = step_rows * step_tokens if kind != "clip" else step_rows
+            per_unit = (k1 - k0) / (n1 - n0)
+            fused_bytes = k0 + per_unit * (units - n0)
+            kernels = len(measured[1])
+            out[kind] = {"blocks": count, "eager_nonproduct_ms": eager_ms,
+                         "fused_gb": fused_bytes / 1e9, "fused_kernels": kernels,
+                         "fused_ms": (fused_bytes / gpu.bandwidth + kernels * gpu.launch_s) * 1e3,
+                         "fused_bytes_per_unit": per_unit, "fused_bytes_fixed": k0 - per_unit * n0}
+    finally:
+        moe_mod.use_grouped_gemm = grouped
+    return out
+
+
 def kernel_seconds(op: Op, gpu: GPU) -> float:
     """The roofline time of one operator's kernel."""
     rate = gpu.matmul_flops if op.kind == "matmul" else gpu.attention_flops
@@ -218,9 +335,9 @@ def estimate(ops: list[Op], step: dict, gpu: GPU) -> dict:
         k["gbytes"] += op.bytes / 1e9
         k["tflops"] += op.flops / 1e12
         k["ms"] += kernel_seconds(op, gpu) * 1e3
-    # Fused AdamW reads param, grad and two moments and writes three (28 B, fp32); clipping
-    # reads the gradients once more.
-    opt_bytes = 32 * step["trained_params"]
+    # Fused AdamW reads param, grad and two moments and writes three (28 B, fp32);
+    # clip_grad_norm_ reads the gradients for the norm, then scales them in place (12 B).
+    opt_bytes = 40 * step["trained_params"]
     kinds["optimizer"] = {"kernels": 0, "gbytes": opt_bytes / 1e9, "tflops": 0.0, "ms": opt_bytes / gpu.bandwidth * 1e3}
     total_ms = sum(k["ms"] for k in kinds.values())
     for k in kinds.values():
@@ -260,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="frozen SAM's global attention in SDPA's key-dim form, not FlexAttention (TrainArgs)")
     p.add_argument("--gpu", choices=sorted(GPUS), default="h200")
     p.add_argument("--top", type=int, default=15, help="operator groups to list")
+    p.add_argument("--compiled", action="store_true",
+                   help="also estimate the step with blocks compiled (inductor on CPU: a few minutes for paper)")
     p.add_argument("--json", default="bench_roofline.json")
     a = p.parse_args(argv)
     gpu = GPUS[a.gpu]
@@ -276,6 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     for t in tops:
         shapes = " ".join("x".join(map(str, s)) for s in t["shapes"])
         print(f"  {t['ms']:7.1f} ms {t['gbytes']:7.1f} GB {t['calls']:5d}x {t['op']:28s} {shapes} ({', '.join(t['dtypes'])})")
+    if a.compiled:
+        blocks = compiled_blocks(a.config, a.rows, a.length, a.mode, gpu)
+        saved = sum(b["blocks"] * (b["eager_nonproduct_ms"] - b["fused_ms"]) for b in blocks.values())
+        est["compiled"] = {"blocks": blocks, "step_ms": est["step_ms"] - saved,
+                           "mfu_790": step["model_flops"] / ((est["step_ms"] - saved) / 1e3) / 790e12}
+        print("\ncompiled blocks (inductor's fused kernels in place of the eager elementwise, cast and gather ones):")
+        for kind, b in blocks.items():
+            print(f"  {kind:6s} x{b['blocks']:3d}: eager {b['eager_nonproduct_ms']:6.2f} ms -> fused "
+                  f"{b['fused_ms']:6.2f} ms ({b['fused_gb']:.2f} GB, {b['fused_kernels']} kernels) per block")
+        print(f"compiled step {est['compiled']['step_ms']:.1f} ms; MFU at this roofline {est['compiled']['mfu_790']:.1%}")
     report = {"config": a.config, "stage": a.stage, "rows": a.rows, "length": a.length, "mode": a.mode,
               "grid": list(a.grid), "vocab": a.vocab, "sam_flex": not a.no_sam_flex, **est, "top": tops}
     Path(a.json).write_text(json.dumps(report, indent=1))

@@ -65,3 +65,15 @@ def test_sam_flex_stand_in_drops_the_key_dims_work():
     d = flex[0].shapes[0][3]
     assert keydims[0].shapes[0][3] == d + 64
     assert sum(op.flops for op in flex) * (d + 64) == sum(op.flops for op in keydims) * d
+
+
+def test_compiled_estimate_reads_inductors_fused_kernels():
+    """--compiled: inductor (on CPU) compiles a tiny dense decoder block at two lengths; the
+    scheduler hook sees its fused kernels, whose traffic grows with the tokens and is less
+    than the eager block's elementwise, cast and gather kernels at the step's shape."""
+    blocks = br.compiled_blocks("tiny", rows=4, length=256, sizes=(128, 256), only=("dense",))
+    assert set(blocks) == {"dense"}
+    b = blocks["dense"]
+    assert b["blocks"] == 1 and b["fused_kernels"] > 0
+    assert b["fused_bytes_per_unit"] > 0
+    assert 0 < b["fused_ms"] < b["eager_nonproduct_ms"]

@@ -584,6 +584,32 @@ def test_moe_layer_on_the_grouped_path_matches_float64_and_keeps_no_float32_slot
     assert not per_slot, per_slot
 
 
+def test_kernel_probe_answers_once_per_device_and_falls_back(caplog):
+    """The trainer's probe of an optional kernel (grouped GEMM, FlexAttention): agreeing is
+    True and asked once; a kernel that errs or disagrees is False, with the reason logged."""
+    from train.model.kernel_probe import probe_once
+
+    calls = []
+    x = torch.arange(1.0, 5.0)
+
+    def agree(dev):
+        calls.append(dev)
+        return x * (1 + 1e-4), x
+
+    def fail(dev):
+        raise RuntimeError("no kernel image for this device")
+
+    cache: dict[str, bool] = {}
+    assert probe_once(cache, "cpu", "k", "the loop", agree) and probe_once(cache, "cpu", "k", "the loop", agree)
+    assert len(calls) == 1 and cache == {"cpu": True}
+    with caplog.at_level("WARNING"):
+        assert not probe_once({}, "cpu", "fast", "the loop", fail)
+        assert not probe_once({}, "cpu", "fast", "the loop", lambda dev: (x + 1, x))
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("no kernel image" in m and "using the loop" in m for m in msgs)
+    assert any("disagrees" in m and "using the loop" in m for m in msgs)
+
+
 def test_rotary_runs_in_the_input_dtype():
     """Under bf16 autocast q and k are bf16: rotating them moves no float32 tensor of their
     size, and the result is a rotation to bf16 precision (float64 reference)."""

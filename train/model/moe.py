@@ -15,13 +15,11 @@ an accumulating scatter (which sorts its indices on CUDA).
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-log = logging.getLogger(__name__)
+from train.model.kernel_probe import probe_once
 
 
 class SwiGLU(nn.Module):
@@ -120,25 +118,18 @@ def grouped_gemm_ok(device: torch.device | str) -> bool:
     instead of a try/except and a host sync; a failing or disagreeing kernel is logged and
     the portable loop is used from then on.
     """
-    key = str(torch.device(device))
-    if key not in _GROUPED_OK:
-        ok = False
-        try:
-            with torch.no_grad():
-                gen = torch.Generator().manual_seed(0)
-                counts = torch.tensor([7, 0, 13, 4])
-                xs = torch.randn(24, 64, generator=gen).to(device, torch.bfloat16)
-                w_gu = (torch.randn(4, 64, 64, generator=gen) * 0.1).to(device, torch.bfloat16)
-                w_dn = (torch.randn(4, 64, 32, generator=gen) * 0.1).to(device, torch.bfloat16)
-                out = _expert_grouped(xs, counts.to(device), w_gu, w_dn)
-                ref = _expert_loop(xs.double(), counts.tolist(), w_gu.double(), w_dn.double())
-                ok = bool(((out.double() - ref).norm() / ref.norm()) < 2e-2)
-            if not ok:
-                log.warning("grouped_mm disagrees with the per-expert loop on %s; using the loop", key)
-        except (RuntimeError, NotImplementedError) as err:
-            log.warning("grouped_mm unavailable on %s (%s); using the per-expert loop", key, err)
-        _GROUPED_OK[key] = ok
-    return _GROUPED_OK[key]
+    def compare(dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(0)
+        counts = torch.tensor([7, 0, 13, 4])
+        xs = torch.randn(24, 64, generator=gen).to(dev, torch.bfloat16)
+        w_gu = (torch.randn(4, 64, 64, generator=gen) * 0.1).to(dev, torch.bfloat16)
+        w_dn = (torch.randn(4, 64, 32, generator=gen) * 0.1).to(dev, torch.bfloat16)
+        if _GROUPED_MM is None:
+            raise NotImplementedError(f"torch {torch.__version__} has no grouped_mm")
+        return (_expert_grouped(xs, counts.to(dev), w_gu, w_dn),
+                _expert_loop(xs.double(), counts.tolist(), w_gu.double(), w_dn.double()))
+
+    return probe_once(_GROUPED_OK, device, "grouped_mm", "the per-expert loop", compare)
 
 
 def use_grouped_gemm(xs: torch.Tensor) -> bool:

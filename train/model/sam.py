@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from train.configs import EncoderConfig
+from train.model.kernel_probe import probe_once
 from train.model.layers import LayerNorm2d, Mlp, call_block, interpolate_grid
-
-log = logging.getLogger(__name__)
 
 
 def rel_pos_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor:
@@ -85,26 +82,15 @@ def flex_attention_ok(device: torch.device | str) -> bool:
     """Probe once per device that the compiled FlexAttention runs and matches the key-dim
     form (called by the trainer before training, outside any compiled graph); a failing or
     disagreeing kernel is logged and the key-dim form is used from then on."""
-    key = str(torch.device(device))
-    if key not in _FLEX_OK:
-        ok = False
-        try:
-            with torch.no_grad():
-                # SAM's head dim and one image: a shape the kernel supports everywhere, and
-                # one compilation.
-                gen = torch.Generator().manual_seed(0)
-                dt = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-                q, k, v = (torch.randn(1, 2, 256, 64, generator=gen).to(device, dt) for _ in range(3))
-                th, tw = (torch.randn(31, 64, generator=gen).to(device, dt) for _ in range(2))
-                got = flex_rel_pos_attention(q, k, v, th, tw, 16, 16).float()
-                ref = rel_pos_attention(q, k, v, th, tw, 16, 16).float()
-                ok = bool(((got - ref).norm() / ref.norm()) < 2e-2)
-            if not ok:
-                log.warning("FlexAttention disagrees with SAM's key-dim attention on %s; using the key-dim form", key)
-        except Exception as err:  # noqa: BLE001 - any failure to build the kernel means: do not use it
-            log.warning("FlexAttention unavailable on %s (%s); using the key-dim form", key, err)
-        _FLEX_OK[key] = ok
-    return _FLEX_OK[key]
+    def compare(dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        # SAM's head dim and one image: a shape the kernel supports everywhere, and one compilation.
+        gen = torch.Generator().manual_seed(0)
+        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+        q, k, v = (torch.randn(1, 2, 256, 64, generator=gen).to(dev, dt) for _ in range(3))
+        th, tw = (torch.randn(31, 64, generator=gen).to(dev, dt) for _ in range(2))
+        return (flex_rel_pos_attention(q, k, v, th, tw, 16, 16), rel_pos_attention(q, k, v, th, tw, 16, 16))
+
+    return probe_once(_FLEX_OK, device, "FlexAttention", "SAM's key-dim attention", compare)
 
 
 def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,

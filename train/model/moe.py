@@ -81,13 +81,13 @@ class _Dispatch(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, src: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
-        ctx.save_for_backward(src, slot)
+        ctx.save_for_backward(slot)
         ctx.k = k
         return x[src]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        _src, slot = ctx.saved_tensors
+        (slot,) = ctx.saved_tensors
         return _gather_sum(grad, slot, ctx.k).to(grad.dtype), None, None, None
 
 
@@ -97,13 +97,13 @@ class _Combine(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, ys: torch.Tensor, src: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
-        ctx.save_for_backward(src, slot)
+        ctx.save_for_backward(src)
         ctx.dtype = ys.dtype
         return _gather_sum(ys, slot, k)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        src, _slot = ctx.saved_tensors
+        (src,) = ctx.saved_tensors
         return grad.to(ctx.dtype)[src], None, None, None  # cast first: k copies move in ys's dtype
 
 
@@ -124,8 +124,6 @@ def grouped_gemm_ok(device: torch.device | str) -> bool:
         xs = torch.randn(24, 64, generator=gen).to(dev, torch.bfloat16)
         w_gu = (torch.randn(4, 64, 64, generator=gen) * 0.1).to(dev, torch.bfloat16)
         w_dn = (torch.randn(4, 64, 32, generator=gen) * 0.1).to(dev, torch.bfloat16)
-        if _GROUPED_MM is None:
-            raise NotImplementedError(f"torch {torch.__version__} has no grouped_mm")
         return (_expert_grouped(xs, counts.to(dev), w_gu, w_dn),
                 _expert_loop(xs.double(), counts.tolist(), w_gu.double(), w_dn.double()))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,19 +43,18 @@ def _rel_pos_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, h: 
 # CUDA, global blocks only (windows are short, and their extra dims few).
 FLEX_MIN_TOKENS = 1024
 FLEX_CHUNKS = (4, 2, 1)  # images per kernel call: any batch in at most three shapes
-_FLEX: dict[str, object] = {}  # "fn": the compiled flex_attention
 _FLEX_OK: dict[str, bool] = {}  # per device: the probe's answer
 
 
+@functools.cache
 def _flex_fn():
-    if "fn" not in _FLEX:
-        from torch.nn.attention.flex_attention import flex_attention
+    """The compiled flex_attention (built on first use)."""
+    from torch.nn.attention.flex_attention import flex_attention
 
-        # One graph per (images, heads, tokens, head dim, dtype): raise dynamo's default
-        # limit of 8 graphs per function, which a run over several modes would pass.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        _FLEX["fn"] = torch.compile(flex_attention, dynamic=False)
-    return _FLEX["fn"]
+    # One graph per (images, heads, tokens, head dim, dtype): raise dynamo's default limit
+    # of 8 graphs per function, which a run over several modes would pass.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(flex_attention, dynamic=False)
 
 
 @torch.compiler.disable  # its own static-shape kernels, also from inside a compiled SAM block

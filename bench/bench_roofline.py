@@ -294,26 +294,29 @@ def compiled_blocks(config: str, rows: int, length: int, mode: str = "base", gpu
                     run(block)
             eager_ms = sum(kernel_seconds(op, gpu) for op in rec.ops if op.kind in ("elementwise", "cast", "index")) * 1e3
             # Fused kernels at two sizes (tokens for the decoder, images for CLIP), real tensors.
-            measured = []
-            for n in sizes if kind != "clip" else (1, 2):
+            # The unit traffic grows with: tokens of one row (decoder), images (CLIP).
+            clip = kind == "clip"
+            at = (1, 2) if clip else sizes
+            totals, kernels = [], 0
+            for n in at:
                 torch._dynamo.reset()
                 torch.manual_seed(0)
-                block, run = _block_step(kind, cfg, 1 if kind != "clip" else n, n if kind != "clip" else step_tokens)
+                block, run = _block_step(kind, cfg, n if clip else 1, step_tokens if clip else n)
                 compiled = torch.compile(block, dynamic=False)
 
                 def go(compiled=compiled, run=run):
                     with torch.autocast("cpu", dtype=torch.bfloat16):
                         run(compiled)
-                measured.append(_fused_kernel_bytes(go))
-            (n0, n1), (k0, k1) = (sizes if kind != "clip" else (1, 2)), (sum(measured[0]), sum(measured[1]))
-            units = step_rows * step_tokens if kind != "clip" else step_rows
-            per_unit = (k1 - k0) / (n1 - n0)
-            fused_bytes = k0 + per_unit * (units - n0)
-            kernels = len(measured[1])
+                found = _fused_kernel_bytes(go)
+                totals.append(sum(found))
+                kernels = len(found)
+            per_unit = (totals[1] - totals[0]) / (at[1] - at[0])
+            fixed = totals[0] - per_unit * at[0]
+            fused_bytes = fixed + per_unit * (step_rows if clip else step_rows * step_tokens)
             out[kind] = {"blocks": count, "eager_nonproduct_ms": eager_ms,
                          "fused_gb": fused_bytes / 1e9, "fused_kernels": kernels,
                          "fused_ms": (fused_bytes / gpu.bandwidth + kernels * gpu.launch_s) * 1e3,
-                         "fused_bytes_per_unit": per_unit, "fused_bytes_fixed": k0 - per_unit * n0}
+                         "fused_bytes_per_unit": per_unit, "fused_bytes_fixed": fixed}
     finally:
         moe_mod.use_grouped_gemm = grouped
     return out

@@ -80,16 +80,18 @@ class GPU:
 
     name: str
     matmul_flops: float      # FLOP/s of bf16 GEMMs at the step's shapes
+    fp32_matmul_flops: float  # FLOP/s of float32 GEMMs without TF32 (the MoE router's)
     attention_flops: float   # FLOP/s of flash attention (forward and backward alike)
     bandwidth: float         # bytes/s that elementwise kernels reach
     launch_s: float          # the least time a kernel takes
 
 # Matrix rate: 90 % of the 781-786 TFLOP/s an 8192^3 bf16 product reached on the H200 of
-# docs/gpu.md (the H100 SXM has the same tensor cores). Attention: FlashAttention-2 on
-# Hopper, head dim 64-128. Bandwidth: 85 % of the datasheet's 3.35 (H100 SXM) and 4.8 TB/s (H200).
+# docs/gpu.md (the H100 SXM has the same tensor cores); float32 without TF32 (torch's
+# default) 90 % of the datasheet's 67 TFLOP/s. Attention: FlashAttention-2 on Hopper, head
+# dim 64-128. Bandwidth: 85 % of the datasheet's 3.35 (H100 SXM) and 4.8 TB/s (H200).
 GPUS = {
-    "h100": GPU("h100", 700e12, 330e12, 0.85 * 3.35e12, 3e-6),
-    "h200": GPU("h200", 700e12, 330e12, 0.85 * 4.8e12, 3e-6),
+    "h100": GPU("h100", 700e12, 60e12, 330e12, 0.85 * 3.35e12, 3e-6),
+    "h200": GPU("h200", 700e12, 60e12, 330e12, 0.85 * 4.8e12, 3e-6),
 }
 
 
@@ -324,7 +326,10 @@ def compiled_blocks(config: str, rows: int, length: int, mode: str = "base", gpu
 
 def kernel_seconds(op: Op, gpu: GPU) -> float:
     """The roofline time of one operator's kernel."""
-    rate = gpu.matmul_flops if op.kind == "matmul" else gpu.attention_flops
+    if op.kind != "matmul":
+        rate = gpu.attention_flops
+    else:
+        rate = gpu.fp32_matmul_flops if "float32" in op.dtypes else gpu.matmul_flops
     return max(op.flops / rate, op.bytes / gpu.bandwidth) + gpu.launch_s
 
 

@@ -43,13 +43,15 @@ BUDGET_S="${BUDGET_S:-450}"  # the device allows 600 s a command: leave room for
 # bench/bench_memory.py (stage 2, after the MoE and rotary changes of stop 12), with the
 # range from the end of forward to every gradient held. An H200 (139 GiB) takes, compiled,
 # 57,344 tokens and 32 images (100-111 GiB) or 65,536 and 48 (111-122); eager 40,960 and 32
-# (107-118). An H100 (78 GiB): compiled 20,480 and 16 (61-72), eager 11,264 and 8.
+# (107-118). An H100 (78 GiB): compiled 20,480 and 16 (61-72), eager 11,264 and 8. The
+# "big" compiled variant also accumulates two micro-batches a step, so the optimizer and
+# clipping (29 ms a step on an H200, 41 on an H100, bench/bench_roofline.py) run half as often.
 GPU_GIB=$(python3 -c "import torch; print(torch.cuda.get_device_properties(0).total_memory >> 30 if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
 if (( GPU_GIB > 100 )); then
-  paper_compiled=(--batch-size 32 --max-batch-tokens 57344); paper_compiled_big=(--batch-size 48 --max-batch-tokens 65536)
+  paper_compiled=(--batch-size 32 --max-batch-tokens 57344); paper_compiled_big=(--batch-size 48 --max-batch-tokens 65536 --grad-accum 2)
   paper_eager=(--batch-size 32 --max-batch-tokens 40960)
 else
-  paper_compiled=(--batch-size 16 --max-batch-tokens 20480); paper_compiled_big=(--batch-size 20 --max-batch-tokens 22528)
+  paper_compiled=(--batch-size 16 --max-batch-tokens 20480); paper_compiled_big=(--batch-size 20 --max-batch-tokens 22528 --grad-accum 2)
   paper_eager=(--batch-size 8 --max-batch-tokens 11264)
 fi
 echo "GPU memory ${GPU_GIB} GiB: paper compiled ${paper_compiled[*]}, eager ${paper_eager[*]}"

@@ -57,24 +57,43 @@ def _flex_fn():
     return torch.compile(flex_attention, dynamic=False)
 
 
+def _flex_chunk(fn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bh: torch.Tensor, bw: torch.Tensor,
+                w: int) -> torch.Tensor:
+    """One chunk of images through the compiled kernel (contiguous inputs: the kernel
+    compiled for a shape then serves every chunk of that shape)."""
+    bh, bw = bh.contiguous(), bw.contiguous()
+
+    def score_mod(score, b, hd, qi, ki):
+        return score + bh[b, hd, qi, ki // w] + bw[b, hd, qi, ki % w]
+
+    return fn(q.contiguous(), k.contiguous(), v.contiguous(), score_mod=score_mod)
+
+
+_FLEX_WARM: set[tuple] = set()  # (heads, tokens, head dim, dtype, device) whose chunk shapes are built
+
+
 @torch.compiler.disable  # its own static-shape kernels, also from inside a compiled SAM block
 def flex_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
                            rel_w: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """:func:`rel_pos_attention` through FlexAttention: the bias is added to each score in
     the kernel (``bh[query, key // w] + bw[query, key % w]``), so the head dim stays d.
+
     The batch goes through in chunks of :data:`FLEX_CHUNKS` images, so the compiled kernel
-    sees at most three batch shapes per image size."""
+    sees at most three batch shapes per image size. All three are built at the first call
+    for an image size, so a later batch with another remainder does not compile mid-run
+    (inside a benchmark's measured steps, say)."""
     bh, bw = _rel_pos_bias(q, rel_h, rel_w, h, w)
     fn = _flex_fn()
+    key = (*q.shape[1:], q.dtype, q.device)
+    if key not in _FLEX_WARM:
+        for c in FLEX_CHUNKS:  # distinct tensors: the compiled code is specialised on aliasing too
+            zq, zk, zv = (q.new_zeros((c, *q.shape[1:])) for _ in range(3))
+            _flex_chunk(fn, zq, zk, zv, bh.new_zeros((c, *bh.shape[1:])), bw.new_zeros((c, *bw.shape[1:])), w)
+        _FLEX_WARM.add(key)
     outs, i = [], 0
     while i < q.shape[0]:
         c = next(c for c in FLEX_CHUNKS if c <= q.shape[0] - i)
-        bh_c, bw_c = bh[i:i + c], bw[i:i + c]
-
-        def score_mod(score, b, hd, qi, ki, bh_c=bh_c, bw_c=bw_c):
-            return score + bh_c[b, hd, qi, ki // w] + bw_c[b, hd, qi, ki % w]
-
-        outs.append(fn(q[i:i + c], k[i:i + c], v[i:i + c], score_mod=score_mod))
+        outs.append(_flex_chunk(fn, q[i:i + c], k[i:i + c], v[i:i + c], bh[i:i + c], bw[i:i + c], w))
         i += c
     return torch.cat(outs)
 
@@ -84,12 +103,13 @@ def flex_attention_ok(device: torch.device | str) -> bool:
     form (called by the trainer before training, outside any compiled graph); a failing or
     disagreeing kernel is logged and the key-dim form is used from then on."""
     def compare(dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        # SAM's head dim and one image: a shape the kernel supports everywhere, and one compilation.
+        # SAM's head dim and one image: a shape the kernel supports everywhere, one compilation.
         gen = torch.Generator().manual_seed(0)
         dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
         q, k, v = (torch.randn(1, 2, 256, 64, generator=gen).to(dev, dt) for _ in range(3))
         th, tw = (torch.randn(31, 64, generator=gen).to(dev, dt) for _ in range(2))
-        return (flex_rel_pos_attention(q, k, v, th, tw, 16, 16), rel_pos_attention(q, k, v, th, tw, 16, 16))
+        bh, bw = _rel_pos_bias(q, th, tw, 16, 16)  # one chunk, not flex_rel_pos_attention's three shapes
+        return _flex_chunk(_flex_fn(), q, k, v, bh, bw, 16), rel_pos_attention(q, k, v, th, tw, 16, 16)
 
     return probe_once(_FLEX_OK, device, "FlexAttention", "SAM's key-dim attention", compare)
 

@@ -42,7 +42,7 @@ def _rel_pos_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, h: 
 # so it is used where shapes repeat and nothing needs its backward: frozen SAM (stage 2) on
 # CUDA, global blocks only (windows are short, and their extra dims few).
 FLEX_MIN_TOKENS = 1024
-FLEX_CHUNKS = (4, 2, 1)  # images per kernel call: any batch in at most three shapes
+FLEX_CHUNKS = (4, 1)  # images per kernel call: any batch in at most two shapes (compilations)
 _FLEX_OK: dict[str, bool] = {}  # per device: the probe's answer
 
 
@@ -79,7 +79,7 @@ def flex_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, re
     the kernel (``bh[query, key // w] + bw[query, key % w]``), so the head dim stays d.
 
     The batch goes through in chunks of :data:`FLEX_CHUNKS` images, so the compiled kernel
-    sees at most three batch shapes per image size. All three are built at the first call
+    sees at most two batch shapes per image size. Both are built at the first call
     for an image size, so a later batch with another remainder does not compile mid-run
     (inside a benchmark's measured steps, say)."""
     bh, bw = _rel_pos_bias(q, rel_h, rel_w, h, w)
@@ -108,7 +108,7 @@ def flex_attention_ok(device: torch.device | str) -> bool:
         dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
         q, k, v = (torch.randn(1, 2, 256, 64, generator=gen).to(dev, dt) for _ in range(3))
         th, tw = (torch.randn(31, 64, generator=gen).to(dev, dt) for _ in range(2))
-        bh, bw = _rel_pos_bias(q, th, tw, 16, 16)  # one chunk, not flex_rel_pos_attention's three shapes
+        bh, bw = _rel_pos_bias(q, th, tw, 16, 16)  # one chunk, not flex_rel_pos_attention's two shapes
         return _flex_chunk(_flex_fn(), q, k, v, bh, bw, 16), rel_pos_attention(q, k, v, th, tw, 16, 16)
 
     return probe_once(_FLEX_OK, device, "FlexAttention", "SAM's key-dim attention", compare)

@@ -72,13 +72,17 @@ def per_unit(measure, small: int, large: int) -> tuple[float, float]:
     return slope, a - slope * small
 
 
+def decoder_block_inputs(cfg, rows: int, t: int) -> tuple[torch.Tensor, ...]:
+    """A decoder block's inputs for ``rows`` x ``t`` tokens: the float32 residual stream
+    (seeded, with grad), rotary cos and sin, and the all-valid token mask."""
+    x = torch.randn(rows, t, cfg.width, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    cos, sin = rotary(torch.arange(t).expand(rows, t), cfg.head_dim, cfg.rope_theta)
+    return x, cos, sin, torch.ones(rows, t, dtype=torch.bool)
+
+
 def decoder_block_bytes(block: torch.nn.Module, cfg, tokens: int, rows: int = 2) -> int:
     """Saved bytes of one decoder block's forward on ``rows`` x ``tokens / rows`` tokens."""
-    t = tokens // rows
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(rows, t, cfg.width, generator=gen, requires_grad=True)  # the fp32 residual stream
-    cos, sin = rotary(torch.arange(t).expand(rows, t), cfg.head_dim, cfg.rope_theta)
-    valid = torch.ones(rows, t, dtype=torch.bool)
+    x, cos, sin, valid = decoder_block_inputs(cfg, rows, tokens // rows)
     return saved_bytes(lambda: block(x, cos, sin, None, None, valid))
 
 

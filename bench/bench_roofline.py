@@ -39,6 +39,7 @@ is an estimate of what fusion leaves, not of the GPU's kernels.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections import defaultdict
@@ -171,6 +172,19 @@ def _flex_stand_in(q, k, v, rel_h, rel_w, h, w):
     return torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
 
+@contextlib.contextmanager
+def cuda_paths():
+    """Within: the model takes the paths a CUDA bf16 step takes (grouped-GEMM experts, and
+    FlexAttention for frozen SAM, stood in for), on CPU tensors."""
+    saved = moe_mod.use_grouped_gemm, sam_mod.flex_rel_pos_attention
+    moe_mod.use_grouped_gemm = lambda xs: True
+    sam_mod.flex_rel_pos_attention = _flex_stand_in
+    try:
+        yield
+    finally:
+        moe_mod.use_grouped_gemm, sam_mod.flex_rel_pos_attention = saved
+
+
 def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: int = 2, vocab: int = 4096,
                grid: tuple[int, int] = (0, 0), sam_flex: bool = True) -> tuple[list[Op], dict]:
     """Every operator of one training step's forward and backward, and the step's model
@@ -184,10 +198,7 @@ def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: i
     n_img = num_image_tokens(mode, enc, grid)
     if length < n_img + 2:
         raise ValueError(f"--length {length}: a {mode} image takes {n_img} tokens; need at least {n_img + 2}")
-    grouped, flex = moe_mod.use_grouped_gemm, sam_mod.flex_rel_pos_attention
-    moe_mod.use_grouped_gemm = lambda xs: True  # CUDA's bf16 path
-    sam_mod.flex_rel_pos_attention = _flex_stand_in
-    try:
+    with cuda_paths():
         with FakeTensorMode(allow_non_fake_inputs=True):
             model = OCRModel(cfg, vocab, 5, stage=stage)
             if stage == 2:
@@ -210,8 +221,6 @@ def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: i
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     loss = model(ids, mask, vision, labels=labels, causal=True).loss
                 loss.backward()
-    finally:
-        moe_mod.use_grouped_gemm, sam_mod.flex_rel_pos_attention = grouped, flex
     model_flops = rows * (model.flops_per_token(length) * length + model.encoder_flops(mode, grid))
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return rec.ops, {"model_flops": float(model_flops), "trained_params": trained}
@@ -247,8 +256,9 @@ def _fused_kernel_bytes(fn) -> list[int]:
 def _block_step(kind: str, cfg, rows: int, tokens: int):
     """(block, a function running it forward and backward on ``rows`` x ``tokens``) for a
     decoder block (``dense``/``moe``: tokens per row) or ``clip`` (rows = images)."""
+    from bench.bench_memory import decoder_block_inputs
     from train.model.clip import ClipBlock
-    from train.model.decoder import Block, rotary
+    from train.model.decoder import Block
 
     if kind == "clip":
         enc = cfg.encoder
@@ -257,9 +267,7 @@ def _block_step(kind: str, cfg, rows: int, tokens: int):
         return block, lambda blk: blk(x).float().sum().backward()
     dec = cfg.decoder
     block = Block(dec, 0 if kind == "dense" else dec.first_dense_layers)
-    x = torch.randn(rows, tokens, dec.width, requires_grad=True)
-    cos, sin = rotary(torch.arange(tokens).expand(rows, tokens), dec.head_dim, dec.rope_theta)
-    valid = torch.ones(rows, tokens, dtype=torch.bool)
+    x, cos, sin, valid = decoder_block_inputs(dec, rows, tokens)
 
     def run(blk):
         y, aux = blk(x, cos, sin, None, None, valid)
@@ -280,10 +288,8 @@ def compiled_blocks(config: str, rows: int, length: int, mode: str = "base", gpu
     n_moe = sum(dec.is_moe_layer(i) for i in range(dec.layers))
     kinds = {"dense": (dec.layers - n_moe, rows, length), "moe": (n_moe, rows, length),
              "clip": (enc.clip_depth, rows, clip_tokens)}
-    grouped = moe_mod.use_grouped_gemm
-    moe_mod.use_grouped_gemm = lambda xs: True
     out = {}
-    try:
+    with cuda_paths():
         for kind, (count, step_rows, step_tokens) in kinds.items():
             if not count or kind not in only:
                 continue
@@ -319,8 +325,6 @@ def compiled_blocks(config: str, rows: int, length: int, mode: str = "base", gpu
                          "fused_gb": fused_bytes / 1e9, "fused_kernels": kernels,
                          "fused_ms": (fused_bytes / gpu.bandwidth + kernels * gpu.launch_s) * 1e3,
                          "fused_bytes_per_unit": per_unit, "fused_bytes_fixed": fixed}
-    finally:
-        moe_mod.use_grouped_gemm = grouped
     return out
 
 

@@ -69,7 +69,7 @@ def _flex_chunk(fn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bh: torch
     return fn(q.contiguous(), k.contiguous(), v.contiguous(), score_mod=score_mod)
 
 
-_FLEX_WARM: set[tuple] = set()  # (heads, tokens, head dim, dtype, device) whose chunk shapes are built
+_FLEX_WARM: set[tuple] = set()  # (heads, tokens, head dim, grid, dtype, device) whose chunk shapes are built
 
 
 @torch.compiler.disable  # its own static-shape kernels, also from inside a compiled SAM block
@@ -84,7 +84,7 @@ def flex_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, re
     (inside a benchmark's measured steps, say)."""
     bh, bw = _rel_pos_bias(q, rel_h, rel_w, h, w)
     fn = _flex_fn()
-    key = (*q.shape[1:], q.dtype, q.device)
+    key = (*q.shape[1:], h, w, q.dtype, q.device)  # the grid sets the bias tables' shapes
     if key not in _FLEX_WARM:
         for c in FLEX_CHUNKS:  # distinct tensors: the compiled code is specialised on aliasing too
             zq, zk, zv = (q.new_zeros((c, *q.shape[1:])) for _ in range(3))

@@ -186,11 +186,11 @@ def cuda_paths():
 
 
 def trace_step(config: str, rows: int, length: int, mode: str = "base", stage: int = 2, vocab: int = 4096,
-               grid: tuple[int, int] = (0, 0), sam_flex: bool = True) -> tuple[list[Op], dict]:
+               grid: tuple[int, int] = (0, 0), sam_flex: bool = False) -> tuple[list[Op], dict]:
     """Every operator of one training step's forward and backward, and the step's model
     FLOPs and trained parameters (as the trainer counts them for MFU). ``sam_flex``: frozen
-    SAM's long attention as the trainer runs it on CUDA (FlexAttention, stood in for by
-    attention at the head dim), else SDPA's key-dim form."""
+    SAM's long attention as ``TrainArgs.sam_flex_attention`` runs it on CUDA (FlexAttention,
+    stood in for by attention at the head dim), else SDPA's key-dim form (the default)."""
     cfg = load_config(config)
     enc = cfg.encoder
     if mode in TILED_MODES and min(grid) < 1:
@@ -385,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", default="base")
     p.add_argument("--grid", type=int, nargs=2, default=(0, 0), metavar=("NW", "NH"), help="tiles of gundam modes")
     p.add_argument("--vocab", type=int, default=4096)
-    p.add_argument("--no-sam-flex", action="store_true",
-                   help="frozen SAM's global attention in SDPA's key-dim form, not FlexAttention (TrainArgs)")
+    p.add_argument("--sam-flex", action="store_true",
+                   help="frozen SAM's global attention through FlexAttention (stood in for at the head dim), "
+                        "not SDPA's key-dim form (TrainArgs)")
     p.add_argument("--gpu", choices=sorted(GPUS), default="h200")
     p.add_argument("--top", type=int, default=15, help="operator groups to list")
     p.add_argument("--compiled", action="store_true",
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default="bench_roofline.json")
     a = p.parse_args(argv)
     gpu = GPUS[a.gpu]
-    ops, step = trace_step(a.config, a.rows, a.length, a.mode, a.stage, a.vocab, tuple(a.grid), not a.no_sam_flex)
+    ops, step = trace_step(a.config, a.rows, a.length, a.mode, a.stage, a.vocab, tuple(a.grid), a.sam_flex)
     est = estimate(ops, step, gpu)
     tops = top_ops(ops, gpu, a.top)
     print(f"{a.config} stage {a.stage}: {a.rows} rows x {a.length} tokens, {a.mode}; eager kernels on {gpu.name}")
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{b['fused_ms']:6.2f} ms ({b['fused_gb']:.2f} GB, {b['fused_kernels']} kernels) per block")
         print(f"compiled step {est['compiled']['step_ms']:.1f} ms; MFU at this roofline {est['compiled']['mfu_790']:.1%}")
     report = {"config": a.config, "stage": a.stage, "rows": a.rows, "length": a.length, "mode": a.mode,
-              "grid": list(a.grid), "vocab": a.vocab, "sam_flex": not a.no_sam_flex, **est, "top": tops}
+              "grid": list(a.grid), "vocab": a.vocab, "sam_flex": a.sam_flex, **est, "top": tops}
     Path(a.json).write_text(json.dumps(report, indent=1))
     return 0
 

@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-scope", default="blocks", help="blocks or model (TrainArgs.compile_scope)")
     p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
     p.add_argument("--cudnn-attention", action="store_true", help="let SDPA use cuDNN attention (TrainArgs)")
-    p.add_argument("--no-sam-flex", action="store_true",
-                   help="frozen SAM's global attention through SDPA's key-dim form, not FlexAttention (TrainArgs)")
+    p.add_argument("--sam-flex", action="store_true",
+                   help="frozen SAM's global attention through FlexAttention, not SDPA's key-dim form (TrainArgs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--peak-flops", type=float, default=790e12, help="MFU denominator (DESIGN.md §5 anchor)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many extra steps")
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     half = max(1, a.steps // 2)
     args = TrainArgs(config=a.config, stage=a.stage, data=data, out=a.out, mode=a.mode, batch_size=a.batch_size,
                      grad_accum=a.grad_accum, steps=a.steps, warmup=max(1, a.steps // 10), lr=3e-4,
-                     workers=a.workers, max_len=a.max_len, log_every=half, save_every=10 ** 9, compile=a.compile, compile_scope=a.compile_scope, grad_checkpoint=a.grad_checkpoint,
-                     cudnn_attention=a.cudnn_attention, sam_flex_attention=not a.no_sam_flex,
+                     workers=a.workers, max_len=a.max_len, log_every=half, compile=a.compile, compile_scope=a.compile_scope, grad_checkpoint=a.grad_checkpoint,
+                     cudnn_attention=a.cudnn_attention, sam_flex_attention=a.sam_flex, checkpoints=False,
                      max_batch_tokens=a.max_batch_tokens, device=a.device, peak_flops=a.peak_flops)
     trainer = Trainer(args)
     cuda = trainer.dev.type == "cuda"

@@ -55,10 +55,10 @@ def test_bad_inputs_are_named():
 
 def test_sam_flex_stand_in_drops_the_key_dims_work():
     """``small``'s global SAM blocks (32 x 32 tokens) reach FlexAttention's threshold: traced
-    the trainer's way, their attention runs at the head dim, not the key-dim form's
+    with it on, their attention runs at the head dim, not the key-dim form's
     64 + 32 + 32 (padded to a multiple of 8), and the SAM part of the step gets cheaper."""
-    flex_ops, _ = br.trace_step("small", rows=2, length=300, vocab=VOCAB)
-    keydim_ops, _ = br.trace_step("small", rows=2, length=300, vocab=VOCAB, sam_flex=False)
+    flex_ops, _ = br.trace_step("small", rows=2, length=300, vocab=VOCAB, sam_flex=True)
+    keydim_ops, _ = br.trace_step("small", rows=2, length=300, vocab=VOCAB)
     sam_attn = lambda ops: [op for op in ops if op.kind == "attention" and op.shapes[0][2] == 1024]  # noqa: E731
     flex, keydims = sam_attn(flex_ops), sam_attn(keydim_ops)
     assert len(flex) == len(keydims) > 0

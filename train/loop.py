@@ -66,6 +66,8 @@ class TrainArgs:
     max_len: longest training sequence in tokens.
     tasks: keep only these record tasks (empty: all).
     log_every, save_every, keep: logging/checkpoint interval in steps, checkpoints kept.
+    checkpoints: write checkpoints (off for benchmarks: the paper config's, with optimizer
+      state, is 36 GB, and a device's disk holds one).
     eval_data: held-out shard directories or files; their LM loss goes to eval.jsonl before
       the first step and every ``eval_every`` steps (train.heldout).
     eval_every: steps between held-out evaluations.
@@ -84,7 +86,9 @@ class TrainArgs:
       the flash and memory-efficient kernels have no such cost.
     sam_flex_attention: on CUDA, run frozen SAM's global attention (stage 2) through
       FlexAttention, at its own head dim, instead of SDPA with the position bias carried in
-      extra key dims (three times the head dim of a 1024 px page's global blocks). Probed
+      extra key dims (three times the head dim of a 1024 px page's global blocks). Off by
+      default: on an H200 (torch 2.11) its kernel took 47.5 ms where the key-dim form took
+      5.4 (16 pages of 1024 px, forward, docs/gpu.md run 3), 36 % of a paper step. Probed
       once against the key-dim form; the run file's ``sam_attention`` says which ran.
     peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
     device: auto, cpu or cuda.
@@ -118,6 +122,7 @@ class TrainArgs:
     log_every: int = 10
     save_every: int = 500
     keep: int = 2
+    checkpoints: bool = True
     eval_data: list[str] = field(default_factory=list)
     eval_every: int = 200
     eval_examples: int = 256
@@ -125,7 +130,7 @@ class TrainArgs:
     compile_scope: str = "blocks"
     grad_checkpoint: bool = False
     cudnn_attention: bool = False
-    sam_flex_attention: bool = True
+    sam_flex_attention: bool = False
     peak_flops: float = 790e12
     device: str = "auto"
 
@@ -336,6 +341,7 @@ class Trainer:
             "device": str(self.dev),
             "moe_kernel": self.moe_kernel,
             "sam_attention": self.sam_attention,
+            "cuda_allocator": self.dist.cuda_allocator,
         }
         (self.run_dir / RUN_FILE).write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
 
@@ -463,10 +469,10 @@ class Trainer:
             t_side = time.perf_counter()
             if self.step % a.eval_every == 0 or self.step == a.steps:
                 self.evaluate_heldout()
-            if self.step % a.save_every == 0 or self.step == a.steps:
+            if a.checkpoints and (self.step % a.save_every == 0 or self.step == a.steps):
                 self.save()
             last_log += time.perf_counter() - t_side  # held-out passes and checkpoints are not step time
-        if a.stop_after and self.step % a.save_every != 0 and self.step != a.steps:
+        if a.checkpoints and a.stop_after and self.step % a.save_every != 0 and self.step != a.steps:
             self.save()
         if self._log_fh:
             self._log_fh.close()

@@ -88,3 +88,21 @@ def test_ddp_two_gloo_ranks_match_one_process(shards, tmp_path):
         torch.testing.assert_close(got["params"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     # The held-out loss covers the same examples on two ranks as on one.
     assert got["held"][0] == pytest.approx(ref_held[0], rel=1e-4) and got["held"][1] == ref_held[1]
+
+
+def test_cuda_allocator_gets_expandable_segments_unless_configured(monkeypatch):
+    """dist_util.expandable_segments turns on expandable segments (the settings are the
+    device-generic allocator's, readable on CPU), and leaves a user's PYTORCH_ALLOC_CONF be."""
+    from train import distributed as dist_util
+
+    for name in dist_util.ALLOC_ENV:
+        monkeypatch.delenv(name, raising=False)
+    try:
+        assert dist_util.expandable_segments() == "expandable_segments:True"
+        assert "expandable_segments:True" in torch._C._accelerator_getAllocatorSettings()
+        torch._C._accelerator_setAllocatorSettings("expandable_segments:False")
+        monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:512")
+        assert dist_util.expandable_segments() == "max_split_size_mb:512"
+        assert "expandable_segments:True" not in torch._C._accelerator_getAllocatorSettings()
+    finally:
+        torch._C._accelerator_setAllocatorSettings("expandable_segments:False")

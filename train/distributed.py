@@ -21,6 +21,7 @@ class DistInfo:
     world: int
     local_rank: int
     device: torch.device
+    cuda_allocator: str | None = None  # the caching allocator's settings on CUDA
 
     @property
     def main(self) -> bool:
@@ -41,14 +42,38 @@ def init(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    allocator = None
     if use_cuda:
+        allocator = expandable_segments()
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
     else:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistInfo(rank, world, local, dev)
+    return DistInfo(rank, world, local, dev, allocator)
+
+
+ALLOC_ENV = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
+
+
+def expandable_segments() -> str:
+    """Give the CUDA caching allocator expandable segments, unless PYTORCH_ALLOC_CONF (or
+    its older name) configures it; return the allocator settings in effect.
+
+    Length-bucketed batches bring new tensor sizes every step, and fixed-size segments
+    fragment under them: a paper-config run on an H200 ran out of memory with 19 GiB
+    reserved but unusable (docs/gpu.md run 3). Expandable segments grow one mapping instead.
+    """
+    for name in ALLOC_ENV:
+        if os.environ.get(name):
+            return os.environ[name]
+    settings = "expandable_segments:True"
+    setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None)  # torch >= 2.9
+    if setter is None:
+        setter = torch.cuda.memory._set_allocator_settings
+    setter(settings)
+    return settings
 
 
 def active() -> bool:

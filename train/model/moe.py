@@ -10,7 +10,9 @@ The two reorderings are each other's backward: copying tokens out to their k slo
 (:class:`_Dispatch`) is undone in backward by summing the k slot gradients, and summing
 slots into tokens (:class:`_Combine`) by copying the token gradient out again. Written as
 gathers both ways, neither needs autograd's default for an indexed read, a zero buffer plus
-an accumulating scatter (which sorts its indices on CUDA).
+an accumulating scatter (which sorts its indices on CUDA: 4 ms a layer on an H200 at 57k
+tokens, docs/gpu.md run 3). The routing weights' permutation is a k = 1 dispatch for the
+same reason, and tokens per expert are counted without such a scatter either.
 """
 
 from __future__ import annotations
@@ -172,16 +174,13 @@ class MoE(nn.Module):
         src = order // self.top_k  # expert-sorted position -> token
         slot = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
         # Counts of fixed size from the sorted ids' edges: bincount's size depends on the data,
-        # which breaks compiled graphs, and an index_add of every slot's 1 into E counters
-        # becomes an accumulating scatter that sorts and then serialises on CUDA (4 ms a layer
-        # on an H200 at 57k tokens, docs/gpu.md run 3).
+        # which breaks compiled graphs, and inductor turns an index_add of every slot's 1 into
+        # E counters into an accumulating scatter (above), which also serialises duplicates.
         edges = torch.searchsorted(sorted_ids, torch.arange(self.n_routed + 1, device=flat.device, dtype=flat.dtype))
         counts = edges.diff()
         # Cast before the gather: k copies of each token move in bf16, not float32.
         xs = _Dispatch.apply(x.to(torch.bfloat16) if grouped else x, src, slot, self.top_k)
-        # A permutation, so its gradient is a gather too (as a k=1 dispatch); a plain indexed
-        # read's gradient is an accumulating scatter that sorts on CUDA: 4 ms a layer on an
-        # H200 at 57k tokens (docs/gpu.md run 3).
+        # A permutation: as a k = 1 dispatch its gradient is a gather too.
         scale = _Dispatch.apply(w.reshape(-1, 1), order, slot, 1).view(-1)
         if grouped:
             ys = _expert_grouped(xs, counts, self.w_gate_up, self.w_down, scale)

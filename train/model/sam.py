@@ -39,8 +39,10 @@ def _rel_pos_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, h: 
 # FlexAttention runs SAM's attention at its own head dim, adding the bias in the kernel; the
 # key-dim form below triples the head dim of a global block (64 + 64 + 64 for a 1024 px
 # page), and with it the attention's work. It needs a compiled kernel, built once per shape,
-# so it is used where shapes repeat and nothing needs its backward: frozen SAM (stage 2) on
-# CUDA, global blocks only (windows are short, and their extra dims few).
+# so it can serve where shapes repeat and nothing needs its backward: frozen SAM (stage 2) on
+# CUDA, global blocks only (windows are short, and their extra dims few). Opt-in
+# (TrainArgs.sam_flex_attention): on an H200 with torch 2.11 its kernel took nine times the
+# key-dim form's time (docs/gpu.md run 3).
 FLEX_MIN_TOKENS = 1024
 FLEX_CHUNKS = (4, 1)  # images per kernel call: any batch in at most two shapes (compilations)
 _FLEX_OK: dict[str, bool] = {}  # per device: the probe's answer

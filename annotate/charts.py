@@ -6,7 +6,7 @@ Target (task ``chart.table``, prompt ``Parse the figure.``)::
 
 First row: an empty corner cell, then the series (legend) names; then one row per
 category (x label or pie slice) with each series' value printed exactly as the chart
-prints it (see synth.charts_data for the rounding rule: values are generated at the
+prints it (see synth.charts.data for the rounding rule: values are generated at the
 chart's precision, so cells are exact). No thead/th, no attributes.
 
 Metric (DESIGN.md §3): SCRM-style triples (row, column, value) matched one to one at
@@ -22,7 +22,7 @@ from typing import Any
 
 from annotate import prompts
 from annotate.matching import edit_distance
-from synth.charts_data import UNIT_AFFIXES, format_value
+from synth.charts.data import UNIT_AFFIXES, format_value
 from synth.rows import row_image, row_truth
 from synth.sample import Record, Sample
 
@@ -181,7 +181,7 @@ def overlay(row: dict[str, Any]):
     """The chart with its parsed target table written beside it (for show/sheet)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from synth.charts_fonts import cjk_font_path
+    from synth.charts.fonts import cjk_font_path
 
     chart = row_image(row)
     header, rows = parse_table(row.get("target", ""))

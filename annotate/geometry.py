@@ -1,7 +1,8 @@
 """Annotator of the geometry family: Slow Perception targets, redrawing, checks, overlay.
 
 The format itself (grammar, perceptual ruler, parser, line F1) lives in
-``annotate.slow_perception``; this module ties it to samples and stored rows.
+``formats.slow_perception`` and its scores in ``annotate.geometry_metrics``; this module
+ties them to samples and stored rows.
 """
 
 from __future__ import annotations
@@ -12,19 +13,17 @@ import numpy as np
 from PIL import Image
 
 from annotate import prompts
-from annotate.slow_perception import (  # noqa: F401  (re-exported API)
+from annotate.geometry_metrics import circle_f1, geometry_scores, line_f1  # noqa: F401  (re-exported API)
+from formats.slow_perception import (  # noqa: F401  (re-exported API)
     FRAME,
     Figure,
     TargetError,
-    circle_f1,
     figure_from_truth,
     figures_match,
     format_target,
-    geometry_scores,
-    line_f1,
     parse_target,
 )
-from synth.geometry_draw import Style, Transform, draw_figure
+from synth.geometry.draw import Style, Transform, draw_figure
 from synth.rows import row_image, row_truth
 from synth.sample import Record, Sample
 

@@ -1,5 +1,5 @@
 """Distances shared by the metrics: box IoU and greedy one-to-one box matching (grounding
-IoU in train.metrics, Slow Perception line F1 in annotate.slow_perception), and string edit
+IoU in train.metrics, Slow Perception line F1 in annotate.geometry_metrics), and string edit
 distance (OCR edit distance in train.metrics, chart cell tolerance in annotate.charts)."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from annotate import prompts
-from annotate.coords import bins_to_box, valid_bin_box
+from formats.bins import bins_to_box, valid_bin_box
 from synth.sample import Record, Sample
 
 LABELS = ("title", "sub_title", "text", "list", "table", "table_caption", "image", "image_caption",

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from annotate.coords import valid_bin_box
+from formats.bins import valid_bin_box
 from annotate.dataset import list_shards
 from synth import families
 from synth.shards import SCHEMA, count_tasks, read_file_bytes, resolve_filesystem, sha256_hex

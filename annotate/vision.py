@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from annotate import prompts
-from annotate.coords import bins_to_box, valid_bin_box
+from formats.bins import bins_to_box, valid_bin_box
 from synth.rows import row_image, row_image_problems, row_truth
 from synth.sample import Record, Sample
 from synth.vision import query_objects

@@ -3,7 +3,7 @@
 A generator is a pure function ``generate(config: dict, rng: numpy.random.Generator)
 -> Sample``: the same config and the same generator state give the same bytes.
 Boxes are already in the 0-999 bin space of the *original* stored image
-(see ``annotate.coords``).
+(see ``formats.bins``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from PIL import Image
 from annotate import charts as ann
 from annotate import prompts
 from synth import charts
-from synth.charts_data import KINDS
+from synth.charts.data import KINDS
 from synth.rows import sample_to_row
 
 
@@ -163,7 +163,7 @@ def test_chinese_glyphs_render_not_tofu():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from synth.charts_fonts import families_for
+    from synth.charts.fonts import families_for
 
     def render(text: str) -> np.ndarray:
         fig = Figure(figsize=(1.5, 0.6), dpi=100)
@@ -200,7 +200,7 @@ def test_config_errors_name_the_field():
 
 
 def test_png_writer_round_trips_pixels():
-    from synth.charts_png import encode_rgb
+    from synth.charts.png import encode_rgb
 
     rgba = np.random.default_rng(0).integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
     data = encode_rgb(rgba, 6)

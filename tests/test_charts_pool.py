@@ -15,9 +15,10 @@ import sys
 import numpy as np
 import pytest
 
-import synth.charts_render as render
-from synth import charts, charts_pool
-from synth.charts_data import KINDS
+import synth.charts.render as render
+from synth import charts
+from synth.charts import pool as charts_pool
+from synth.charts.data import KINDS
 
 
 def _chart(kind: str, seed: int, lang_zh: float = 0.5) -> bytes:

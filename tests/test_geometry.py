@@ -15,7 +15,8 @@ from shapely.geometry import Point as SPoint
 
 from annotate import geometry as A
 from annotate import prompts
-from annotate.slow_perception import (
+from annotate.geometry_metrics import geometry_scores, line_f1
+from formats.slow_perception import (
     Circle,
     Figure,
     Segment,
@@ -23,8 +24,6 @@ from annotate.slow_perception import (
     figure_from_truth,
     format_target,
     gaze_points,
-    geometry_scores,
-    line_f1,
     merge_segments,
     parse_target,
 )

@@ -12,7 +12,7 @@ from rdkit import Chem
 from annotate import molecules as ann
 from annotate import prompts
 from synth import molecules as gen
-from synth.molecule_seeds import SEEDS
+from synth.molecules.seeds import SEEDS
 from synth.rows import row_truth, sample_to_row
 from tests.conftest import family_row
 
@@ -165,7 +165,7 @@ def test_every_drawing_option_keeps_the_heavy_atom_target():
 
 def _ink_under(sample, atoms, radius: int = 3) -> np.ndarray:
     """Per atom: how much darker than the page the darkest pixel near its centre is."""
-    from annotate.coords import from_bin
+    from formats.bins import from_bin
 
     g = np.asarray(Image.open(io.BytesIO(sample.image)).convert("L"), dtype=float)
     h, w = g.shape

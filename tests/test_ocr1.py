@@ -13,7 +13,7 @@ from PIL import Image
 
 from annotate import ocr1 as ann
 from annotate import prompts
-from annotate.coords import bins_to_box, valid_bin_box
+from formats.bins import bins_to_box, valid_bin_box
 from synth.ocr1 import Config, generate, render_pdf
 from synth.rows import sample_to_row
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotate import ocr1 as ann
-from annotate.coords import box_to_bins
+from formats.bins import box_to_bins
 from synth.ocr1 import Config, generate, render_pdf
 from synth.ocr1.flowables import TEquation
 from synth.rows import sample_to_row

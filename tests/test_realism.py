@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from synth import realism, realism_ops
-from synth.realism_geom import PointMap, homography_from_quads, pil_coefficients
+from synth import realism
+from synth.realism import ops as realism_ops
+from synth.realism.geom import PointMap, homography_from_quads, pil_coefficients
 
 W, H = 724, 1024
 FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")

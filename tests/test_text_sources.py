@@ -48,7 +48,7 @@ def test_every_lexicon_character_is_drawn_and_read_back(family):
 
     from synth.ocr1 import fonts
 
-    from synth import text_zh
+    from synth.text_sources import zh as text_zh
 
     chars = sorted(c for c in text_zh.lexicon().characters() if "\u4e00" <= c <= "\u9fff")
     face = fonts.face_set(family)["regular"]
@@ -85,7 +85,7 @@ def test_every_lexicon_character_is_drawn_and_read_back(family):
 
 
 def test_wikipedia_chain_sentences_are_printable_sentences():
-    from synth import text_wiki
+    from synth.text_sources import wiki as text_wiki
 
     rng = np.random.default_rng(3)
     sents = [text_wiki.sentence(rng) for _ in range(600)]

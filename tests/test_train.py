@@ -461,7 +461,7 @@ def test_one_run_reproduces_an_overfitted_sample_in_each_mode_it_trained(tmp_pat
 
 @pytest.mark.slow
 def test_generation_reproduces_an_overfitted_sample(tmp_path):
-    from annotate.coords import bins_to_box
+    from formats.bins import bins_to_box
     from train.evaluate import evaluate
     from train.generate import draw_boxes, generate, load_run
     from train.metrics import parse_grounded

@@ -7,7 +7,7 @@ import pytest
 
 from annotate import prompts
 from annotate import vision as ann
-from annotate.coords import bins_to_box, valid_bin_box
+from formats.bins import bins_to_box, valid_bin_box
 from synth import vision as gen
 from synth.rows import row_image, row_truth
 from tests.conftest import family_row

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
-from annotate.coords import bins_to_box
+from formats.bins import bins_to_box
 from annotate.prompts import FREE_OCR
 from train import checkpoint as ckpt_io
 from train.configs import config_from_dict

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from annotate.coords import box_to_bins
+from formats.bins import box_to_bins
 from synth.ocr1.config import Config, validate
 from synth.sample import Line, Region, Sample
 

@@ -1,7 +1,7 @@
 """Family "chart": random matplotlib charts whose target is their data as an HTML table.
 
-``generate(config, rng)`` draws the data (synth.charts_data), a look
-(synth.charts_style), renders with the Agg canvas (synth.charts_render) and returns a
+``generate(config, rng)`` draws the data (synth.charts.data), a look
+(synth.charts.style), renders with the Agg canvas (synth.charts.render) and returns a
 Sample whose ``truth`` holds the exact series. ``figure_png`` serves the OCR 1.0 page
 generator a chart of a given size for its figure regions.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from synth.charts_data import KINDS, PIE_KINDS, ChartData, random_data
-from synth.charts_render import render_png
-from synth.charts_style import Style, random_style
+from synth.charts.data import KINDS, PIE_KINDS, ChartData, random_data
+from synth.charts.render import render_png
+from synth.charts.style import Style, random_style
 from synth.config_checks import bad_probability
 from synth.sample import Sample
 

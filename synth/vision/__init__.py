@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from annotate.coords import box_to_bins
+from formats.bins import box_to_bins
 from synth import text_sources
 from synth.config_checks import bad_probability
 from synth.sample import Region, Sample

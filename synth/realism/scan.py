@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from synth import realism_ops as ops
-from synth.realism_geom import pil_coefficients, rotation_scale, translation
+from synth.realism import ops
+from synth.realism.geom import pil_coefficients, rotation_scale, translation
 
 MAX_SKEW_DEG = 2.0  # |rotation| bound
 SKEW_PROB = 0.85  # share of scans that are skewed at all

@@ -1,6 +1,6 @@
 """Molecule family: drug-like molecules drawn by RDKit, target = canonical SMILES.
 
-Molecules come from two places: the bundled seeds (``synth.molecule_seeds``) drawn as
+Molecules come from two places: the bundled seeds (``synth.molecules.seeds``) drawn as
 they are, and new molecules built by recombining the seeds' BRICS fragments. A build
 picks a core fragment and one compatible partner per attachment point with the caller's
 rng, then takes the first complete product of ``BRICS.BRICSBuild`` (with
@@ -23,9 +23,9 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import BRICS
 from rdkit.Chem.Draw import rdMolDraw2D
 
-from annotate.coords import to_bin
+from formats.bins import to_bin
 from synth.config_checks import bad_probability
-from synth.molecule_seeds import SEEDS
+from synth.molecules.seeds import SEEDS
 from synth.sample import Sample
 
 # BRICS products are often unsanitizable; those failures are expected, not news.

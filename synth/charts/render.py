@@ -14,13 +14,13 @@ import functools
 
 import numpy as np
 
-from synth import charts_pool
-from synth.charts_data import PIE_KINDS, ChartData, format_value
-from synth.charts_fonts import families_for
-from synth.charts_layout import place_axes
-from synth.charts_png import encode_rgb
-from synth.charts_style import Style
-from synth.charts_textcache import memoised_text_layout
+from synth.charts import pool as charts_pool
+from synth.charts.data import PIE_KINDS, ChartData, format_value
+from synth.charts.fonts import families_for
+from synth.charts.layout import place_axes
+from synth.charts.png import encode_rgb
+from synth.charts.style import Style
+from synth.charts.textcache import memoised_text_layout
 
 
 @functools.lru_cache(maxsize=1)
@@ -268,7 +268,7 @@ def _draw_pie(ax, data: ChartData, style: Style) -> None:
 def draw(axes: tuple, data: ChartData, style: Style) -> None:
     """Draw ``data`` onto freshly reset ``axes`` (inside the chart's rc_context).
 
-    ``axes`` is (ax,) or, for composite charts, (ax, twin_ax) from synth.charts_pool.
+    ``axes`` is (ax,) or, for composite charts, (ax, twin_ax) from synth.charts.pool.
     """
     ax = axes[0]
     kind = data.kind

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth.realism_ops import smooth_noise
+from synth.realism.ops import smooth_noise
 
 KINDS = ("wood", "fabric", "table", "stone")
 

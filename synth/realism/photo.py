@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from synth import realism_ops as ops
-from synth.realism_backgrounds import background
-from synth.realism_geom import homography_from_quads, pil_coefficients, translation
+from synth.realism import ops
+from synth.realism.backgrounds import background
+from synth.realism.geom import homography_from_quads, pil_coefficients, translation
 
 LOW = 4  # light field and background are drawn at 1/LOW scale and upsampled
 PAGE_SCALE = (0.72, 0.95)  # page size relative to the frame before the fit

@@ -20,7 +20,7 @@ from shapely.geometry import LineString, box
 from shapely.geometry import Point as SPoint
 from shapely.ops import unary_union
 
-from annotate.slow_perception import FRAME, Figure
+from formats.slow_perception import FRAME, Figure
 
 XY = tuple[float, float]
 CENTRE_DOT = 1.4  # px radius of the dot marking a circle's centre when points have no dots

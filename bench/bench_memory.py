@@ -336,7 +336,8 @@ def finetune_measure(config: str, vocab: int, method: str, lcfg=None, compiled: 
             cblk.compile(dynamic=True)
         for size in view_sizes:
             tokens = enc.token_side(size) ** 2 + 1
-            slope, icpt = per_unit(lambda n, t=tokens: clip_block_bytes(cblk, enc.clip_width, t, n, dtype, not lora), 2, 4)
+            slope, icpt = per_unit(
+                lambda n, t=tokens: clip_block_bytes(cblk, enc.clip_width, t, n, dtype, grad_in=not lora), 2, 4)
             clip_per_view[size] = {"bytes": slope * enc.clip_depth, "fixed": icpt * enc.clip_depth}
     n_moe = sum(dec.is_moe_layer(i) for i in range(dec.layers))
     counts = {"dense": dec.layers - n_moe, "moe": n_moe}

@@ -190,7 +190,8 @@ class TrainArgs:
         if self.lora_rank:
             self.lora_config()  # checks rank, alpha, dropout and targets
             if self.stage != 2:
-                raise ValueError(f"--lora-rank {self.lora_rank}: LoRA fine-tunes a stage-2 model; this run is stage {self.stage}")
+                raise ValueError(f"--lora-rank {self.lora_rank}: LoRA fine-tunes a stage-2 model; "
+                                 f"this run is stage {self.stage}")
             if not (self.init_from or getattr(self, "init_official", "")):
                 raise ValueError(f"--lora-rank {self.lora_rank}: LoRA needs a trained base to adapt: give --init-from "
                                  "a stage-2 run or checkpoint (or an official checkpoint)")

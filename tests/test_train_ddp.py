@@ -21,12 +21,13 @@ GLOBAL = [0, 2, 3, 12]
 
 
 def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int,
-         check_lengths: bool = False) -> tuple[list[float], dict, tuple[float, int]]:
+         check_lengths: bool = False, **kw) -> tuple[list[float], dict, tuple[float, int]]:
     from train.loop import Trainer
 
-    # Stage 1's dense decoder: no batch-dependent MoE balance loss to differ between layouts.
+    # Stage 1's dense decoder: no batch-dependent MoE balance loss to differ between layouts
+    # (``kw`` may override: the LoRA case runs stage 2 with that loss weighted 0).
     # The training rows double as held-out data: each rank evaluates its share of all of them.
-    tr = Trainer(tiny_args(shards, out, tok_path, stage=1, lr=1e-3, warmup=0, steps=100, clip=0.5,
+    tr = Trainer(tiny_args(shards, out, tok_path, **{"stage": 1, **kw}, lr=1e-3, warmup=0, steps=100, clip=0.5,
                            eval_data=[str(shards)], eval_examples=0))
     if check_lengths:  # the fixture really has the mix the comment on GLOBAL promises
         items = [tr.dataset[i] for i in GLOBAL]
@@ -43,14 +44,14 @@ def _run(shards: Path, out: Path, tok_path: Path, rank: int, world: int,
     return losses, {k: v.detach().clone() for k, v in tr.model.state_dict().items()}, (held["eval_loss"], held["eval_tokens"])
 
 
-def _worker(rank: int, world: int, port: int, shards: str, out: str, tok_path: str, result: str) -> None:
+def _worker(rank: int, world: int, port: int, shards: str, out: str, tok_path: str, result: str, kw: dict) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from train import distributed
 
     try:
-        losses, params, held = _run(Path(shards), Path(out), Path(tok_path), rank, world)
+        losses, params, held = _run(Path(shards), Path(out), Path(tok_path), rank, world, **kw)
         if rank == 0:
             torch.save({"losses": losses, "params": params, "held": held}, result)
     finally:
@@ -73,13 +74,26 @@ def shards(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_ddp_two_gloo_ranks_match_one_process(shards, tmp_path):
+@pytest.mark.parametrize("lora", [False, True])
+def test_ddp_two_gloo_ranks_match_one_process(shards, tmp_path, lora):
+    """Also for a LoRA run (stage 2 from a base checkpoint, adapters on every decoder target)."""
     tok = train_tokenizer(iter_texts(ShardSet([str(shards)])), vocab_size=400)
     tok_path = tmp_path / "tok.json"
     tok.save(tok_path)
-    ref_losses, ref_params, ref_held = _run(shards, tmp_path / "single", tok_path, 0, 1, check_lengths=True)
+    kw = {}
+    if lora:
+        from train import checkpoint as ckpt_io
+        from train.loop import build_model
+
+        (tmp_path / "no_aux.yaml").write_text("base: tiny\ndecoder:\n  aux_loss_coef: 0.0\n")
+        torch.manual_seed(0)
+        base, _ = build_model(str(tmp_path / "no_aux.yaml"), 2, tok)
+        ckpt_io.save(tmp_path / "base", 0, base, torch.optim.AdamW(base.parameters()), {})
+        kw = dict(stage=2, config=str(tmp_path / "no_aux.yaml"), init_from=str(tmp_path / "base"), lora_rank=8,
+                  lora_targets=["attention", "dense_mlp", "shared_experts", "routed_experts"])
+    ref_losses, ref_params, ref_held = _run(shards, tmp_path / "single", tok_path, 0, 1, check_lengths=True, **kw)
     result = tmp_path / "ddp.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(shards), str(tmp_path / "ddp"), str(tok_path), str(result)),
+    mp.spawn(_worker, args=(2, _free_port(), str(shards), str(tmp_path / "ddp"), str(tok_path), str(result), kw),
              nprocs=2, join=True)
     got = torch.load(result)
     torch.testing.assert_close(torch.tensor(got["losses"]), torch.tensor(ref_losses), rtol=1e-4, atol=1e-5)

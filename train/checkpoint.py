@@ -2,7 +2,8 @@
 
 Layout of one checkpoint directory (``RUN_DIR/checkpoints/step-00001000/``):
 
-    model.safetensors      the model's state (shared/tied tensors stored once)
+    model.safetensors      the model's state (shared/tied tensors stored once); in a LoRA
+                           run the adapters alone (state.json: ``model_tensors: "lora_adapters"``)
     optimizer.safetensors  optimizer state tensors ``opt.<param index>.<name>`` and the
                            RNG states ``rng.torch`` / ``rng.cuda.<device>``
     state.json             step, epoch, batch position in the epoch, scheduler settings,
@@ -19,12 +20,13 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 LATEST = "latest"
+ADAPTERS = "lora_adapters"  # state.json's model_tensors when model.safetensors holds LoRA adapters only
 
 
 def step_dir(run_dir: str | Path, step: int) -> Path:
@@ -46,19 +48,25 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
 
 
 def save(run_dir: str | Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
-         state: dict[str, Any], keep: int = 2, extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+         state: dict[str, Any], keep: int = 2, extra: dict[str, dict[str, torch.Tensor]] | None = None,
+         model_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write a checkpoint of the (unwrapped) model, optimizer, RNG and ``state``.
 
     state: JSON-serialisable training position (epoch, batch in epoch, schedule ...).
     keep: how many newest checkpoints to keep (older ones are deleted).
     extra: more safetensors files to write into the checkpoint, {file name: tensors}.
+    model_state: tensors to store as model.safetensors instead of the whole model (a LoRA
+      run's adapters; ``state`` then says ``model_tensors: ADAPTERS``).
     """
     final = step_dir(run_dir, step)
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+    if model_state is None:
+        save_model(model, str(tmp / "model.safetensors"))
+    else:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
     tensors, opt_json = _optimizer_tensors(opt)
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
@@ -107,11 +115,24 @@ def load_state_dict(ckpt: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(Path(ckpt) / "model.safetensors"))
 
 
-def restore(ckpt: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None) -> dict[str, Any]:
-    """Load model, optimizer and RNG state; return state.json's contents."""
+def restore(ckpt: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None,
+            load_adapters: Callable[[dict[str, torch.Tensor]], None] | None = None) -> dict[str, Any]:
+    """Load model, optimizer and RNG state; return state.json's contents.
+
+    load_adapters: for a LoRA run, what loads its adapters (the checkpoint must hold them,
+    and nothing but them); None for a run that trains the whole model.
+    """
     ckpt = Path(ckpt)
-    load_model_weights(ckpt, model)
     meta = json.loads((ckpt / "state.json").read_text())
+    adapters = meta.get("model_tensors") == ADAPTERS
+    if adapters != (load_adapters is not None):
+        held, run = ("LoRA adapters only", "is not") if adapters else ("a whole model", "is")
+        raise ValueError(f"{ckpt}: holds {held}, but this run {run} a LoRA run: resume it with the --lora-* "
+                         "options it was started with")
+    if adapters:
+        load_adapters(load_file(str(ckpt / "model.safetensors")))
+    else:
+        load_model_weights(ckpt, model)
     tensors = load_file(str(ckpt / "optimizer.safetensors"))
     if opt is not None:
         opt_json = meta["optimizer"]

@@ -21,9 +21,8 @@ from PIL import Image, ImageDraw
 
 from formats.bins import bins_to_box
 from annotate.prompts import FREE_OCR
-from train import checkpoint as ckpt_io
 from train.configs import config_from_dict
-from train.loop import RUN_FILE, TOKENIZER_FILE, build_model, resolve_checkpoint
+from train.loop import RUN_FILE, TOKENIZER_FILE, build_model, load_model_from_checkpoint, resolve_checkpoint
 from train.metrics import parse_grounded
 from train.tokenizer import OCRTokenizer
 
@@ -62,7 +61,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     # The resolved config run.json stores: the run rebuilds even if its YAML file moved.
     config = config_from_dict(info["model_config"], str(info_path)) if "model_config" in info else args["config"]
     model, mcfg = build_model(config, args["stage"], tok)
-    ckpt_io.load_model_weights(resolve_checkpoint(checkpoint or run_dir), model)
+    load_model_from_checkpoint(model, resolve_checkpoint(checkpoint or run_dir))  # a LoRA run's: base + adapters, merged
     dev = torch.device("cuda" if (device == "auto" and torch.cuda.is_available()) or device == "cuda" else "cpu")
     model.to(dev).eval()
     return LoadedRun(model, tok, mcfg.encoder, info, dev)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from train import distributed as dist_util
 from train.configs import ModelConfig, load_config
 from train.data import BucketBatchSampler, DataConfig, EpochStream, OCRDataset, ShardSet, iter_texts, make_loader
 from train.heldout import HeldOut, heldout_loss
+from train.lora import DEFAULT_TARGETS, LoraConfig, adapter_state_dict, apply_lora, load_adapter_state_dict, merge_lora
 from train.schedule import lr_at
 from train.tokenizer import IGNORE_INDEX, OCRTokenizer, train_tokenizer
 
@@ -32,6 +34,7 @@ LOG_FILE = "log.jsonl"
 EVAL_LOG_FILE = "eval.jsonl"
 ENCODER_FILE = "encoder.safetensors"
 COMPILE_SCOPES = ("blocks", "model")
+BASE_DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 @dataclass
@@ -91,6 +94,19 @@ class TrainArgs:
       5.4 (16 pages of 1024 px, forward, docs/gpu.md run 3), 36 % of a paper step. Probed
       once against the key-dim form; the run file's ``sam_attention`` says which ran.
     peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
+    lora_rank: 0 (default): full fine-tuning, every parameter of the stage trains (stage 2
+      keeps SAM and the compressor frozen). > 0: LoRA of that rank (train/lora.py): only
+      the adapters train, on a frozen stage-2 base given by ``init_from`` (or an official
+      checkpoint). Checkpoints then hold the adapters and their optimizer state, not the
+      base; run.json's ``base`` records where the base came from, and a resumed run, an
+      evaluation or an ``init_from`` of this run reloads it from there.
+    lora_alpha: the adapters' outputs are scaled by lora_alpha / lora_rank.
+    lora_dropout: dropout on each adapter's input while training.
+    lora_targets: what gets adapters: attention (decoder q/k/v/o), dense_mlp (the dense
+      layer's SwiGLU), shared_experts, routed_experts (one adapter per expert; rank a
+      multiple of 8), projector (the encoder's projector), vision (CLIP's blocks).
+    lora_base_dtype: the frozen base's dtype in a LoRA run: auto (bfloat16 on CUDA, where
+      the step runs under bf16 autocast anyway, float32 on CPU), bfloat16 or float32.
     device: auto, cpu or cuda.
     """
 
@@ -132,11 +148,18 @@ class TrainArgs:
     cudnn_attention: bool = False
     sam_flex_attention: bool = False
     peak_flops: float = 790e12
+    lora_rank: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    lora_base_dtype: str = "auto"
     device: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.mode, str):  # TrainArgs(mode="base") from Python
             self.mode = [self.mode]
+        if isinstance(self.lora_targets, str):
+            self.lora_targets = [self.lora_targets]
 
     def validate(self) -> None:
         """Raise ValueError naming the first option that cannot work."""
@@ -162,6 +185,25 @@ class TrainArgs:
         for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
+        if self.lora_rank < 0:
+            raise ValueError(f"--lora-rank {self.lora_rank}: must be >= 0 (0: full fine-tuning)")
+        if self.lora_rank:
+            self.lora_config()  # checks rank, alpha, dropout and targets
+            if self.stage != 2:
+                raise ValueError(f"--lora-rank {self.lora_rank}: LoRA fine-tunes a stage-2 model; "
+                                 f"this run is stage {self.stage}")
+            if not (self.init_from or getattr(self, "init_official", "")):
+                raise ValueError(f"--lora-rank {self.lora_rank}: LoRA needs a trained base to adapt: give --init-from "
+                                 "a stage-2 run or checkpoint (or an official checkpoint)")
+        if self.lora_base_dtype not in BASE_DTYPES:
+            raise ValueError(f"--lora-base-dtype {self.lora_base_dtype!r}: valid are {', '.join(BASE_DTYPES)}")
+
+    def lora_config(self) -> LoraConfig:
+        """The LoraConfig of the lora_* options (raises ValueError naming the bad one)."""
+        try:
+            return LoraConfig(self.lora_rank, self.lora_alpha, self.lora_dropout, tuple(self.lora_targets))
+        except ValueError as err:
+            raise ValueError(f"--lora-*: {err}") from None
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -196,6 +238,47 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if found is None:
         raise FileNotFoundError(f"{path}: neither a checkpoint (model.safetensors) nor a run directory with checkpoints/latest")
     return found
+
+
+def load_model_from_checkpoint(model: torch.nn.Module, ckpt: str | Path) -> None:
+    """Load a stage-2 checkpoint's whole model into ``model`` (in place).
+
+    A LoRA run's checkpoint holds its adapters only: its base is loaded from where the
+    run's run.json says it came from, the adapters are applied and merged, and ``model``
+    ends plain (its modules and ``requires_grad`` flags as they were).
+    """
+    from safetensors.torch import load_file
+
+    ckpt = Path(ckpt)
+    meta_path = ckpt / "state.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("model_tensors") != ckpt_io.ADAPTERS:
+        ckpt_io.load_model_weights(ckpt, model)
+        return
+    run_file = ckpt.parent.parent / RUN_FILE
+    if not run_file.exists():
+        raise FileNotFoundError(f"{ckpt}: a LoRA checkpoint (adapters only) whose run has no {RUN_FILE} at "
+                                f"{run_file}: the base it adapts is unknown")
+    info = json.loads(run_file.read_text())
+    load_base(model, info.get("base") or {}, str(run_file))
+    flags = {id(p): p.requires_grad for p in model.parameters()}
+    apply_lora(model, LoraConfig(**info["lora"]))
+    load_adapter_state_dict(model, load_file(str(ckpt / "model.safetensors")), str(ckpt / "model.safetensors"))
+    merge_lora(model)
+    for p in model.parameters():
+        p.requires_grad_(flags[id(p)])
+
+
+def load_base(model: torch.nn.Module, base: dict[str, str], source: str) -> None:
+    """Load the base a run recorded in run.json (``base``) into ``model``."""
+    if base.get("init_from"):
+        ck = Path(base["init_from"])
+        if not (ck / "model.safetensors").exists():
+            raise FileNotFoundError(f"{source}: base checkpoint {ck} is gone (pruned by its run's --keep, or moved): "
+                                    "a LoRA run's adapters need the exact base they were trained on")
+        load_model_from_checkpoint(model, ck)
+    else:
+        raise ValueError(f"{source}: base = {base!r}: no loadable base source recorded (expected init_from)")
 
 
 def build_model(config: str | ModelConfig, stage: int, tok: OCRTokenizer):
@@ -237,10 +320,19 @@ class Trainer:
         torch.manual_seed(args.seed)
         with self.dev:  # initialise on the device: the paper config's 3B parameters take ~50 s on a CPU core
             self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
+        self.base: dict[str, str] = {}  # where a stage-2 run's starting weights came from (run.json)
         if args.stage == 2:
             if args.init_from:
                 self._init_from(args.init_from)
             self.model.freeze_for_stage2()
+        self.lora_paths: list[str] = []
+        if args.lora_rank:
+            dtype = BASE_DTYPES[args.lora_base_dtype] or (torch.bfloat16 if self.dev.type == "cuda" else torch.float32)
+            if dtype != torch.float32 and self.dev.type != "cuda":
+                raise ValueError(f"--lora-base-dtype {args.lora_base_dtype}: a {dtype} base needs CUDA's autocast; "
+                                 "CPU steps run in float32")
+            self.model.to(dtype)
+            self.lora_paths = apply_lora(self.model, args.lora_config())
         self.model.to(self.dev)
         if args.grad_checkpoint:
             self.model.set_grad_checkpointing(True)
@@ -265,7 +357,8 @@ class Trainer:
         self.resumed_from: str | None = None
         found = ckpt_io.latest(self.run_dir)
         if found is not None:
-            meta = ckpt_io.restore(found, self.model, self.opt)
+            load_adapters = (lambda sd: load_adapter_state_dict(self.model, sd, str(found))) if args.lora_rank else None
+            meta = ckpt_io.restore(found, self.model, self.opt, load_adapters)
             self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
             self.resumed_from = str(found)
         self.fwd = self.model
@@ -321,15 +414,24 @@ class Trainer:
         from safetensors.torch import load_file
 
         ck = resolve_checkpoint(init_from)
+        if self.args.lora_rank and ckpt_io.latest(self.run_dir) is not None and (self.run_dir / RUN_FILE).exists():
+            # A resumed LoRA run's adapters belong to the exact base it started from, even
+            # if --init-from names a run that has saved newer checkpoints since.
+            recorded = (json.loads((self.run_dir / RUN_FILE).read_text()).get("base") or {}).get("init_from")
+            ck = Path(recorded) if recorded else ck
         enc_file = ck / ENCODER_FILE
         if enc_file.exists():  # only stage 1 writes the encoder alone
+            if self.args.lora_rank:
+                raise ValueError(f"--init-from {init_from}: {ck} is a stage-1 checkpoint (the encoder alone); "
+                                 "LoRA adapts a whole stage-2 model")
             self.model.load_encoder_state_dict(load_file(str(enc_file)))
             return
         try:
-            ckpt_io.load_model_weights(ck, self.model)
+            load_model_from_checkpoint(self.model, ck)
         except RuntimeError as exc:
             raise ValueError(f"--init-from {init_from}: {ck} is a stage-2 checkpoint of another model shape "
                              f"than --config {self.args.config!r} ({exc})") from exc
+        self.base = {"init_from": str(ck.resolve())}
 
     def _write_run_file(self) -> None:
         info = {
@@ -342,8 +444,15 @@ class Trainer:
             "moe_kernel": self.moe_kernel,
             "sam_attention": self.sam_attention,
             "cuda_allocator": self.dist.cuda_allocator,
+            "base": self.base or None,
+            "lora": dataclasses.asdict(self.args.lora_config()) if self.args.lora_rank else None,
+            "lora_modules": self.lora_paths,
+            "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
         }
-        (self.run_dir / RUN_FILE).write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
+        # Atomic: other ranks of a resumed LoRA run read its base from here.
+        tmp = self.run_dir / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, self.run_dir / RUN_FILE)
 
     # -- data ---------------------------------------------------------------------
     def batches(self) -> Iterator[dict[str, Any]]:
@@ -533,7 +642,12 @@ class Trainer:
                                   "min_lr_ratio": self.args.min_lr_ratio}}
             # Stage 1 also stores the encoder alone: what stage 2's --init-from loads.
             extra = {ENCODER_FILE: self.model.encoder_state_dict()} if self.args.stage == 1 else None
-            ckpt_io.save(self.run_dir, self.step, self.model, self.opt, state, keep=self.args.keep, extra=extra)
+            # A LoRA run stores its adapters alone: the frozen base is reloaded from run.json's ``base``.
+            adapters = adapter_state_dict(self.model) if self.args.lora_rank else None
+            if adapters is not None:
+                state["model_tensors"] = ckpt_io.ADAPTERS
+            ckpt_io.save(self.run_dir, self.step, self.model, self.opt, state, keep=self.args.keep, extra=extra,
+                         model_state=adapters)
         dist_util.barrier()
 
 

@@ -38,16 +38,22 @@ class SwiGLU(nn.Module):
 
 
 def _expert_loop(xs: torch.Tensor, counts: list[int], w_gu: torch.Tensor, w_down: torch.Tensor,
-                 scale: torch.Tensor | None = None) -> torch.Tensor:
+                 scale: torch.Tensor | None = None, lora: nn.ModuleDict | None = None) -> torch.Tensor:
     """Per-expert products over the expert-sorted rows ``xs`` (the portable path); ``scale``
-    [rows] multiplies each row's hidden activations before the down projection."""
+    [rows] multiplies each row's hidden activations before the down projection; ``lora``
+    (MoE.lora) adds each expert's low-rank adapter to both products."""
     outs = []
     scales = scale.split(counts) if scale is not None else [None] * len(counts)
     for e, (xe, se) in enumerate(zip(xs.split(counts), scales)):
         if xe.shape[0]:
-            g, u = (xe @ w_gu[e].t()).chunk(2, dim=-1)
+            gu = xe @ w_gu[e].t()
+            if lora is not None:
+                gu = gu + lora["w_gate_up"].expert(xe, e)
+            g, u = gu.chunk(2, dim=-1)
             h = F.silu(g) * u
-            outs.append((h if se is None else h * se[:, None]) @ w_down[e].t())
+            h = h if se is None else h * se[:, None]
+            y = h @ w_down[e].t()
+            outs.append(y if lora is None else y + lora["w_down"].expert(h, e))
     return torch.cat(outs) if outs else xs.new_zeros(0, w_down.shape[1])
 
 
@@ -56,7 +62,7 @@ _GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", No
 
 
 def _expert_grouped(xs: torch.Tensor, counts: torch.Tensor, w_gu: torch.Tensor, w_down: torch.Tensor,
-                    scale: torch.Tensor | None = None) -> torch.Tensor:
+                    scale: torch.Tensor | None = None, lora: nn.ModuleDict | None = None) -> torch.Tensor:
     """The same as :func:`_expert_loop` in two grouped GEMMs (bf16; CUDA sm80+, or CPU).
 
     The kernels want 16-byte aligned strides, so the model width and expert width must be
@@ -65,11 +71,16 @@ def _expert_grouped(xs: torch.Tensor, counts: torch.Tensor, w_gu: torch.Tensor, 
     if _GROUPED_MM is None:
         raise NotImplementedError(f"torch {torch.__version__} has no grouped_mm")
     offs = counts.cumsum(0).to(torch.int32)
-    g, u = _GROUPED_MM(xs, w_gu.to(xs.dtype).transpose(-2, -1), offs=offs).chunk(2, dim=-1)
+    gu = _GROUPED_MM(xs, w_gu.to(xs.dtype).transpose(-2, -1), offs=offs)
+    if lora is not None:
+        gu = gu + lora["w_gate_up"].grouped(xs, offs)
+    g, u = gu.chunk(2, dim=-1)
     h = F.silu(g) * u
     if scale is not None:
         h = h * scale.to(h.dtype)[:, None]
-    return _GROUPED_MM(h.contiguous(), w_down.to(xs.dtype).transpose(-2, -1), offs=offs)
+    h = h.contiguous()
+    y = _GROUPED_MM(h, w_down.to(xs.dtype).transpose(-2, -1), offs=offs)
+    return y if lora is None else y + lora["w_down"].grouped(h, offs)
 
 
 def _gather_sum(rows: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
@@ -156,6 +167,9 @@ class MoE(nn.Module):
         nn.init.normal_(self.w_gate_up, std=0.02)
         nn.init.normal_(self.w_down, std=0.02)
         self.shared = SwiGLU(dim, n_shared * inter) if n_shared else None
+        # Low-rank adapters of the stacked experts, {"w_gate_up", "w_down"}: set by
+        # train.lora.apply_lora, removed by merge_lora. The expert products add them.
+        self.lora: nn.ModuleDict | None = None
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Softmax scores [N, E] (float32), top-k weights [N, k] and expert ids [N, k]."""
@@ -183,9 +197,10 @@ class MoE(nn.Module):
         # A permutation: as a k = 1 dispatch its gradient is a gather too.
         scale = _Dispatch.apply(w.reshape(-1, 1), order, slot, 1).view(-1)
         if grouped:
-            ys = _expert_grouped(xs, counts, self.w_gate_up, self.w_down, scale)
+            ys = _expert_grouped(xs, counts, self.w_gate_up, self.w_down, scale, self.lora)
         else:
-            ys = _expert_loop(xs, counts.tolist(), self.w_gate_up.to(xs.dtype), self.w_down.to(xs.dtype), scale)
+            ys = _expert_loop(xs, counts.tolist(), self.w_gate_up.to(xs.dtype), self.w_down.to(xs.dtype), scale,
+                              self.lora)
         # The weights are in ys already, so the combine is a sum (in float32) over each
         # token's k slots, and nothing per slot is kept for backward but the indices.
         return _Combine.apply(ys, src, slot, self.top_k)

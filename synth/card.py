@@ -283,16 +283,19 @@ def render_card(recipe: Recipe, manifest: dict[str, Any]) -> str:
         "## Licences",
         "",
         "The images and targets are generated; what they are made from has these licences (as stated by each "
-        "source's own files). Text copied from Wikipedia through the Markov chain carries CC BY-SA's attribution "
-        "and share-alike terms, so treat rows with English prose as CC BY-SA 4.0 material; the rest is under "
-        "permissive terms. Fonts are used to draw glyphs; no font file is in the data.",
+        "source's own files). Fonts are used to draw glyphs; no font file is in the data. "
+        + ("Text copied from Wikipedia through the Markov chain carries CC BY-SA's attribution and share-alike "
+           "terms, so treat rows with English prose as CC BY-SA 4.0 material; the other sources are under "
+           "permissive terms." if "wikipedia-chain" in sources else
+           "No source of this run carries share-alike terms."),
         "",
         _table(["source", "used for", "licence"], [[k, SOURCES[k]["what"], SOURCES[k]["licence"]] for k in sources]),
         "",
         "## Limitations",
         "",
-        "- Synthetic: the English prose is locally grammatical but its facts are not true; Chinese sentences are "
-        "templates over a dictionary. Use the data to learn to read, not to learn facts.",
+        "- Synthetic: " + ("the English prose is locally grammatical but its facts are not true; Chinese sentences "
+                           "are templates over a dictionary. Use the data to learn to read, not to learn facts."
+                           if "wikipedia-chain" in sources else "every image is drawn from a seed, not collected."),
         "- Page looks (fonts, layouts, scan and photo effects) cover what the recipe enables; see the engine's docs.",
         "",
     ]

@@ -36,6 +36,7 @@ log = logging.getLogger("synth.catalog")
 
 _SHARD = re.compile(r"^data-(\d{5})-of-(\d{5})\.arrow$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
 
 
 class CatalogError(ValueError):
@@ -185,7 +186,8 @@ def open_catalog(location: str, *, allow_incomplete: bool = False, split: str | 
                 return open_catalog(_parent_location(location), allow_incomplete=allow_incomplete, split=name,
                                     strict=strict, warn=warn)
         cat = _from_files(location, fs, path, present)
-    if warn and cat.foreign:
+    if warn and cat.foreign and (location, tuple(cat.foreign)) not in _WARNED:
+        _WARNED.add((location, tuple(cat.foreign)))  # once per process: readers open a catalog more than once
         log.warning("%s: ignoring %d file(s) that are not shards of this dataset: %s", location, len(cat.foreign),
                     ", ".join(cat.foreign[:5]) + (" ..." if len(cat.foreign) > 5 else ""))
     if not cat.complete and not allow_incomplete:
@@ -282,9 +284,10 @@ def schema_problems(schema: pa.Schema, expected: pa.Schema = SCHEMA) -> list[str
     return out
 
 
-def read_table(ref: ShardRef, columns: list[str] | None = None) -> pa.Table:
+def read_table(ref: ShardRef, columns: list[str] | None = None, require: tuple[str, ...] = ()) -> pa.Table:
     """One shard as a Table (memory-mapped when local), optionally only ``columns`` that it
-    has; an unreadable shard is a CatalogError naming the file."""
+    has; an unreadable shard, or one without a ``require``d column, is a CatalogError
+    naming the file (and the columns)."""
     try:
         table = open_table(ref.uri)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -292,6 +295,10 @@ def read_table(ref: ShardRef, columns: list[str] | None = None) -> pa.Table:
             raise CatalogError(f"{ref.uri}: shard file is missing") from exc
         raise CatalogError(f"{ref.uri}: not a readable Arrow IPC stream ({' '.join(str(exc).split())}); "
                            "the shard is truncated or corrupt: run the recipe again to regenerate it") from exc
+    missing = [c for c in require if c not in table.column_names]
+    if missing:
+        raise CatalogError(f"{ref.uri}: not a shard of this engine: no column {', '.join(map(repr, missing))} "
+                           f"({'; '.join(schema_problems(table.schema))})")
     if columns is not None:
         table = table.select([c for c in columns if c in table.column_names])
     return table

@@ -131,6 +131,12 @@ def test_a_schema_error_names_the_column(run: Path, tmp_path: Path):
     [problem] = verify(str(path)).problems
     assert "extra column 'foo' (string)" in problem.message and "missing column 'lang' (string)" in problem.message
     assert len(problem.message) < 200
+    # the trainer names the file and the column it needs (it raised KeyError: 'Field "records" ...')
+    bare = tmp_path / "bare.arrow"
+    with ipc.new_stream(str(bare), table.drop_columns(["records"]).schema) as w:
+        w.write_table(table.drop_columns(["records"]))
+    with pytest.raises(CatalogError, match=rf"{bare}: not a shard of this engine: no column 'records'"):
+        ShardSet([str(bare)]).table(0)
 
 
 def test_a_folder_without_manifest_reads_data_files_in_order(run: Path):

@@ -29,6 +29,7 @@ from train.tokenizer import IGNORE_INDEX, OCRTokenizer, split_prompt
 
 # Columns the loader reads per example; everything else stays unread on disk.
 _TRAIN_COLUMNS = ("records", "image")
+_SHARD_COLUMNS = ("records", "image", "width", "height")  # what OCRDataset reads
 
 
 def find_shards(paths: Sequence[str], allow_incomplete: bool = False) -> list[str]:
@@ -60,7 +61,7 @@ def open_shard(path: str) -> pa.Table:
     ValueError naming the file."""
     from synth.catalog import ShardRef, read_table
 
-    return read_table(ShardRef(os.path.basename(path), path))
+    return read_table(ShardRef(os.path.basename(path), path), require=_SHARD_COLUMNS)
 
 
 class ShardSet:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -50,12 +51,14 @@ def ray_head():
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{dash}/api/version", timeout=2)
                 break
+            except urllib.error.HTTPError:  # it answers (401 under token auth): up
+                break
             except OSError:
                 assert time.time() < deadline, "the Ray head did not come up"
                 time.sleep(1)
         yield f"http://127.0.0.1:{dash}"
     finally:
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
             try:
                 os.killpg(head.pid, sig)
             except ProcessLookupError:

@@ -19,7 +19,7 @@ def _summary(values: list[int]) -> str:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Rows per family, records per task, region labels per family, image sizes, target lengths."""
-    shards, manifest = list_shards(args.dataset)
+    shards, manifest = list_shards(args.dataset, args.allow_incomplete)
     fams: dict[str, int] = {}
     tasks: dict[str, list[int]] = {}
     labels: dict[str, dict[str, int]] = {}
@@ -27,7 +27,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     rows = 0
     pages = _PageFeatures()
     cols = ["family", "records", "width", "height", "image", "regions", "truth", "text"]
-    for _, _, row in iter_rows(args.dataset, columns=cols):
+    for _, _, row in iter_rows(args.dataset, columns=cols, allow_incomplete=args.allow_incomplete):
         rows += 1
         fams[row["family"]] = fams.get(row["family"], 0) + 1
         if row["family"] == "ocr1":
@@ -127,7 +127,7 @@ def _overlay(row):
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Write one row's inspection picture and print its records."""
-    row = find_row(args.dataset, args.id)
+    row = find_row(args.dataset, args.id, allow_incomplete=args.allow_incomplete)
     stem = f"show-{row['id'].replace('/', '_')}"
     if args.raw:  # the stored image bytes as they are: what a model is given
         data = (row.get("image") or {}).get("bytes")
@@ -162,7 +162,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     from annotate.draw import contact_sheet
 
     images, caps = [], []
-    for _, _, row in iter_rows(args.dataset):
+    for _, _, row in iter_rows(args.dataset, allow_incomplete=args.allow_incomplete):
         if args.family and row["family"] != args.family:
             continue
         images.append(_overlay(row))
@@ -182,7 +182,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the dataset is sound; else print the problems and exit 1."""
     from annotate.verify import verify
 
-    report = verify(args.dataset, max_problems=args.max_problems)
+    report = verify(args.dataset, max_problems=args.max_problems, allow_incomplete=args.allow_incomplete)
     for p in report.problems:
         print(f"BAD {p}")
     status = "OK" if report.ok else f"FAILED: {len(report.problems)} problems, {len(report.bad_rows)} bad rows"
@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dataset")
     p.add_argument("--max-problems", type=int, default=1000)
     p.set_defaults(fn=cmd_verify)
+    for p in sub.choices.values():
+        p.add_argument("--allow-incomplete", action="store_true",
+                       help="read the finished shards of a run that is not complete (refused by default)")
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

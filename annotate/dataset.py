@@ -1,53 +1,39 @@
-"""Open a generated dataset (a run directory or single shard files) for inspection."""
+"""Open a generated dataset (a run directory, a split folder or one shard file) for inspection.
+
+The shard list comes from ``synth.catalog`` (manifest.json first, never a glob), so files
+that are not shards are ignored with a warning and an incomplete run is refused unless
+``allow_incomplete``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
-from synth.shards import MANIFEST, join, open_table, read_manifest, resolve_filesystem
-
-
-@dataclass(frozen=True)
-class ShardRef:
-    """One shard file of a dataset."""
-
-    name: str
-    uri: str
+from synth.catalog import Catalog, ShardRef, open_catalog, read_table
+from synth.shards import MANIFEST, join
 
 
-def _uri(base_uri: str, name: str) -> str:
-    # Keep a URI's query (s3://b/dir?endpoint_override=...) after the file name.
-    head, sep, query = base_uri.partition("?")
-    return head.rstrip("/") + "/" + name + sep + query
+def list_shards(location: str, allow_incomplete: bool = False) -> tuple[list[ShardRef], dict[str, Any] | None]:
+    """The shards of a dataset in order and its manifest (None for a single file or a
+    folder without one)."""
+    cat = open_catalog(location, allow_incomplete=allow_incomplete)
+    return cat.shards, cat.manifest
 
 
-def list_shards(location: str) -> tuple[list[ShardRef], dict[str, Any] | None]:
-    """The shard files of a run directory (sorted) and its manifest, or one .arrow file."""
-    fs, path = resolve_filesystem(location)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"{location}: no such file or directory")
-    if info.type == pafs.FileType.File:
-        return [ShardRef(info.base_name, location)], None
-    manifest = read_manifest(fs, path)
-    entries = fs.get_file_info(pafs.FileSelector(path))
-    names = sorted(e.base_name for e in entries if e.type == pafs.FileType.File and e.base_name.endswith(".arrow"))
-    base_uri = location if "://" in location else path
-    return [ShardRef(n, _uri(base_uri, n)) for n in names], manifest
+def catalog(location: str, allow_incomplete: bool = False) -> Catalog:
+    """The dataset's catalog (shards, splits, manifest, ignored files)."""
+    return open_catalog(location, allow_incomplete=allow_incomplete)
 
 
-def iter_rows(location: str, columns: list[str] | None = None) -> Iterator[tuple[ShardRef, int, dict[str, Any]]]:
+def iter_rows(location: str, columns: list[str] | None = None,
+              allow_incomplete: bool = False) -> Iterator[tuple[ShardRef, int, dict[str, Any]]]:
     """Every row of a dataset as (shard, row index within shard, row dict)."""
-    shards, _ = list_shards(location)
+    shards, _ = list_shards(location, allow_incomplete)
     for ref in shards:
-        table = open_table(ref.uri)
-        if columns is not None:
-            table = table.select([c for c in columns if c in table.column_names])
+        table = read_table(ref, columns)
         index = 0
         for batch in table.to_batches():
             for row in batch.to_pylist():
@@ -56,16 +42,16 @@ def iter_rows(location: str, columns: list[str] | None = None) -> Iterator[tuple
         del table
 
 
-def find_row(location: str, key: str) -> dict[str, Any]:
+def find_row(location: str, key: str, allow_incomplete: bool = False) -> dict[str, Any]:
     """A row by its id, or by its global position (an integer) in shard order."""
     if key.isdigit():
         target, seen = int(key), 0
-        for _, _, row in iter_rows(location):
+        for _, _, row in iter_rows(location, allow_incomplete=allow_incomplete):
             if seen == target:
                 return row
             seen += 1
         raise KeyError(f"{location}: only {seen} rows, no row #{target}")
-    for _, _, row in iter_rows(location):
+    for _, _, row in iter_rows(location, allow_incomplete=allow_incomplete):
         if row["id"] == key:
             return row
     raise KeyError(f"{location}: no row with id {key!r} (ids look like <recipe>/<shard>/<row>, e.g. 'demo/00000/00003')")
@@ -73,7 +59,7 @@ def find_row(location: str, key: str) -> dict[str, Any]:
 
 def table_of(ref: ShardRef) -> pa.Table:
     """Load one shard."""
-    return open_table(ref.uri)
+    return read_table(ref)
 
 
-__all__ = ["ShardRef", "list_shards", "iter_rows", "find_row", "table_of", "MANIFEST", "join"]
+__all__ = ["ShardRef", "catalog", "list_shards", "iter_rows", "find_row", "table_of", "MANIFEST", "join"]

@@ -1,6 +1,9 @@
 """``verify``: prove a dataset is what its manifest says and every row is sound.
 
-Checks, in order: the manifest lists every shard file and nothing else; each shard's
+The shard list comes from ``synth.catalog`` (an incomplete run is refused unless
+``allow_incomplete``; ``.arrow`` files that are not shards, such as ``datasets``' cache
+files, are ignored with a warning). Checks, in order: the manifest lists every shard file
+(an unlisted ``data-*-of-*.arrow`` is a problem); each shard's
 bytes, sha256, row count and per-task counts match the manifest; the schema is the
 engine's (Hugging Face metadata included); per row: unique id, known family, records
 present and mirrored at top level, every box in 0-999 with x1 < x2 and y1 < y2, and the
@@ -11,6 +14,7 @@ SMILES re-parse, tables match chart data, geometry matches its figure ...).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +22,11 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from formats.bins import valid_bin_box
-from annotate.dataset import list_shards
 from synth import families
-from synth.shards import SCHEMA, count_tasks, read_file_bytes, resolve_filesystem, sha256_hex
+from synth.catalog import open_catalog, schema_problems
+from synth.shards import count_tasks, read_file_bytes, resolve_filesystem, sha256_hex
+
+_SHARD_NAME = re.compile(r"^data-\d{5}-of-\d{5}\.arrow$")
 
 
 @dataclass
@@ -74,20 +80,25 @@ def _row_problems(row: dict[str, Any]) -> list[str]:
     return out
 
 
-def verify(location: str, max_problems: int = 1000) -> Report:
-    """Verify a run directory (or a single shard file)."""
+def verify(location: str, max_problems: int = 1000, allow_incomplete: bool = False) -> Report:
+    """Verify a run directory (or a split folder, or a single shard file).
+
+    An incomplete run raises ``synth.catalog.IncompleteRun`` unless ``allow_incomplete``.
+    """
     report = Report()
-    shards, manifest = list_shards(location)
+    cat = open_catalog(location, allow_incomplete=allow_incomplete, strict=False)
+    shards, manifest = cat.shards, cat.manifest
     listed: dict[str, Any] = (manifest or {}).get("shards", {})
     if manifest is None and len(shards) != 1:
         report.problems.append(Problem(location, "no manifest.json: cannot check sha256 or counts"))
-    names = {s.name for s in shards}
-    for name in sorted(set(listed) - names):
+    for name in cat.missing:
         report.problems.append(Problem(name, "listed in manifest.json but the file is missing"))
     if manifest is not None:
-        for name in sorted(names - set(listed)):
-            report.problems.append(Problem(name, "shard file not listed in manifest.json (incomplete or foreign)"))
-        expected = manifest.get("recipe", {}).get("shards")
+        for name in cat.foreign:
+            if _SHARD_NAME.match(name.rsplit("/", 1)[-1]):
+                report.problems.append(Problem(name, "shard file not listed in manifest.json (another run's, or "
+                                                     "written after this run's lease ended)"))
+        expected = cat.expected
         if manifest.get("complete") and expected is not None and len(listed) != expected:
             report.problems.append(Problem("manifest.json", f"marked complete with {len(listed)} of {expected} shards"))
     seen_ids: dict[str, str] = {}
@@ -98,17 +109,20 @@ def verify(location: str, max_problems: int = 1000) -> Report:
         entry = listed.get(ref.name)
         if entry is not None:
             if len(data) != entry["bytes"]:
-                report.problems.append(Problem(ref.name, f"size {len(data)} != manifest bytes {entry['bytes']}"))
+                report.problems.append(Problem(ref.name, f"size {len(data)} != manifest bytes {entry['bytes']} "
+                                                         "(truncated or replaced)"))
             digest = sha256_hex(data)
             if digest != entry["sha256"]:
                 report.problems.append(Problem(ref.name, f"sha256 {digest[:16]}... != manifest {entry['sha256'][:16]}..."))
         try:
             table = ipc.open_stream(pa.py_buffer(data)).read_all()
         except Exception as exc:
-            report.problems.append(Problem(ref.name, f"not a readable Arrow IPC stream: {exc}"))
+            report.problems.append(Problem(ref.name, f"not a readable Arrow IPC stream ({' '.join(str(exc).split())}): "
+                                                     "truncated or corrupt"))
             continue
-        if not table.schema.equals(SCHEMA, check_metadata=False):
-            report.problems.append(Problem(ref.name, f"schema differs from the engine's: {table.schema}"))
+        diff = schema_problems(table.schema)
+        if diff:
+            report.problems.append(Problem(ref.name, "schema differs from the engine's: " + "; ".join(diff)))
             continue
         if b"huggingface" not in (table.schema.metadata or {}):
             report.problems.append(Problem(ref.name, "schema metadata lacks the 'huggingface' features key"))

@@ -1,13 +1,26 @@
-"""``python -m synth RECIPE --out DIR``: generate a recipe's shards (see README)."""
+"""``python -m synth RECIPE --out DIR``: generate a recipe's shards (see README).
+
+Exit codes: 0 done; 1 the run failed (I/O, another run holds --out, a failing shard);
+2 a usage error (bad flag, recipe or --out); 130 / 143 cancelled by Ctrl-C / SIGTERM.
+Every error is one line (a failing shard: one paragraph), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from synth.recipe import RecipeError, load_recipe
-from synth.runner import EXECUTORS, RunError, generate_dataset
+from synth.runner import EXECUTORS, RunCancelled, RunError, generate_dataset, stop_embedded_ray
+
+
+def _split(text: str) -> tuple[str, int]:
+    name, sep, count = text.partition("=")
+    if not sep or not count.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=SHARDS, e.g. test=1")
+    return name.strip(), int(count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +34,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", type=int, default=None, help="override the recipe's shard count")
     ap.add_argument("--rows-per-shard", type=int, default=None, help="override the recipe's rows per shard")
     ap.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    ap.add_argument("--split", type=_split, action="append", default=None, metavar="NAME=SHARDS",
+                    help="override the recipe's splits, in order: --split train=7 --split test=1 "
+                         "(consecutive shard ranges; see docs/formats.md)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    overrides = {"shards": args.shards, "rows_per_shard": args.rows_per_shard, "seed": args.seed, "splits": args.split}
     try:
-        recipe = load_recipe(args.recipe, overrides={"shards": args.shards, "rows_per_shard": args.rows_per_shard, "seed": args.seed})
+        recipe = load_recipe(args.recipe, overrides=overrides)
         manifest = generate_dataset(recipe, args.out, workers=args.workers, executor=args.executor, progress=not args.no_progress)
-    except (RecipeError, RunError) as exc:
+    except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunCancelled as exc:
+        print(str(exc), file=sys.stderr)
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            # Ray's graceful shutdown at exit takes seconds; the run is recorded and its lease
+            # released, so end the embedded cluster's processes and exit now.
+            stop_embedded_ray()
+            sys.stderr.flush()
+            os._exit(exc.exit_code)
+        return exc.exit_code
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(json.dumps({"out": args.out, "complete": manifest["complete"], **manifest["totals"]}, ensure_ascii=False))
     return 0
 

@@ -19,8 +19,8 @@ import io
 import json
 import os
 import uuid
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -75,11 +75,24 @@ HF_FEATURES: dict[str, Any] = {
 
 SCHEMA = pa.schema(SCHEMA_FIELDS, metadata={"huggingface": json.dumps({"info": {"features": HF_FEATURES}})})
 MANIFEST = "manifest.json"
+DATASET_DICT = "dataset_dict.json"
 
 
 def shard_name(index: int, total: int) -> str:
     """``data-NNNNN-of-MMMMM.arrow``, the naming ``datasets.load_from_disk`` expects."""
     return f"data-{index:05d}-of-{total:05d}.arrow"
+
+
+def shard_paths(total: int, splits: Sequence[tuple[str, int]] = ()) -> list[str]:
+    """Each shard's path relative to the run directory, in shard order.
+
+    Without splits: ``data-NNNNN-of-MMMMM.arrow``. With splits (consecutive shard ranges,
+    in order): ``SPLIT/data-KKKKK-of-NNNNN.arrow``, numbered within the split, the layout
+    of ``datasets.DatasetDict.save_to_disk``.
+    """
+    if not splits:
+        return [shard_name(i, total) for i in range(total)]
+    return [f"{name}/{shard_name(k, n)}" for name, n in splits for k in range(n)]
 
 
 def resolve_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -104,18 +117,44 @@ def encode_table(rows: list[dict[str, Any]]) -> bytes:
     return sink.getvalue()
 
 
-def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write bytes to a temporary sibling, then rename it onto ``path``."""
+def write_temp(fs: pafs.FileSystem, path: str, data: bytes) -> str:
+    """Write bytes to a fresh temporary sibling of ``path`` and return its path.
+
+    A failed write (full disk, lost connection) removes what it left behind.
+    """
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with fs.open_output_stream(tmp) as out:
-        out.write(data)
+    try:
+        with fs.open_output_stream(tmp) as out:
+            out.write(data)
+    except OSError as exc:  # say which file: pyarrow's message may not
+        discard(fs, tmp)
+        raise OSError(exc.errno, f"cannot write {path}: {' '.join(str(exc).split())}") from exc
+    except BaseException:
+        discard(fs, tmp)
+        raise
+    return tmp
+
+
+def discard(fs: pafs.FileSystem, path: str) -> None:
+    """Delete a file if it is there (best effort: a temporary left now is swept next run)."""
+    try:
+        fs.delete_file(path)
+    except OSError:
+        pass
+
+
+def commit_temp(fs: pafs.FileSystem, tmp: str, path: str) -> None:
+    """Rename a temporary onto ``path`` (removing the temporary if that fails)."""
     try:
         fs.move(tmp, path)
-    except Exception:
-        try:
-            fs.delete_file(tmp)
-        finally:
-            raise
+    except BaseException:
+        discard(fs, tmp)
+        raise
+
+
+def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write bytes to a temporary sibling, then rename it onto ``path``."""
+    commit_temp(fs, write_temp(fs, path, data), path)
 
 
 @dataclass(frozen=True)
@@ -130,6 +169,7 @@ class ShardStats:
     tasks: dict[str, int]
     families: dict[str, int]
     seconds: float
+    langs: dict[str, int] = field(default_factory=dict)
 
     def manifest_entry(self) -> dict[str, Any]:
         """The shard's entry in manifest.json."""
@@ -139,6 +179,7 @@ class ShardStats:
             "sha256": self.sha256,
             "tasks": dict(sorted(self.tasks.items())),
             "families": dict(sorted(self.families.items())),
+            "langs": dict(sorted(self.langs.items())),
         }
 
 
@@ -153,9 +194,30 @@ def count_tasks(rows: Iterable[dict[str, Any]]) -> tuple[dict[str, int], dict[st
     return tasks, fams
 
 
+def count_langs(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Rows per language code (rows without one are not counted)."""
+    out: dict[str, int] = {}
+    for row in rows:
+        if row.get("lang"):
+            out[row["lang"]] = out.get(row["lang"], 0) + 1
+    return out
+
+
 def sha256_hex(data: bytes) -> str:
     """Hex sha256 of bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(fs: pafs.FileSystem, path: str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed in 1 MiB reads (never the whole file in memory)."""
+    h = hashlib.sha256()
+    with fs.open_input_stream(path) as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_file_bytes(fs: pafs.FileSystem, path: str) -> bytes:
@@ -190,8 +252,10 @@ def write_json(fs: pafs.FileSystem, path: str, obj: Any) -> None:
     atomic_write(fs, path, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
 
 
-def write_hf_sidecars(fs: pafs.FileSystem, out_dir: str, shard_names: list[str], fingerprint: str, description: str) -> None:
-    """dataset_info.json and state.json so ``datasets.load_from_disk(out_dir)`` opens the run."""
+def write_hf_sidecars(fs: pafs.FileSystem, out_dir: str, shard_names: list[str], fingerprint: str, description: str,
+                      split: str | None = None) -> None:
+    """dataset_info.json and state.json so ``datasets.load_from_disk(out_dir)`` opens the shards
+    (one directory: a ``Dataset``; ``split`` names it when it is one split of a ``DatasetDict``)."""
     info = {
         "description": description,
         "citation": "",
@@ -206,7 +270,13 @@ def write_hf_sidecars(fs: pafs.FileSystem, out_dir: str, shard_names: list[str],
         "_format_kwargs": {},
         "_format_type": None,
         "_output_all_columns": False,
-        "_split": None,
+        "_split": split,
     }
     write_json(fs, join(out_dir, "dataset_info.json"), info)
     write_json(fs, join(out_dir, "state.json"), state)
+
+
+def write_dataset_dict(fs: pafs.FileSystem, out_dir: str, splits: list[str]) -> None:
+    """dataset_dict.json: ``datasets.load_from_disk(out_dir)`` then gives a ``DatasetDict``
+    of the split folders (each of which has its own sidecars)."""
+    write_json(fs, join(out_dir, DATASET_DICT), {"splits": list(splits)})

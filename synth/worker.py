@@ -4,19 +4,27 @@ This is the unit of work for every executor (Ray task, process pool, in-process)
 a pure function of (recipe, shard index): row ``r`` of shard ``s`` draws from
 ``SeedSequence([recipe.seed, s, r])``, so the bytes of a shard do not depend on which
 worker made it, how many workers there are, or what ran before on that worker.
+
+A worker never writes into a run it does not belong to: with a lease token it stops
+between rows once its driver is gone, and it renames its finished temporary into place
+only after checking that the run's lease is still the one that started it
+(``synth.lease``). A worker of a killed run therefore leaves at most a temporary, which
+the next run sweeps.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
 
 from synth import families
+from synth.lease import LeaseLost, LeaseToken
 from synth.recipe import Recipe, row_families
 from synth.rows import sample_to_row
-from synth.shards import ShardStats, atomic_write, count_tasks, encode_table, join, resolve_filesystem, sha256_hex, shard_name
+from synth.shards import ShardStats, commit_temp, count_langs, count_tasks, discard, encode_table, join, resolve_filesystem, sha256_hex, write_temp
 
 
 class GenerationError(RuntimeError):
@@ -45,8 +53,10 @@ def make_row(recipe: Recipe, shard: int, row: int, family: str) -> dict:
 
 
 def _maybe_inject_fault(shard: int) -> None:
-    # Test hook: crash this worker process once for the named shard, to prove that the
-    # executor retries system failures. Inert unless both variables are set.
+    # Test hooks, inert unless the variables are set. SYNTH_FAULT_SHARD + SYNTH_FAULT_MARKER:
+    # crash this worker process once for that shard (the executor must retry system
+    # failures). SYNTH_FAIL_SHARD: row 0 of that shard raises, every time (a generator bug).
+    # SYNTH_SLOW_ROW_S: sleep that long before each row (cancel tests need a slow run).
     marker, target = os.environ.get("SYNTH_FAULT_MARKER"), os.environ.get("SYNTH_FAULT_SHARD")
     if marker and target is not None and int(target) == shard and not os.path.exists(marker):
         with open(marker, "w") as f:
@@ -54,15 +64,66 @@ def _maybe_inject_fault(shard: int) -> None:
         os._exit(17)
 
 
-def build_shard(recipe: Recipe, shard: int, out_uri: str) -> ShardStats:
-    """Generate shard ``shard`` of ``recipe`` and write it atomically under ``out_uri``."""
+def _test_delay() -> None:
+    delay = os.environ.get("SYNTH_SLOW_ROW_S")
+    if delay:
+        time.sleep(float(delay))
+
+
+def _should_fail(shard: int, row: int) -> bool:
+    target = os.environ.get("SYNTH_FAIL_SHARD")
+    return target is not None and target != "" and int(target) == shard and row == 0
+
+
+def build_shard(recipe: Recipe, shard: int, out_uri: str, token: LeaseToken | None = None) -> ShardStats:
+    """Generate shard ``shard`` of ``recipe`` and write it atomically under ``out_uri``.
+
+    With ``token``, stop (LeaseLost) as soon as the run's driver is gone, and commit the
+    shard only while the run still holds its lease.
+    """
     t0 = time.perf_counter()
     _maybe_inject_fault(shard)
     fams = row_families(recipe, shard)
-    rows = [make_row(recipe, shard, r, fam) for r, fam in enumerate(fams)]
+    rows = []
+    for r, fam in enumerate(fams):
+        if token is not None:
+            gone = token.driver_gone()
+            if gone:
+                raise LeaseLost(f"shard {shard} abandoned: {gone}")
+        _test_delay()
+        if _should_fail(shard, r):
+            raise GenerationError(
+                f"{recipe.name}/{shard:05d}/{r:05d}: family {fam!r} failed (recipe {recipe.source}, seed {recipe.seed}, "
+                f"shard {shard}, row {r}): RuntimeError: SYNTH_FAIL_SHARD={shard} (test hook)")
+        rows.append(make_row(recipe, shard, r, fam))
     data = encode_table(rows)
     fs, base = resolve_filesystem(out_uri)
-    name = shard_name(shard, recipe.shards)
-    atomic_write(fs, join(base, name), data)
+    name = recipe.shard_paths[shard]
+    path = join(base, name)
+    tmp = write_temp(fs, path, data)
+    if token is not None:
+        problem = token.problem(fs, base)
+        if problem:
+            discard(fs, tmp)
+            raise LeaseLost(f"shard {shard} not committed: the run {problem}")
+    commit_temp(fs, tmp, path)
     tasks, fam_counts = count_tasks(rows)
-    return ShardStats(shard, name, len(rows), len(data), sha256_hex(data), tasks, fam_counts, time.perf_counter() - t0)
+    return ShardStats(shard, name, len(rows), len(data), sha256_hex(data), tasks, fam_counts, time.perf_counter() - t0,
+                      count_langs(rows))
+
+
+def watch_parent(poll_s: float = 0.2) -> None:
+    """Process-pool initializer: ignore Ctrl-C (the driver decides) and exit as soon as
+    the driver process is gone, so a killed driver leaves no workers behind."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:  # reparented: the driver died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="synth-parent-watch", daemon=True).start()

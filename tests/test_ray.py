@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,20 +34,40 @@ def test_embedded_ray_matches_local_and_retries_a_crashed_task(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def ray_head():
-    # Own ports, so a developer's running cluster is not reused by mistake. `ray stop` at the
-    # end stops every Ray process of this user: that is Ray's only stop command.
+    # Own ports, so a developer's running cluster is not reused by mistake, and its own
+    # process group: `ray start --block` stays in the foreground, and at the end only this
+    # head's processes are stopped (`ray stop` would stop every Ray of this user on the host).
     env = dict(os.environ, RAY_DISABLE_USAGE_STATS="1")
     dash = _free_port()
-    start = subprocess.run(
-        ["ray", "start", "--head", "--num-cpus", "2", "--disable-usage-stats", "--port", str(_free_port()),
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--block", "--num-cpus", "2", "--disable-usage-stats", "--port", str(_free_port()),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash)],
-        capture_output=True, text=True, env=env, timeout=180,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )
-    assert start.returncode == 0, start.stdout + start.stderr
     try:
+        deadline = time.time() + 180
+        while True:  # ready when the dashboard (the job server) answers
+            assert head.poll() is None, "ray start --head exited"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{dash}/api/version", timeout=2)
+                break
+            except urllib.error.HTTPError:  # it answers (401 under token auth): up
+                break
+            except OSError:
+                assert time.time() < deadline, "the Ray head did not come up"
+                time.sleep(1)
         yield f"http://127.0.0.1:{dash}"
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(timeout=wait)
+                time.sleep(1)  # let the group's other processes go too
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def _submit(address: str, *args: str) -> subprocess.CompletedProcess:

@@ -69,3 +69,36 @@ def test_families_of_a_shard_do_not_depend_on_other_shards():
     r = parse_recipe({"name": "x", "seed": 1, "shards": 10, "rows_per_shard": 7, "mixture": {"ocr1": {"weight": 2}, "text": {"weight": 1}}})
     r2 = parse_recipe({"name": "x", "seed": 1, "shards": 3, "rows_per_shard": 7, "mixture": {"ocr1": {"weight": 2}, "text": {"weight": 1}}})
     assert row_families(r, 2) == row_families(r2, 2)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        # Issue 16.10: a NaN weight silently dropped its family; .inf wrote Infinity into
+        # manifest.json; NaN in langs failed mid-run; huge sizes hung with growing memory.
+        ({"mixture": {"ocr1": {"weight": float("nan")}, "text": {"weight": 1}}}, ["mixture.ocr1.weight", "finite", "nan"]),
+        ({"mixture": {"text": {"weight": float("inf")}}}, ["mixture.text.weight", "finite", "inf"]),
+        ({"mixture": {"ocr1": {"config": {"langs": {"en": float("nan"), "zh": 1.0}}}}},
+         ["mixture.ocr1.config.langs.en", "finite", "nan"]),
+        ({"rows_per_shard": 10**12}, [".rows_per_shard", "at most 10000", "1000000000000"]),
+        ({"mixture": {"text": {"config": {"min_paragraphs": 10**8, "max_paragraphs": 10**8}}}},
+         ["mixture.text.config.min_paragraphs", "at most 200", "100000000"]),
+        ({"mixture": {"ocr1": {"config": {"long_side": 100_000}}}}, ["mixture.ocr1.config.long_side", "at most 8192"]),
+        ({"mixture": {"chart": {"config": {"kinds": {"pie": float("inf")}}}}}, ["config.kinds.pie", "finite", "inf"]),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused_before_any_work(tmp_path: Path, overrides, fragments):
+    path = write_recipe(tmp_path / "bad.yaml", **overrides)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    msg = str(err.value)
+    assert msg.startswith(str(path)) and "\n" not in msg
+    for frag in fragments:
+        assert frag in msg, msg
+
+
+def test_a_recipe_that_is_not_utf8_is_named(tmp_path: Path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\nseed: 1\n".encode("latin-1"))
+    with pytest.raises(RecipeError, match=r"latin1.yaml: not UTF-8 text \(byte b'\\xe9' at offset 9\)"):
+        load_recipe(path)

@@ -8,9 +8,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
 from synth.runner import RunError, generate_dataset, resolve_out
@@ -63,7 +65,7 @@ def test_foreign_output_directory_is_refused(tmp_path: Path):
 
 def test_relative_out_refused_under_ray_job(monkeypatch):
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
-    with pytest.raises(RunError, match="absolute path"):
+    with pytest.raises(RunError, match=r"absolute path \(e.g. --out \$PWD/rel/out\)"):  # issue 16.11: was a literal {out}
         resolve_out("rel/out")
     assert resolve_out("/abs/out") == "/abs/out"
     monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")
@@ -136,6 +138,22 @@ def test_s3_uri_output_via_pyarrow_fs(tmp_path: Path, monkeypatch):
         report = verify(uri)
         assert report.ok, [str(p) for p in report.problems]
         assert report.rows == 4
+        # the lease works on an object store too: a live holder refuses a second run
+        from synth.lease import LEASE_PREFIX, Lease
+        from synth.runner import RunFailed
+        from synth.shards import resolve_filesystem
+
+        fs, base = resolve_filesystem(uri)
+        names = lambda: [i.base_name for i in fs.get_file_info(pafs.FileSelector(base))]  # noqa: E731
+        assert not [n for n in names() if n.startswith(LEASE_PREFIX)], "a finished run released its lease"
+        held = Lease.acquire(fs, base, uri, "other")
+        try:
+            with pytest.raises(RunFailed, match="another run is writing here"):
+                generate_dataset(recipe, uri, executor="local")
+        finally:
+            held.release()
+        assert not [n for n in names() if n.startswith(LEASE_PREFIX)]
+        assert "README.md" in names()  # the dataset card
     finally:
         server.terminate()
         server.wait()
@@ -148,3 +166,68 @@ def test_out_that_is_a_file_is_refused(tmp_path: Path):
     with pytest.raises(RunError, match="is a file"):
         generate_dataset(recipe, str(target), executor="local")
     assert target.read_text() == "keep me"
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if "WARNING" not in ln]  # Ray's own start-up warnings
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_cli_usage_and_io_errors_are_one_line(tmp_path: Path, monkeypatch, capsys):
+    # Issue 16.10-11: `--out ""` wrote into the current directory; an unwritable --out, a URI
+    # of no known filesystem, an unreachable S3 endpoint and a failed Ray start each printed
+    # a traceback. Exit 2: a usage error; 1: the run could not go on.
+    from synth.__main__ import main
+
+    recipe = str(write_recipe(tmp_path / "r.yaml", shards=1, rows_per_shard=1, mixture={"geometry": {"weight": 1}}))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [
+        (["--out", ""], 2, "--out is empty"),
+        (["--out", "foo://x"], 2, "--out 'foo://x': Unrecognized filesystem type in URI"),
+        (["--out", "/sys/synth-test-out"], 1, "--out /sys/synth-test-out: cannot create the output directory"),
+        (["--out", "/sys"], 1, "--out /sys: cannot use it"),
+    ]
+    for flags, code, fragment in cases:
+        if flags[1].startswith("/sys") and (not os.path.isdir("/sys") or os.access("/sys", os.W_OK)):
+            continue  # needs a read-only /sys (Linux)
+        assert main([recipe, "--executor", "local", "--no-progress", *flags]) == code, flags
+        assert fragment in _one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written into the current directory
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:1")  # not a GCS address: ray.init refuses it at once
+    assert main([recipe, "--out", str(tmp_path / "ray"), "--no-progress"]) == 1
+    assert "--executor ray: could not start or reach Ray (http://127.0.0.1:1)" in _one_line_error(capsys)
+
+
+def test_full_disk_is_one_line_and_leaves_no_temporary(tmp_path: Path):
+    # Issue 16.11: a full disk printed a traceback and left a *.tmp-* behind. A file-size
+    # limit makes the shard write fail the way a full disk does (an OSError mid-write).
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # manifest.json fits, a shard does not
+
+    recipe = write_recipe(tmp_path / "r.yaml", shards=1, rows_per_shard=2, mixture={"geometry": {"weight": 1}})
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "synth", str(recipe), "--out", str(out), "--executor", "local",
+                          "--no-progress"], cwd=REPO, capture_output=True, text=True, preexec_fn=limit_file_size,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert res.returncode == 1 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"cannot write {out}/data-00000-of-00001.arrow" in res.stderr and "File too large" in res.stderr
+    assert "0 of 1 shards are done" in res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+
+
+@pytest.mark.slow
+def test_unreachable_s3_endpoint_is_one_line(tmp_path: Path, capsys):
+    # pyarrow's S3 client retries for about 7 s before it gives up: slow.
+    from synth.__main__ import main
+
+    recipe = str(write_recipe(tmp_path / "r.yaml", shards=1, rows_per_shard=1, mixture={"geometry": {"weight": 1}}))
+    uri = f"s3://b/x?endpoint_override=127.0.0.1:{_free_port()}&scheme=http&region=us-east-1"
+    assert main([recipe, "--executor", "local", "--no-progress", "--out", uri]) == 1
+    line = _one_line_error(capsys)
+    assert line.startswith(f"error: --out {uri}: ") and "Could not connect to server" in line

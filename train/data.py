@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import collections
-import glob
 import io
 import os
 from collections.abc import Iterator, Sequence
@@ -23,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -31,35 +29,46 @@ from train.tokenizer import IGNORE_INDEX, OCRTokenizer, split_prompt
 
 # Columns the loader reads per example; everything else stays unread on disk.
 _TRAIN_COLUMNS = ("records", "image")
+_SHARD_COLUMNS = ("records", "image", "width", "height")  # what OCRDataset reads
 
 
-def find_shards(paths: Sequence[str]) -> list[str]:
-    """Shard files of the given directories (``*.arrow``, sorted) or files, in order."""
+def find_shards(paths: Sequence[str], allow_incomplete: bool = False) -> list[str]:
+    """Shard files of the given datasets (run directories, split folders) or files, in order.
+
+    The list comes from ``synth.catalog``: the shards manifest.json lists (else the
+    folder's ``data-*-of-*.arrow``), never a glob, so a ``datasets`` cache file or another
+    run's leftover is ignored with a warning; an incomplete run is refused unless
+    ``allow_incomplete``; a run with splits must be given one split folder (``DIR/train``).
+    """
+    from synth.catalog import open_catalog
+
     out: list[str] = []
     for p in paths:
-        if os.path.isdir(p):
-            found = sorted(glob.glob(os.path.join(p, "*.arrow")))
-            if not found:
-                raise FileNotFoundError(f"--data {p!r}: no *.arrow shards in this directory")
-            out.extend(found)
-        elif os.path.isfile(p):
-            out.append(p)
-        else:
+        if not os.path.exists(p):
             raise FileNotFoundError(f"--data {p!r}: neither a shard file nor a directory")
+        cat = open_catalog(p, allow_incomplete=allow_incomplete)
+        if len({ref.split for ref in cat.shards}) > 1:
+            raise ValueError(f"--data {p!r}: holds the splits {', '.join(cat.splits)}; give one split folder, "
+                             f"e.g. {os.path.join(p, cat.splits[0])}")
+        if not cat.shards:
+            raise FileNotFoundError(f"--data {p!r}: no shards in this directory")
+        out.extend(ref.uri for ref in cat.shards)
     return out
 
 
 def open_shard(path: str) -> pa.Table:
-    """Memory-map one Arrow IPC stream shard (zero-copy)."""
-    source = pa.memory_map(path, "r")
-    return ipc.open_stream(source).read_all()
+    """Memory-map one Arrow IPC stream shard (zero-copy); an unreadable one is a
+    ValueError naming the file."""
+    from synth.catalog import ShardRef, read_table
+
+    return read_table(ShardRef(os.path.basename(path), path), require=_SHARD_COLUMNS)
 
 
 class ShardSet:
     """Lazily memory-mapped shards; safe to pickle into DataLoader workers."""
 
-    def __init__(self, paths: Sequence[str]):
-        self.paths = find_shards(paths)
+    def __init__(self, paths: Sequence[str], allow_incomplete: bool = False):
+        self.paths = find_shards(paths, allow_incomplete)
         self._tables: dict[int, pa.Table] = {}
 
     def __getstate__(self) -> dict[str, Any]:

@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token-bucket", type=int, default=100, help="width of text-token buckets")
     p.add_argument("--ratio-bucket", type=float, default=2.0, help="width of compression-ratio buckets")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="read the finished shards of a run that is not complete (refused by default)")
     a = p.parse_args(argv)
     from train.configs import MODES
     from train.generate import load_run
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
     run = load_run(a.run, a.checkpoint, a.device)
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
-    shards = ShardSet(a.data)
+    shards = ShardSet(a.data, a.allow_incomplete)
     data = held_out(run, shards, a.tasks, a.limit, tuple(a.text_tokens) if a.text_tokens else None)
     reports = [evaluate(run, shards, m, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
                         token_bucket=a.token_bucket, ratio_bucket=a.ratio_bucket, data=data) for m in modes]

@@ -76,6 +76,8 @@ class TrainArgs:
     eval_every: steps between held-out evaluations.
     eval_examples: held-out examples evaluated, a fixed subset drawn by ``seed`` (0: all),
       each in every ``mode``.
+    allow_incomplete: read the finished shards of a run that is not complete (--data and
+      --eval-data; refused by default, synth.catalog).
     compile: torch.compile the model (see compile_scope).
     compile_scope: "blocks" (default) compiles each SAM, CLIP and decoder block on its own
       (OCRModel.compile_blocks): batches with another number of images or mix of modes
@@ -142,6 +144,7 @@ class TrainArgs:
     eval_data: list[str] = field(default_factory=list)
     eval_every: int = 200
     eval_examples: int = 256
+    allow_incomplete: bool = False
     compile: bool = False
     compile_scope: str = "blocks"
     grad_checkpoint: bool = False
@@ -315,7 +318,7 @@ class Trainer:
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         dist_util.barrier()
-        self.shards = ShardSet(args.data)
+        self.shards = ShardSet(args.data, args.allow_incomplete)
         self.tok = self._tokenizer()
         torch.manual_seed(args.seed)
         with self.dev:  # initialise on the device: the paper config's 3B parameters take ~50 s on a CPU core
@@ -380,7 +383,7 @@ class Trainer:
             raise ValueError(f"--batch-size {args.batch_size} x {self.dist.world} ranks exceeds the {len(self.dataset)} examples of --data")
         self.heldout: HeldOut | None = None
         if args.eval_data:
-            held = OCRDataset(ShardSet(args.eval_data), self.tok, self.mcfg.encoder, self.dataset.cfg)
+            held = OCRDataset(ShardSet(args.eval_data, args.allow_incomplete), self.tok, self.mcfg.encoder, self.dataset.cfg)
             self.heldout = HeldOut(held, args.batch_size, args.eval_examples, args.seed, self.dist.rank, self.dist.world)
         if self.dist.main:
             self._write_run_file()

@@ -87,7 +87,7 @@ def face_set(family: str) -> dict[str, str]:
         # The CID font has no bold/italic face; headings differ by size only.
         return {s: "STSong-Light" for s in STYLES}
     if family == "DroidSansFallback":
-        import pymupdf
+        from synth.mupdf import pymupdf
 
         name = _register_ttf("ocr1-DroidSansFallback", io.BytesIO(pymupdf.Font("cjk").buffer))
         return {s: name for s in STYLES}

@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-import pymupdf
+from synth.mupdf import pymupdf
 from PIL import Image
 
 

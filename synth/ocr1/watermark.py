@@ -40,7 +40,7 @@ class Watermark:
 @functools.lru_cache(maxsize=4)
 def _font_bytes(lang: str) -> bytes:
     if lang == "zh":
-        import pymupdf
+        from synth.mupdf import pymupdf
 
         return bytes(pymupdf.Font("cjk").buffer)  # Droid Sans Fallback, which the pages use too
     import matplotlib

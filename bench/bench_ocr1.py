@@ -4,6 +4,8 @@
     python bench/bench_ocr1.py --photo-prob 1       # every page photographed
     python bench/bench_ocr1.py --workers 2          # also 200 pages on 1 and on 2 workers
     python bench/bench_ocr1.py --cold               # start-up on a node whose cache is empty
+    python bench/bench_ocr1.py --ink 20             # do line boxes hold their glyphs? (per font)
+    python bench/bench_ocr1.py --bytes 30           # bytes per page and legibility per JPEG quality
 
 What each figure is:
 - **steady state** (in this process, after a warm-up of ``--warmup`` pages): CPU ms per
@@ -22,6 +24,18 @@ What each figure is:
 - **workers** (``--workers 2``): wall seconds of 200 pages (4 shards of 50) on 1 and on 2
   local workers, and the speed-up. Wall time only: run it on a quiet machine with two
   free cores.
+
+- **ink** (``--ink N``): N pages per language (no sideways blocks, no margin notes),
+  every line box against the ink of the page rendered at 2 px per point
+  (``synth.ocr1.inkcheck``): the share of lines whose own glyphs cross the box's top or
+  bottom edge, and the most points left out, per language and font.
+
+- **bytes** (``--bytes N``): N clean pages (the default language mix) stored at each JPEG
+  quality of ``--qualities``: KB of the image and of the rest of the row (annotations),
+  and legibility against the lossless raster: SSIM (7x7 windows, grey) over the page and
+  over its word boxes only, and with ``--tesseract`` (if the binary and its eng and
+  chi_sim data are installed) Tesseract's recall of the page's words (English) or
+  ideographs (Chinese) from the free-OCR text, against the same for the lossless image.
 
 Each figure is the best of ``--repeat`` runs (other processes only ever slow a run down).
 ``--cold`` points ``SYNTH_CACHE_DIR`` at an empty directory before each whole-process
@@ -72,9 +86,10 @@ def steady(cfg, pages: int, warmup: int, seed0: int = 0) -> tuple[dict[str, floa
             timings["rows"] = timings.get("rows", 0.0) + time.process_time() - c
         c = time.process_time()
         encode_table(rows)
-        timings["rows"] += time.process_time() - c
+        timings["rows"] = timings.get("rows", 0.0) + time.process_time() - c
 
-    run(range(100_000, 100_000 + warmup), {})
+    if warmup:
+        run(range(100_000, 100_000 + warmup), {})
     timings: dict[str, float] = {}
     t, c = time.perf_counter(), time.process_time()
     run(range(seed0, seed0 + pages), timings)
@@ -110,6 +125,107 @@ def whole_process(pages: int, shards: int, workers: int, args) -> tuple[float, f
     return cpu, wall, manifest["totals"]["bytes"] / pages
 
 
+def _ssim_map(a: np.ndarray, b: np.ndarray, k: int = 7) -> np.ndarray:
+    """Per-pixel SSIM of two grey images over k x k windows (box means from integral images)."""
+    def box(x):
+        c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    ma, mb = box(a), box(b)
+    va, vb, cov = box(a * a) - ma ** 2, box(b * b) - mb ** 2, box(a * b) - ma * mb
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+
+
+def _tesseract_recall(img, text: str, lang: str) -> float:
+    """Share of the page's words (ideographs in Chinese) that Tesseract reads in ``img``."""
+    import collections
+    import re
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        raise SystemExit("--tesseract: the tesseract binary is not installed (apt-get install tesseract-ocr "
+                         "tesseract-ocr-chi-sim)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "page.png")
+        img.save(path)
+        got = subprocess.run(["tesseract", path, "-", "--psm", "3", "-l", "chi_sim" if lang == "zh" else "eng"],
+                             capture_output=True, text=True).stdout
+    pick = (lambda t: [c for c in t if "\u4e00" <= c <= "\u9fff"]) if lang == "zh" else \
+        (lambda t: re.findall(r"[A-Za-z]{3,}", t))
+    want, seen = collections.Counter(pick(text)), collections.Counter(pick(got))
+    return sum((want & seen).values()) / max(1, sum(want.values()))
+
+
+def stored_bytes(pages: int, qualities: list[int], tesseract: bool) -> None:
+    """Print bytes per page and legibility per JPEG quality (see the module's doc)."""
+    import io
+
+    from PIL import Image
+
+    from annotate.ocr1 import records
+    from synth.ocr1 import Config, generate
+    from synth.rows import sample_to_row
+    from synth.shards import encode_table
+    from formats.bins import bins_to_box
+
+    acc: dict = {q: {"img": [], "rest": [], "ssim": [], "ssim_text": [], "ocr": []} for q in ["lossless", *qualities]}
+    schema_only = len(encode_table([]))  # written once per shard, not per page
+    for seed in range(pages):
+        page = generate(Config(image_format="png"), np.random.default_rng(seed))
+        ref = Image.open(io.BytesIO(page.image)).convert("RGB")
+        grey_ref = np.asarray(ref.convert("L"))
+        text_mask = np.zeros(grey_ref.shape, dtype=bool)
+        h, w = grey_ref.shape
+        for _t, box in page.truth["words"]:
+            x0, y0, x1, y1 = bins_to_box(box, w, h)
+            text_mask[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+        text_mask = text_mask[3:-3, 3:-3]  # the SSIM map's valid area (7x7 windows)
+        for q in acc:
+            if q == "lossless":
+                img, data = ref, page.image
+            else:
+                buf = io.BytesIO()
+                ref.save(buf, format="JPEG", quality=q, subsampling=2, optimize=False, progressive=False)
+                data = buf.getvalue()
+                img = Image.open(io.BytesIO(data)).convert("RGB")
+            row = sample_to_row("bench/00000/00000", page, records(page))
+            row["image"] = {"bytes": data, "path": row["image"]["path"]}
+            acc[q]["rest"].append(len(encode_table([dict(row, image=None)])) - schema_only)
+            acc[q]["img"].append(len(data))
+            smap = _ssim_map(grey_ref, np.asarray(img.convert("L")))
+            acc[q]["ssim"].append(float(smap.mean()))
+            acc[q]["ssim_text"].append(float(smap[text_mask].mean()) if text_mask.any() else 1.0)
+            if tesseract:
+                acc[q]["ocr"].append(_tesseract_recall(img, page.text, page.lang))
+    print(f"stored bytes and legibility: {pages} clean pages (default language mix), JPEG 4:2:0 vs the lossless PNG")
+    for q, a in acc.items():
+        label = "PNG (lossless)" if q == "lossless" else f"JPEG q{q}"
+        ocr = f", Tesseract recall {np.mean(a['ocr']):.3f}" if a["ocr"] else ""
+        print(f"  {label:15s} image {np.mean(a['img']) / 1e3:6.1f} KB + rest of row {np.mean(a['rest']) / 1e3:5.1f} KB "
+              f"= {(np.mean(a['img']) + np.mean(a['rest'])) / 1e3:6.1f} KB; SSIM page {np.mean(a['ssim']):.4f}, "
+              f"text {np.mean(a['ssim_text']):.4f}{ocr}")
+
+
+def ink(pages: int) -> None:
+    """Print, per language and font, the share of lines whose glyphs cross their box."""
+    from synth.ocr1 import Config
+    from synth.ocr1.config import BLOCK_KINDS
+    from synth.ocr1.inkcheck import survey
+
+    blocks = {k: v for k, v in Config().blocks.items() if k in BLOCK_KINDS and not k.startswith("sideways")}
+    print(f"ink check: {pages} pages per language, line boxes (PyMuPDF's glyph cells) against the ink "
+          "at 2 px/pt")
+    for lang in ("en", "zh"):
+        cfg = Config(langs={lang: 1.0}, blocks=blocks, margin_note_prob=0.0)
+        for (lg, family), st in sorted(survey(cfg, range(pages)).items()):
+            n = max(1, st["lines"])
+            print(f"  {lg} {family:18s} {st['lines']:5d} lines: ink above the box {100 * st['above'] / n:5.1f} % "
+                  f"(at most {st['max_above_pt']:.1f} pt), below {100 * st['below'] / n:5.1f} % "
+                  f"(at most {st['max_below_pt']:.1f} pt)")
+
+
 def main(argv=None) -> None:
     """Print the steady state per stage, the start-up, and (asked) the 2-worker speed-up."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,8 +241,20 @@ def main(argv=None) -> None:
     ap.add_argument("--cold", action="store_true", help="whole-process runs start with an empty node cache")
     ap.add_argument("--workers", type=int, default=0, help="also time 200 pages on 1 and on this many workers")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one steady-state run")
+    ap.add_argument("--ink", type=int, default=0, metavar="N",
+                    help="only measure line boxes against their ink on N pages per language")
+    ap.add_argument("--bytes", type=int, default=0, metavar="N",
+                    help="only measure bytes per page and legibility per JPEG quality on N pages")
+    ap.add_argument("--qualities", default="90,80,75,70,65,60", help="JPEG qualities for --bytes")
+    ap.add_argument("--tesseract", action="store_true", help="--bytes: also OCR every page with Tesseract")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.ink:
+        ink(args.ink)
+        return
+    if args.bytes:
+        stored_bytes(args.bytes, [int(q) for q in args.qualities.split(",")], args.tesseract)
+        return
     cfg = _config(args)
     look = "photographed" if args.photo_prob >= 1 else "scanned" if args.scan_prob >= 1 else \
         f"scan_prob {args.scan_prob}, photo_prob {args.photo_prob}"

@@ -88,6 +88,7 @@ def _fresh_manifest(recipe: Recipe) -> dict[str, Any]:
         "recipe_fingerprint": recipe.fingerprint(),
         "recipe_source": recipe.source,
         "code_version": code_version(),
+        "generator_version": synth.GENERATOR_VERSION,
         "complete": False,
         "shards": {},
         "totals": {},
@@ -145,6 +146,7 @@ def prepare_output(recipe: Recipe, out_uri: str) -> tuple[pafs.FileSystem, str, 
         )
     else:
         manifest["code_version"] = code_version()
+        manifest["generator_version"] = synth.GENERATOR_VERSION
     done = {}
     for name, entry in manifest["shards"].items():
         if present.get(name) == entry["bytes"]:
@@ -228,7 +230,8 @@ def generate_dataset(
         runner = _run_local(recipe, pending, out_uri, workers or 1)
     for stats in runner:
         # Per shard too: a resumed run may be made by newer code than its first shards.
-        manifest["shards"][stats.name] = {**stats.manifest_entry(), "code_version": manifest["code_version"]}
+        manifest["shards"][stats.name] = {**stats.manifest_entry(), "code_version": manifest["code_version"],
+                                          "generator_version": synth.GENERATOR_VERSION}
         manifest["shards"] = dict(sorted(manifest["shards"].items()))
         manifest["totals"] = _totals(manifest)
         manifest["complete"] = len(manifest["shards"]) == recipe.shards

@@ -86,7 +86,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     from synth.ocr1.content import make_plan
     from synth.ocr1.layout import build_pdf, live_area
     from synth.ocr1.readback import PageText, read_regions
-    from synth.ocr1.render import apply_realism, encode, open_page, rasterize
+    from synth.ocr1.render import apply_realism, display_list, encode, open_page, rasterize
 
     clock = _Clock(timings)
     cfg = _config(config)
@@ -95,10 +95,12 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     pdf, drawn = build_pdf(plan)
     clock("layout")
     page = open_page(pdf)
-    text_page = PageText(page)  # one TextPage serves every extraction of the page's text
+    drawing = display_list(page)  # the PDF is interpreted once, for the text and the pixels
+    clock("raster")
+    text_page = PageText(page, drawing)  # one TextPage serves every extraction of the page's text
     regions, orphans = read_regions(text_page, drawn, plan.lang, plan.font_size)
     clock("read-back")
-    img, scale = rasterize(page, cfg.long_side)
+    img, scale = rasterize(page, cfg.long_side, drawing)
     clock("raster")
     scan = bool(rng.random() < cfg.scan_prob)
     photo = bool(rng.random() < cfg.photo_prob)

@@ -238,6 +238,6 @@ def pick(rng: np.random.Generator, max_width: int) -> Snippet | None:
     return pools()[kind][int(rng.integers(n))] if n else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=len(KINDS))
 def _widths(kind: str) -> tuple[int, ...]:
     return tuple(s.width for s in pools()[kind])

@@ -79,7 +79,7 @@ def render(latex: str, fontset: str = "dejavusans"):
 # In-process bounds: the pools are finite, but a recipe may ask for 100,000 entries.
 _MEMO = 4096
 # Bump when _raster_arrays's output changes: the node cache then renders again.
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
 
 
 def _raster_arrays(latex: str, fontset: str) -> dict[str, np.ndarray]:
@@ -101,12 +101,47 @@ def _raster_arrays(latex: str, fontset: str) -> dict[str, np.ndarray]:
     ys, xs = np.nonzero(grey < 250)
     scale = 72.0 / _DPI
     if not len(xs):
-        return {"grey": grey, "metrics": np.asarray([grey.shape[1] * scale, grey.shape[0] * scale, 0.0])}
-    crop = grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    # The baseline lies (height - depth - 1) pixels below the raster's top edge (checked
-    # against glyphs that sit on it: x, A, H, 1 give a depth of 0 in every fontset).
-    descent = (int(ys.max()) + 1 - (parsed.height - parsed.depth - 1)) * scale
-    return {"grey": crop, "metrics": np.asarray([crop.shape[1] * scale, crop.shape[0] * scale, descent])}
+        crop, descent = grey, 0.0
+    else:
+        crop = grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        # The baseline lies (height - depth - 1) pixels below the raster's top edge (checked
+        # against glyphs that sit on it: x, A, H, 1 give a depth of 0 in every fontset).
+        descent = (int(ys.max()) + 1 - (parsed.height - parsed.depth - 1)) * scale
+    return {"grey": crop, "metrics": np.asarray([crop.shape[1] * scale, crop.shape[0] * scale, descent]),
+            **_png_arrays(crop)}
+
+
+def _png_arrays(grey: np.ndarray) -> dict[str, np.ndarray]:
+    """The RGB image of ``grey`` as PNG bytes (what an inline formula's ``<img>`` reads)
+    and the MD5 of its pixels (what PyMuPDF reports for the drawn image)."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(grey).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return {"png": np.frombuffer(buf.getvalue(), dtype=np.uint8),
+            "md5": np.asarray(hashlib.md5(np.asarray(img).tobytes()).hexdigest())}
+
+
+def product(latex: str, fontset: str = "dejavusans") -> dict[str, np.ndarray]:
+    """The cached arrays of a formula: ``grey`` (the cropped raster), ``metrics`` (width,
+    height, descent in points at 12 pt), ``png`` (its RGB image as PNG bytes), ``md5``
+    (of its RGB pixels). Made once per node (see :func:`rasterize`)."""
+    return _product(latex, fontset)
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _product(latex: str, fontset: str) -> dict[str, np.ndarray]:
+    from synth import cache
+
+    if fontset not in FONTSETS:
+        raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
+    k = cache.key("ocr1-math", _BUILD_VERSION, latex, fontset, _DPI, _FONT_PT, cache.library_versions("matplotlib"),
+                  cache.source_digest(__name__))
+    return cache.load_or_build("ocr1-math", k, lambda: _raster_arrays(latex, fontset), lock=False)
 
 
 @functools.lru_cache(maxsize=_MEMO)
@@ -123,13 +158,7 @@ def rasterize(latex: str, fontset: str = "dejavusans"):
     """
     from PIL import Image
 
-    from synth import cache
-
-    if fontset not in FONTSETS:
-        raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
-    k = cache.key("ocr1-math", _BUILD_VERSION, latex, fontset, _DPI, _FONT_PT, cache.library_versions("matplotlib"),
-                  cache.source_digest(__name__))
-    a = cache.load_or_build("ocr1-math", k, lambda: _raster_arrays(latex, fontset), lock=False)
+    a = _product(latex, fontset)
     w, h, descent = (float(v) for v in a["metrics"])
     return Image.fromarray(a["grey"]).convert("RGB"), w, h, descent
 

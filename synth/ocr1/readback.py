@@ -51,11 +51,17 @@ class PageText:
     five of them per page. The flags are PyMuPDF's ``TEXTFLAGS_TEXT``, which its words,
     dict and rawdict extractions all default to, so the results are the same as theirs.
     Drawn images are listed apart (:attr:`images`, pages with inline formulas only).
+    Given the page's display list (``render.display_list``), the TextPage is made by
+    running it, which the raster shares, rather than by parsing the page again.
     """
 
-    def __init__(self, page):
+    def __init__(self, page, drawing=None):
         self.page = page
-        self.textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
+        if drawing is None:
+            self.textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
+        else:
+            self.textpage = pymupdf.TextPage(drawing.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT))
+            self.textpage.parent = page  # what page.get_text checks a TextPage against
 
     @functools.cached_property
     def words(self) -> list[tuple]:
@@ -97,8 +103,10 @@ def _join(parts: list[str], lang: str) -> str:
 
 
 def _union(boxes) -> tuple[float, float, float, float]:
-    a = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
+    """The bounding box of (x0, y0, x1, y1) boxes (in plain Python: a line has a handful,
+    and numpy's per-call overhead cost more than the work)."""
+    x0, y0, x1, y1 = zip(*((b[0], b[1], b[2], b[3]) for b in boxes))
+    return float(min(x0)), float(min(y0)), float(max(x1)), float(max(y1))
 
 
 def _reading_frame(box, rotation: int) -> tuple[float, float, float, float]:

@@ -22,8 +22,10 @@ What each figure is:
   two runs, and start-up is what the 20-page run costs beyond 20 such pages. The
   bytes per page are the shards' bytes from the run's manifest.json.
 - **workers** (``--workers 2``): wall seconds of 200 pages (4 shards of 50) on 1 and on 2
-  local workers, and the speed-up. Wall time only: run it on a quiet machine with two
-  free cores.
+  local workers and the speed-up, which only a quiet machine with two free cores gives
+  truly; beside it the speed-up those cores would give by CPU time: the 1-worker run's
+  CPU over (the driver's CPU, measured by running it again on the finished output, plus
+  the rest of the 2-worker run's CPU halved).
 
 - **ink** (``--ink N``): N pages per language (no sideways blocks, no margin notes),
   every line box against the ink of the page rendered at 2 px per point
@@ -105,21 +107,23 @@ def _recipe(path: Path, pages: int, shards: int, args) -> None:
                                 "mixture": {"ocr1": {"weight": 1.0, "config": cfg}}}))
 
 
-def whole_process(pages: int, shards: int, workers: int, args) -> tuple[float, float, float]:
-    """(child CPU s, wall s, bytes per page) of one ``python -m synth`` run."""
+def whole_process(pages: int, shards: int, workers: int, args, again: bool = False) -> tuple[float, float, float]:
+    """(child CPU s, wall s, bytes per page) of one ``python -m synth`` run; with ``again``,
+    of a second run on the finished output instead (the driver alone: nothing to make)."""
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "recipe.yaml"  # JSON is YAML
         _recipe(recipe, pages, shards, args)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         if args.cold:
             env["SYNTH_CACHE_DIR"] = str(Path(tmp) / "cache")
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "synth", str(recipe), "--out", str(Path(tmp) / "out"),
-                        "--executor", "local", "--workers", str(workers), "--no-progress"],
-                       env=env, cwd=str(ROOT), check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cmd = [sys.executable, "-m", "synth", str(recipe), "--out", str(Path(tmp) / "out"), "--executor", "local",
+               "--workers", str(workers), "--no-progress"]
+        for _ in range(2 if again else 1):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, cwd=str(ROOT), check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return cpu, wall, manifest["totals"]["bytes"] / pages
@@ -287,10 +291,17 @@ def main(argv=None) -> None:
               f"(20-page run less 20 pages)")
         print(f"  bytes per page: {b20 / 1e3:.1f} KB (20 pages), {b100 / 1e3:.1f} KB (100 pages)")
     if args.workers > 1:
-        one = min(whole_process(200, 4, 1, args)[1] for _ in range(args.repeat))
-        many = min(whole_process(200, 4, args.workers, args)[1] for _ in range(args.repeat))
-        print(f"200 pages (4 shards): 1 worker {one:.2f} s wall, {args.workers} workers {many:.2f} s wall: "
-              f"{one / many:.2f}x")
+        k = args.workers
+        one = [whole_process(200, 4, 1, args) for _ in range(args.repeat)]
+        many = [whole_process(200, 4, k, args) for _ in range(args.repeat)]
+        driver = min(whole_process(200, 4, k, args, again=True)[0] for _ in range(args.repeat))
+        w1, wk = min(r[1] for r in one), min(r[1] for r in many)
+        c1, ck = min(r[0] for r in one), min(r[0] for r in many)
+        # On k free cores the run lasts the driver plus one worker's share of the rest.
+        est = c1 / (driver + (ck - driver) / k)
+        print(f"200 pages (4 shards of 50): 1 worker {w1:.2f} s wall ({c1:.2f} s CPU), {k} workers {wk:.2f} s wall "
+              f"({ck:.2f} s CPU over all processes): {w1 / wk:.2f}x by wall time; the driver alone {driver:.2f} s CPU, "
+              f"so on {k} free cores {est:.2f}x (1-worker CPU / (driver + the rest's CPU / {k}))")
     if args.profile:
         import cProfile
         import pstats

@@ -241,7 +241,8 @@ def main(argv=None) -> None:
     ap.add_argument("--jpeg-quality", type=int, default=None, help="override Config.jpeg_quality")
     ap.add_argument("--scan-prob", type=float, default=0.0, help="share of pages with the scan look (default 0)")
     ap.add_argument("--photo-prob", type=float, default=0.0, help="share of pages photographed (default 0)")
-    ap.add_argument("--no-startup", action="store_true", help="skip the whole-process runs")
+    ap.add_argument("--no-steady", action="store_true", help="skip the in-process steady state")
+    ap.add_argument("--no-startup", action="store_true", help="skip the whole-process runs of 20 and 100 pages")
     ap.add_argument("--cold", action="store_true", help="whole-process runs start with an empty node cache")
     ap.add_argument("--workers", type=int, default=0, help="also time 200 pages on 1 and on this many workers")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one steady-state run")
@@ -265,21 +266,22 @@ def main(argv=None) -> None:
     print(f"ocr1 bench: {look}, {args.format} q{cfg.jpeg_quality}, long side {args.long_side}, "
           f"{args.pages} pages x {args.repeat} runs after {args.warmup} warm-up pages")
 
-    best = None
-    for _ in range(args.repeat):
-        got = steady(cfg, args.pages, args.warmup if best is None else 0)
-        if best is None or got[1] < best[1]:
-            best = got
-    timings, cpu, wall = best
-    n = args.pages
-    print("steady state, CPU ms per page by stage:")
-    for stage in STAGES:
-        print(f"  {stage:10s} {1000 * timings.get(stage, 0.0) / n:6.2f}")
-    floor = timings.get("raster", 0.0) + timings.get("encode", 0.0)
-    print(f"  {'total':10s} {1000 * cpu / n:6.2f}  = {n / cpu:5.1f} pages/s/core CPU "
-          f"(wall {1000 * wall / n:.2f} ms = {n / wall:.1f} pages/s)")
-    print(f"floor (raster + encode): {1000 * floor / n:.2f} ms CPU = {n / floor:.1f} pages/s; "
-          f"full / floor = {cpu / floor:.2f}")
+    if not args.no_steady:
+        best = None
+        for _ in range(args.repeat):
+            got = steady(cfg, args.pages, args.warmup if best is None else 0)
+            if best is None or got[1] < best[1]:
+                best = got
+        timings, cpu, wall = best
+        n = args.pages
+        print("steady state, CPU ms per page by stage:")
+        for stage in STAGES:
+            print(f"  {stage:10s} {1000 * timings.get(stage, 0.0) / n:6.2f}")
+        floor = timings.get("raster", 0.0) + timings.get("encode", 0.0)
+        print(f"  {'total':10s} {1000 * cpu / n:6.2f}  = {n / cpu:5.1f} pages/s/core CPU "
+              f"(wall {1000 * wall / n:.2f} ms = {n / wall:.1f} pages/s)")
+        print(f"floor (raster + encode): {1000 * floor / n:.2f} ms CPU = {n / floor:.1f} pages/s; "
+              f"full / floor = {cpu / floor:.2f}")
 
     if not args.no_startup:
         runs = {p: min((whole_process(p, 1, 1, args) for _ in range(args.repeat)), key=lambda r: r[0]) for p in (20, 100)}
@@ -308,7 +310,7 @@ def main(argv=None) -> None:
 
         pr = cProfile.Profile()
         pr.enable()
-        steady(cfg, n, 0)
+        steady(cfg, args.pages, 0)
         pr.disable()
         pstats.Stats(pr).sort_stats("tottime").print_stats(30)
 

@@ -8,6 +8,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from annotate import prompts
 from annotate.dataset import find_row, iter_rows, list_shards
 
 
@@ -26,7 +27,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     widths, heights, img_bytes = [], [], []
     rows = 0
     pages = _PageFeatures()
-    cols = ["family", "records", "width", "height", "image", "regions", "truth", "text"]
+    cols = ["family", "records", "width", "height", "image", "regions", "truth"]
     for _, _, row in iter_rows(args.dataset, columns=cols, allow_incomplete=args.allow_incomplete):
         rows += 1
         fams[row["family"]] = fams.get(row["family"], 0) + 1
@@ -101,7 +102,8 @@ class _PageFeatures:
         self._count("inner_page", bool(truth.get("inner_page")))
         self._count("watermark", truth.get("watermark") is not None)
         self._count("hyphenated", bool(truth.get("hyphenated")))
-        n = (row.get("text") or "").count("\\( ")
+        free = [r["target"] for r in row.get("records") or () if r["task"] == prompts.TASK_FREE]
+        n = (free[0] if free else "").count("\\( ")
         self._count("inline_math", n > 0)
         self.formulas += n
         k = sum(r["label"] == "text" and r["text"].startswith("```") for r in row.get("regions") or ())

@@ -35,8 +35,8 @@ def check(row: dict[str, Any]) -> list[str]:
         problems.append("text-only row carries an image")
     if row.get("width") or row.get("height"):
         problems.append(f"text-only row has size {row.get('width')}x{row.get('height')}, expected 0x0")
-    text = row.get("text", "")
     recs = row.get("records") or []
+    text = recs[0].get("target", "") if recs else ""
     if len(recs) != 1:
         problems.append(f"expected one record, found {len(recs)}")
     for r in recs:
@@ -46,8 +46,6 @@ def check(row: dict[str, Any]) -> list[str]:
             problems.append(f"prompt {r.get('prompt')!r} should be empty")
         if not r.get("target", "").strip():
             problems.append("target is empty")
-        elif r.get("target") != text:
-            problems.append("target differs from the row's text")
     truth = row_truth(row)
     if "chars" in truth and truth["chars"] != len(text):
         problems.append(f"truth chars={truth['chars']} but the text has {len(text)}")
@@ -73,7 +71,8 @@ def overlay(row: dict[str, Any]) -> Image.Image:
     font = _font("zh" if lang == "zh" else "en")
     width_chars = 45 if lang == "zh" else 92  # CJK glyphs are about twice as wide
     lines: list[str] = []
-    for para in (row.get("text") or "").split("\n"):
+    recs = row.get("records") or [{}]
+    for para in (recs[0].get("target") or "").split("\n"):
         lines.extend(textwrap.wrap(para, width_chars) or [""])
     clipped = len(lines) > _MAX_PREVIEW_LINES
     lines = lines[:_MAX_PREVIEW_LINES] + (["[...]"] if clipped else [])

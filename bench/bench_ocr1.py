@@ -1,111 +1,318 @@
-"""Benchmark of the ocr1 family: pages per second per core, against the rendering floor.
+"""Benchmark of the ocr1 family: steady state per stage, whole-process start-up, workers.
 
-full  = synth.ocr1.generate + annotate.ocr1.records (everything a shard row needs);
-floor = reportlab build of the same page plans + PyMuPDF rasterise + encode, nothing else
-        (the plans themselves are drawn outside the timed floor loop).
-Single process; the best of ``--repeat`` runs is reported because the machine is shared,
-both as wall time and as this process's CPU time (``time.process_time``), which other
-processes on a busy machine do not inflate.
+    python bench/bench_ocr1.py                      # clean pages: steady state + start-up
+    python bench/bench_ocr1.py --photo-prob 1       # every page photographed
+    python bench/bench_ocr1.py --workers 2          # also 200 pages on 1 and on 2 workers
+    python bench/bench_ocr1.py --cold               # start-up on a node whose cache is empty
+    python bench/bench_ocr1.py --ink 20             # do line boxes hold their glyphs? (per font)
+    python bench/bench_ocr1.py --bytes 30           # bytes per page and legibility per JPEG quality
 
-    python bench/bench_ocr1.py --pages 100 --repeat 3
+What each figure is:
+- **steady state** (in this process, after a warm-up of ``--warmup`` pages): CPU ms per
+  page of each stage of ``synth.ocr1.generate`` (its ``timings``): plan (content drawn
+  from the rng), layout (reportlab), read-back (PyMuPDF text, regions, markdown, located
+  phrases), raster (PyMuPDF pixmap), realism (scan/photo looks), boxes (binning, truth),
+  encode (JPEG/PNG); then rows (annotate.ocr1.records + synth.rows.sample_to_row +
+  the Arrow encoding of the shard). **floor** = raster + encode only: the least a page
+  can cost when it must be drawn and stored. CPU time (``time.process_time``) is what
+  neighbours on a shared machine do not inflate; wall time is printed beside it.
+- **start-up** (whole processes, ``python -m synth RECIPE --executor local --workers 1``
+  on a one-shard recipe of 20 and of 100 pages): CPU seconds of each child process
+  (``resource.getrusage``) and wall seconds. The per-page cost is the slope between the
+  two runs, and start-up is what the 20-page run costs beyond 20 such pages. The
+  bytes per page are the shards' bytes from the run's manifest.json.
+- **workers** (``--workers 2``): wall seconds of 200 pages (4 shards of 50) on 1 and on 2
+  local workers and the speed-up, which only a quiet machine with two free cores gives
+  truly; beside it the speed-up those cores would give by CPU time: the 1-worker run's
+  CPU over (the driver's CPU, measured by running it again on the finished output, plus
+  the rest of the 2-worker run's CPU halved).
+
+- **ink** (``--ink N``): N pages per language (no sideways blocks, no margin notes),
+  every line box against the ink of the page rendered at 2 px per point
+  (``synth.ocr1.inkcheck``): the share of lines whose own glyphs cross the box's top or
+  bottom edge, and the most points left out, per language and font.
+
+- **bytes** (``--bytes N``): N clean pages (the default language mix) stored at each JPEG
+  quality of ``--qualities``: KB of the image and of the rest of the row (annotations),
+  and legibility against the lossless raster: SSIM (7x7 windows, grey) over the page and
+  over its word boxes only, and with ``--tesseract`` (if the binary and its eng and
+  chi_sim data are installed) Tesseract's recall of the page's words (English) or
+  ideographs (Chinese) from the free-OCR text, against the same for the lossless image.
+
+Each figure is the best of ``--repeat`` runs (other processes only ever slow a run down).
+``--cold`` points ``SYNTH_CACHE_DIR`` at an empty directory before each whole-process
+run, so start-up includes building the node's cache (word chain, lexicon, pools as used).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("plan", "layout", "read-back", "raster", "realism", "boxes", "encode", "rows")
 
-def _full(cfg, seeds) -> tuple[float, float]:
-    """(wall s, CPU s) of generate + records over the seeds."""
+
+def _config(args):
+    from synth.ocr1 import Config
+
+    cfg = Config(long_side=args.long_side, image_format=args.format, scan_prob=args.scan_prob,
+                 photo_prob=args.photo_prob)
+    if args.jpeg_quality is not None:
+        cfg.jpeg_quality = args.jpeg_quality
+    return cfg
+
+
+def steady(cfg, pages: int, warmup: int, seed0: int = 0) -> tuple[dict[str, float], float, float]:
+    """(CPU seconds per stage, total CPU s, total wall s) of ``pages`` pages after ``warmup``."""
     from annotate.ocr1 import records
     from synth.ocr1 import generate
+    from synth.rows import sample_to_row
+    from synth.shards import encode_table
 
+    def run(seeds, timings):
+        rows = []
+        for s in seeds:
+            sample = generate(cfg, np.random.default_rng(s), timings)
+            c = time.process_time()
+            rows.append(sample_to_row(f"bench/00000/{s:05d}", sample, records(sample)))
+            timings["rows"] = timings.get("rows", 0.0) + time.process_time() - c
+        c = time.process_time()
+        encode_table(rows)
+        timings["rows"] = timings.get("rows", 0.0) + time.process_time() - c
+
+    if warmup:
+        run(range(100_000, 100_000 + warmup), {})
+    timings: dict[str, float] = {}
     t, c = time.perf_counter(), time.process_time()
-    for s in seeds:
-        records(generate(cfg, np.random.default_rng(s)))
-    return time.perf_counter() - t, time.process_time() - c
+    run(range(seed0, seed0 + pages), timings)
+    return timings, time.process_time() - c, time.perf_counter() - t
 
 
-def _floor(cfg, seeds) -> tuple[tuple[float, float], float]:
-    """((wall s, CPU s) of build + raster + encode, wall s spent drawing the plans, untimed)."""
-    from synth.ocr1.content import make_plan
-    from synth.ocr1.layout import build_pdf
-    from synth.ocr1.render import encode, open_page, rasterize
+def _recipe(path: Path, pages: int, shards: int, args) -> None:
+    cfg = {"scan_prob": args.scan_prob, "photo_prob": args.photo_prob, "long_side": args.long_side,
+           "image_format": args.format}
+    if args.jpeg_quality is not None:
+        cfg["jpeg_quality"] = args.jpeg_quality
+    path.write_text(json.dumps({"name": "bench-ocr1", "seed": 7, "shards": shards, "rows_per_shard": pages // shards,
+                                "mixture": {"ocr1": {"weight": 1.0, "config": cfg}}}))
 
-    t0 = time.perf_counter()
-    plans = [make_plan(cfg, np.random.default_rng(s)) for s in seeds]
-    t_plan = time.perf_counter() - t0
-    t, c = time.perf_counter(), time.process_time()
-    for plan in plans:
-        pdf, _drawn = build_pdf(plan)
-        img, _scale = rasterize(open_page(pdf), cfg.long_side)
-        encode(img, cfg.image_format, cfg.jpeg_quality, cfg.png_compress_level)
-    return (time.perf_counter() - t, time.process_time() - c), t_plan
+
+def whole_process(pages: int, shards: int, workers: int, args, again: bool = False) -> tuple[float, float, float]:
+    """(child CPU s, wall s, bytes per page) of one ``python -m synth`` run; with ``again``,
+    of a second run on the finished output instead (the driver alone: nothing to make)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = Path(tmp) / "recipe.yaml"  # JSON is YAML
+        _recipe(recipe, pages, shards, args)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        if args.cold:
+            env["SYNTH_CACHE_DIR"] = str(Path(tmp) / "cache")
+        cmd = [sys.executable, "-m", "synth", str(recipe), "--out", str(Path(tmp) / "out"), "--executor", "local",
+               "--workers", str(workers), "--no-progress"]
+        for _ in range(2 if again else 1):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, cwd=str(ROOT), check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return cpu, wall, manifest["totals"]["bytes"] / pages
+
+
+def _ssim_map(a: np.ndarray, b: np.ndarray, k: int = 7) -> np.ndarray:
+    """Per-pixel SSIM of two grey images over k x k windows (box means from integral images)."""
+    def box(x):
+        c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    ma, mb = box(a), box(b)
+    va, vb, cov = box(a * a) - ma ** 2, box(b * b) - mb ** 2, box(a * b) - ma * mb
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+
+
+def _tesseract_recall(img, text: str, lang: str) -> float:
+    """Share of the page's words (ideographs in Chinese) that Tesseract reads in ``img``."""
+    import collections
+    import re
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        raise SystemExit("--tesseract: the tesseract binary is not installed (apt-get install tesseract-ocr "
+                         "tesseract-ocr-chi-sim)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "page.png")
+        img.save(path)
+        got = subprocess.run(["tesseract", path, "-", "--psm", "3", "-l", "chi_sim" if lang == "zh" else "eng"],
+                             capture_output=True, text=True).stdout
+    pick = (lambda t: [c for c in t if "\u4e00" <= c <= "\u9fff"]) if lang == "zh" else \
+        (lambda t: re.findall(r"[A-Za-z]{3,}", t))
+    want, seen = collections.Counter(pick(text)), collections.Counter(pick(got))
+    return sum((want & seen).values()) / max(1, sum(want.values()))
+
+
+def stored_bytes(pages: int, qualities: list[int], tesseract: bool) -> None:
+    """Print bytes per page and legibility per JPEG quality (see the module's doc)."""
+    import io
+
+    from PIL import Image
+
+    from annotate.ocr1 import records
+    from synth.ocr1 import Config, generate
+    from synth.rows import sample_to_row
+    from synth.shards import encode_table
+    from formats.bins import bins_to_box
+
+    acc: dict = {q: {"img": [], "rest": [], "ssim": [], "ssim_text": [], "ocr": []} for q in ["lossless", *qualities]}
+    schema_only = len(encode_table([]))  # written once per shard, not per page
+    for seed in range(pages):
+        page = generate(Config(image_format="png"), np.random.default_rng(seed))
+        ref = Image.open(io.BytesIO(page.image)).convert("RGB")
+        grey_ref = np.asarray(ref.convert("L"))
+        text_mask = np.zeros(grey_ref.shape, dtype=bool)
+        h, w = grey_ref.shape
+        for _t, box in page.truth["words"]:
+            x0, y0, x1, y1 = bins_to_box(box, w, h)
+            text_mask[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+        text_mask = text_mask[3:-3, 3:-3]  # the SSIM map's valid area (7x7 windows)
+        for q in acc:
+            if q == "lossless":
+                img, data = ref, page.image
+            else:
+                buf = io.BytesIO()
+                ref.save(buf, format="JPEG", quality=q, subsampling=2, optimize=False, progressive=False)
+                data = buf.getvalue()
+                img = Image.open(io.BytesIO(data)).convert("RGB")
+            row = sample_to_row("bench/00000/00000", page, records(page))
+            row["image"] = {"bytes": data, "path": row["image"]["path"]}
+            acc[q]["rest"].append(len(encode_table([dict(row, image=None)])) - schema_only)
+            acc[q]["img"].append(len(data))
+            smap = _ssim_map(grey_ref, np.asarray(img.convert("L")))
+            acc[q]["ssim"].append(float(smap.mean()))
+            acc[q]["ssim_text"].append(float(smap[text_mask].mean()) if text_mask.any() else 1.0)
+            if tesseract:
+                acc[q]["ocr"].append(_tesseract_recall(img, page.text, page.lang))
+    print(f"stored bytes and legibility: {pages} clean pages (default language mix), JPEG 4:2:0 vs the lossless PNG")
+    for q, a in acc.items():
+        label = "PNG (lossless)" if q == "lossless" else f"JPEG q{q}"
+        ocr = f", Tesseract recall {np.mean(a['ocr']):.3f}" if a["ocr"] else ""
+        print(f"  {label:15s} image {np.mean(a['img']) / 1e3:6.1f} KB + rest of row {np.mean(a['rest']) / 1e3:5.1f} KB "
+              f"= {(np.mean(a['img']) + np.mean(a['rest'])) / 1e3:6.1f} KB; SSIM page {np.mean(a['ssim']):.4f}, "
+              f"text {np.mean(a['ssim_text']):.4f}{ocr}")
+
+
+def ink(pages: int) -> None:
+    """Print, per language and font, the share of lines whose glyphs cross their box."""
+    from synth.ocr1 import Config
+    from synth.ocr1.config import BLOCK_KINDS
+    from synth.ocr1.inkcheck import survey
+
+    blocks = {k: v for k, v in Config().blocks.items() if k in BLOCK_KINDS and not k.startswith("sideways")}
+    print(f"ink check: {pages} pages per language, line boxes (PyMuPDF's glyph cells) against the ink "
+          "at 2 px/pt")
+    for lang in ("en", "zh"):
+        cfg = Config(langs={lang: 1.0}, blocks=blocks, margin_note_prob=0.0)
+        for (lg, family), st in sorted(survey(cfg, range(pages)).items()):
+            n = max(1, st["lines"])
+            print(f"  {lg} {family:18s} {st['lines']:5d} lines: ink above the box {100 * st['above'] / n:5.1f} % "
+                  f"(at most {st['max_above_pt']:.1f} pt), below {100 * st['below'] / n:5.1f} % "
+                  f"(at most {st['max_below_pt']:.1f} pt)")
 
 
 def main(argv=None) -> None:
-    """Run the benchmark and print pages/s for full generation and for the floor."""
-    from synth.ocr1 import Config
-
+    """Print the steady state per stage, the start-up, and (asked) the 2-worker speed-up."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pages", type=int, default=100, help="pages per timed run")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
+    ap.add_argument("--pages", type=int, default=100, help="pages per timed steady-state run (default 100)")
+    ap.add_argument("--warmup", type=int, default=100, help="pages generated before timing (default 100)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each figure; the best is reported (default 3)")
     ap.add_argument("--long-side", type=int, default=1024)
     ap.add_argument("--format", default="jpeg", choices=("jpeg", "png"))
-    ap.add_argument("--chart-prob", type=float, default=None, help="override Config.chart_prob")
-    ap.add_argument("--scan-prob", type=float, default=0.0, help="share of pages with the scan look")
-    ap.add_argument("--photo-prob", type=float, default=0.0, help="share of pages with the photo look")
-    ap.add_argument("--emphasis-prob", type=float, default=None, help="override Config.emphasis_prob")
-    ap.add_argument("--profile", action="store_true", help="print a cProfile of one full run")
+    ap.add_argument("--jpeg-quality", type=int, default=None, help="override Config.jpeg_quality")
+    ap.add_argument("--scan-prob", type=float, default=0.0, help="share of pages with the scan look (default 0)")
+    ap.add_argument("--photo-prob", type=float, default=0.0, help="share of pages photographed (default 0)")
+    ap.add_argument("--no-steady", action="store_true", help="skip the in-process steady state")
+    ap.add_argument("--no-startup", action="store_true", help="skip the whole-process runs of 20 and 100 pages")
+    ap.add_argument("--cold", action="store_true", help="whole-process runs start with an empty node cache")
+    ap.add_argument("--workers", type=int, default=0, help="also time 200 pages on 1 and on this many workers")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of one steady-state run")
+    ap.add_argument("--ink", type=int, default=0, metavar="N",
+                    help="only measure line boxes against their ink on N pages per language")
+    ap.add_argument("--bytes", type=int, default=0, metavar="N",
+                    help="only measure bytes per page and legibility per JPEG quality on N pages")
+    ap.add_argument("--qualities", default="90,80,75,70,65,60", help="JPEG qualities for --bytes")
+    ap.add_argument("--tesseract", action="store_true", help="--bytes: also OCR every page with Tesseract")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    if args.ink:
+        ink(args.ink)
+        return
+    if args.bytes:
+        stored_bytes(args.bytes, [int(q) for q in args.qualities.split(",")], args.tesseract)
+        return
+    cfg = _config(args)
+    look = "photographed" if args.photo_prob >= 1 else "scanned" if args.scan_prob >= 1 else \
+        f"scan_prob {args.scan_prob}, photo_prob {args.photo_prob}"
+    print(f"ocr1 bench: {look}, {args.format} q{cfg.jpeg_quality}, long side {args.long_side}, "
+          f"{args.pages} pages x {args.repeat} runs after {args.warmup} warm-up pages")
 
-    cfg = Config(long_side=args.long_side, image_format=args.format, scan_prob=args.scan_prob, photo_prob=args.photo_prob)
-    if args.chart_prob is not None:
-        cfg.chart_prob = args.chart_prob
-    if args.emphasis_prob is not None:
-        cfg.emphasis_prob = args.emphasis_prob
-    # Warm-up: imports, font registration, the equation cache and the chart pool are
-    # per-process costs paid once per worker; the steady state is what shards see.
-    from synth.ocr1 import equations, figures
+    if not args.no_steady:
+        best = None
+        for _ in range(args.repeat):
+            got = steady(cfg, args.pages, args.warmup if best is None else 0)
+            if best is None or got[1] < best[1]:
+                best = got
+        timings, cpu, wall = best
+        n = args.pages
+        print("steady state, CPU ms per page by stage:")
+        for stage in STAGES:
+            print(f"  {stage:10s} {1000 * timings.get(stage, 0.0) / n:6.2f}")
+        floor = timings.get("raster", 0.0) + timings.get("encode", 0.0)
+        print(f"  {'total':10s} {1000 * cpu / n:6.2f}  = {n / cpu:5.1f} pages/s/core CPU "
+              f"(wall {1000 * wall / n:.2f} ms = {n / wall:.1f} pages/s)")
+        print(f"floor (raster + encode): {1000 * floor / n:.2f} ms CPU = {n / floor:.1f} pages/s; "
+              f"full / floor = {cpu / floor:.2f}")
 
-    t = time.perf_counter()
-    for i in range(cfg.equation_pool):
-        for fontset in equations.FONTSETS:  # pages pick the fontset matching their text face
-            equations.reader(equations.entry(i), fontset)
-    figures.warm_pool(cfg.chart_pool)
-    _full(cfg, range(10_000, 10_040))
-    warm_s = time.perf_counter() - t
-
-    seeds = list(range(args.pages))
-    fulls = [_full(cfg, seeds) for _ in range(args.repeat)]
-    floors = [_floor(cfg, seeds) for _ in range(args.repeat)]
-    n = args.pages
-    full_w, full_c = min(w for w, _c in fulls), min(c for _w, c in fulls)
-    floor_w, floor_c = min(f[0] for f, _p in floors), min(f[1] for f, _p in floors)
-    plan = min(p for _f, p in floors)
-    print(f"ocr1 bench: {n} pages x {args.repeat} runs, long side {args.long_side}, {args.format}, "
-          f"chart_prob {cfg.chart_prob}, scan_prob {cfg.scan_prob}, photo_prob {cfg.photo_prob}")
-    print("                               wall: pages/s (ms/page)   CPU: pages/s (ms/page)")
-    print(f"full  (generate + records):     {n / full_w:6.1f} ({1000 * full_w / n:5.1f})"
-          f"            {n / full_c:6.1f} ({1000 * full_c / n:5.1f})")
-    print(f"floor (build+raster+encode):    {n / floor_w:6.1f} ({1000 * floor_w / n:5.1f})"
-          f"            {n / floor_c:6.1f} ({1000 * floor_c / n:5.1f})")
-    print(f"plans (content drawing, not in floor): {1000 * plan / n:5.1f} ms/page wall")
-    print(f"full / floor: wall {full_w / floor_w:.2f}, CPU {full_c / floor_c:.2f}")
-    print(f"per-process warm-up ({cfg.equation_pool} equations, {cfg.chart_pool} charts x 2 languages, fonts): "
-          f"{warm_s:.1f} s")
+    if not args.no_startup:
+        runs = {p: min((whole_process(p, 1, 1, args) for _ in range(args.repeat)), key=lambda r: r[0]) for p in (20, 100)}
+        (c20, w20, b20), (c100, w100, b100) = runs[20], runs[100]
+        per_page = (c100 - c20) / 80
+        print(f"whole process ({'cold' if args.cold else 'warm'} node cache), python -m synth, 1 worker:")
+        print(f"  20 pages: {c20:.2f} s CPU ({w20:.2f} s wall); 100 pages: {c100:.2f} s CPU ({w100:.2f} s wall)")
+        print(f"  per page {1000 * per_page:.1f} ms CPU; start-up {c20 - 20 * per_page:.2f} s CPU "
+              f"(20-page run less 20 pages)")
+        print(f"  bytes per page: {b20 / 1e3:.1f} KB (20 pages), {b100 / 1e3:.1f} KB (100 pages)")
+    if args.workers > 1:
+        k = args.workers
+        one = [whole_process(200, 4, 1, args) for _ in range(args.repeat)]
+        many = [whole_process(200, 4, k, args) for _ in range(args.repeat)]
+        driver = min(whole_process(200, 4, k, args, again=True)[0] for _ in range(args.repeat))
+        w1, wk = min(r[1] for r in one), min(r[1] for r in many)
+        c1, ck = min(r[0] for r in one), min(r[0] for r in many)
+        # On k free cores the run lasts the driver plus one worker's share of the rest.
+        est = c1 / (driver + (ck - driver) / k)
+        print(f"200 pages (4 shards of 50): 1 worker {w1:.2f} s wall ({c1:.2f} s CPU), {k} workers {wk:.2f} s wall "
+              f"({ck:.2f} s CPU over all processes): {w1 / wk:.2f}x by wall time; the driver alone {driver:.2f} s CPU, "
+              f"so on {k} free cores {est:.2f}x (1-worker CPU / (driver + the rest's CPU / {k}))")
     if args.profile:
         import cProfile
         import pstats
 
         pr = cProfile.Profile()
         pr.enable()
-        _full(cfg, seeds)
+        steady(cfg, args.pages, 0)
         pr.disable()
-        pstats.Stats(pr).sort_stats("tottime").print_stats(25)
+        pstats.Stats(pr).sort_stats("tottime").print_stats(30)
 
 
 if __name__ == "__main__":

@@ -4,3 +4,10 @@ Data flows one way: generator(config, rng) -> Sample -> annotate -> shard writer
 """
 
 __version__ = "0.1.0"
+
+# Bumped whenever the same recipe and seed give different shard bytes (a new look, a
+# changed default, a fixed box): manifest.json records it for the run and for each shard,
+# and tests/golden/shards.json is regenerated in the same commit.
+# 2: ocr1 JPEG quality 60, inline formulas from a seeded pool, Chinese faces declare the
+#    ascent their glyphs reach, rows lose `text`, truth JSON without spaces (issue 18).
+GENERATOR_VERSION = 2

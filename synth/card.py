@@ -118,7 +118,6 @@ COLUMN_NOTES: dict[str, str] = {
     "height": "stored image height in pixels",
     "regions": "layout regions or grounded objects: label, box in 0-999 bins, text",
     "lines": "text lines read back from the render: text, box in 0-999 bins",
-    "text": "plain text in reading order",
     "truth": "JSON of the family's structured truth (chart data, SMILES, geometry, page metadata)",
     "lang": "language code",
 }

@@ -1,9 +1,14 @@
 """The shard row: one row per generated sample, its records nested in it.
 
 One row holds one image once; all of its records (grounded markdown, free OCR, line
-grounding ...) sit in the ``records`` list, so no image bytes are stored twice. The
-top-level ``task``/``prompt``/``target`` repeat ``records[0]`` so that a reader that
-knows nothing of ``records`` still sees a valid (image, prompt, target) triple.
+grounding ...) sit in the ``records`` list, so no image bytes are stored twice.
+
+No column only repeats another, with one exception, on purpose: the top-level
+``task``/``prompt``/``target`` repeat ``records[0]``, so that a reader that knows
+nothing of ``records`` (the Hub's viewer, a generic image-to-text loader) still sees a
+valid (image, prompt, target) triple. The page's plain text is not stored apart: it is
+the target of the free-OCR record (``ocr1.free_ocr``), or of the one record of a
+text-only row (``text.lm``); until generator version 2 a ``text`` column repeated it.
 
 Row fields (Arrow types in ``synth.shards.SCHEMA``):
   id        "<recipe name>/<shard>/<row>"
@@ -14,7 +19,6 @@ Row fields (Arrow types in ``synth.shards.SCHEMA``):
   width, height   stored image size in pixels
   regions   list of {label, box[4] (0-999 bins), text}
   lines     list of {text, box[4]}
-  text      plain text in reading order
   truth     JSON string of the family's structured truth
   lang      language code
 """
@@ -47,8 +51,8 @@ def sample_to_row(sample_id: str, sample: Sample, records: list[Record]) -> dict
         "height": int(sample.height),
         "regions": [{"label": r.label, "box": [int(v) for v in r.box], "text": r.text} for r in sample.regions],
         "lines": [{"text": ln.text, "box": [int(v) for v in ln.box]} for ln in sample.lines],
-        "text": sample.text,
-        "truth": json.dumps(sample.truth, ensure_ascii=False, sort_keys=True),
+        # Compact separators: a page's word boxes alone are 400 lists (1.7 KB of spaces).
+        "truth": json.dumps(sample.truth, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
         "lang": sample.lang,
     }
 

@@ -151,6 +151,7 @@ def _fresh_manifest(recipe: Recipe) -> dict[str, Any]:
         "recipe_fingerprint": recipe.fingerprint(),
         "recipe_source": recipe.source,
         "code_version": code_version(),
+        "generator_version": synth.GENERATOR_VERSION,
         "complete": False,
         "shards": {},
         "totals": {},
@@ -254,6 +255,7 @@ def prepare_output(recipe: Recipe, fs: pafs.FileSystem, base: str, out_uri: str)
         manifest = _fresh_manifest(recipe)
     else:
         manifest["code_version"] = code_version()
+        manifest["generator_version"] = synth.GENERATOR_VERSION
     done = {}
     for name, entry in manifest["shards"].items():
         if present.get(name) != entry.get("bytes"):
@@ -541,7 +543,8 @@ def _run(recipe: Recipe, fs: pafs.FileSystem, base: str, out_uri: str, lease: Le
     def record(stats: ShardStats) -> None:
         lease.check()  # never write the manifest of a run this driver no longer holds
         # Per shard too: a resumed run may be made by newer code than its first shards.
-        manifest["shards"][stats.name] = {**stats.manifest_entry(), "code_version": manifest["code_version"]}
+        manifest["shards"][stats.name] = {**stats.manifest_entry(), "code_version": manifest["code_version"],
+                                          "generator_version": synth.GENERATOR_VERSION}
         manifest["shards"] = dict(sorted(manifest["shards"].items()))
         manifest["totals"] = _totals(manifest)
         manifest["complete"] = len(manifest["shards"]) == recipe.shards

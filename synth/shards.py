@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
@@ -41,7 +42,6 @@ SCHEMA_FIELDS = [
     pa.field("height", pa.int32()),
     pa.field("regions", pa.list_(pa.struct([("label", pa.string()), ("box", _BOX), ("text", pa.string())]))),
     pa.field("lines", pa.list_(pa.struct([("text", pa.string()), ("box", _BOX)]))),
-    pa.field("text", pa.string()),
     pa.field("truth", pa.string()),
     pa.field("lang", pa.string()),
 ]
@@ -68,7 +68,6 @@ HF_FEATURES: dict[str, Any] = {
     "height": _value("int32"),
     "regions": _list({"label": _value("string"), "box": _list(_value("int16")), "text": _value("string")}),
     "lines": _list({"text": _value("string"), "box": _list(_value("int16"))}),
-    "text": _value("string"),
     "truth": _value("string"),
     "lang": _value("string"),
 }
@@ -107,13 +106,53 @@ def join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name
 
 
+_INTS = {pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64}
+
+
+def _buffer(a: np.ndarray) -> pa.Buffer:
+    return pa.py_buffer(np.ascontiguousarray(a).tobytes())
+
+
+def _column(values: list, typ: pa.DataType) -> pa.Array:
+    """An Arrow array of ``values`` (Python objects, None for null) of type ``typ``, built
+    from its buffers. ``pa.array`` and ``Table.from_pylist`` would do the same, but their
+    first call imports pandas (0.2 s of every worker's start-up) to test for its types."""
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    nulls = int(n - valid.sum())
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()) if nulls else None
+    if pa.types.is_string(typ) or pa.types.is_binary(typ):
+        raw = [b"" if v is None else v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in raw], out=offsets[1:])
+        if offsets[-1] >= 2**31:
+            raise ValueError(f"a shard's {typ} column holds {offsets[-1]} bytes, over Arrow's 2 GiB; "
+                             "use fewer rows_per_shard")
+        return pa.Array.from_buffers(typ, n, [validity, _buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(raw))],
+                                     null_count=nulls)
+    if typ in _INTS:
+        data = np.asarray([0 if v is None else v for v in values], dtype=_INTS[typ])
+        return pa.Array.from_buffers(typ, n, [validity, _buffer(data)], null_count=nulls)
+    if pa.types.is_list(typ):
+        items = [() if v is None else v for v in values]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum([len(v) for v in items], out=offsets[1:])
+        child = _column([x for v in items for x in v], typ.value_type)
+        return pa.Array.from_buffers(typ, n, [validity, _buffer(offsets)], null_count=nulls, children=[child])
+    if pa.types.is_struct(typ):
+        children = [_column([None if v is None else v[f.name] for v in values], f.type) for f in typ]
+        return pa.Array.from_buffers(typ, n, [validity], null_count=nulls, children=children)
+    raise TypeError(f"shard column type {typ} has no builder; add one to synth.shards._column")
+
+
 def encode_table(rows: list[dict[str, Any]]) -> bytes:
     """Serialise rows as an uncompressed Arrow IPC stream in ``BATCH_ROWS`` batches."""
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
     sink = io.BytesIO()
     with ipc.new_stream(sink, SCHEMA) as writer:
-        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-            writer.write_batch(batch)
+        for at in range(0, len(rows), BATCH_ROWS):
+            part = rows[at:at + BATCH_ROWS]
+            columns = [_column([r[f.name] for r in part], f.type) for f in SCHEMA]
+            writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
     return sink.getvalue()
 
 

@@ -28,10 +28,11 @@ def test_stats_reports_tasks_and_sizes(ocr1_dataset: Path):
     # What the pages hold, counted from each row's truth and free-OCR text.
     from annotate.dataset import iter_rows
 
-    rows = [row for _, _, row in iter_rows(str(ocr1_dataset), columns=["truth", "text", "regions"])]
+    rows = [row for _, _, row in iter_rows(str(ocr1_dataset), columns=["truth", "records", "regions"])]
     pages = out["ocr1_pages"]
     assert sum(pages["lang"].values()) == sum(pages["watermark"].values()) == 8
-    assert pages["inline_formulas"] == sum(r["text"].count("\\( ") for r in rows)
+    assert pages["inline_formulas"] == sum(rec["target"].count("\\( ") for r in rows for rec in r["records"]
+                                           if rec["task"] == "ocr1.free_ocr")
     assert pages["code_listings"] == sum(g["text"].startswith("```") for r in rows for g in r["regions"])
     assert sum(pages["code"].values()) == 8
     assert pages["font"] == dict(Counter(json.loads(r["truth"])["font"] for r in rows))

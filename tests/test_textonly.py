@@ -15,9 +15,14 @@ def _row(seed: int, cfg: gen.Config | None = None) -> dict:
     return family_row("text", seed, cfg)
 
 
+def _text(row: dict) -> str:
+    """A text-only row's passage: the target of its one record (rows store no separate text)."""
+    return row["records"][0]["target"]
+
+
 def test_same_seed_same_text():
     assert _row(3) == _row(3)
-    assert _row(3)["text"] != _row(4)["text"]
+    assert _text(_row(3)) != _text(_row(4))
 
 
 def test_rows_pass_check_and_have_no_image():
@@ -25,17 +30,18 @@ def test_rows_pass_check_and_have_no_image():
     for row in rows:
         assert ann.check(row) == []
         assert row["image"] is None and row["width"] == row["height"] == 0
-        assert row["task"] == prompts.TASK_TEXT and row["prompt"] == "" and row["target"] == row["text"]
-        assert 0 < len(row["text"]) <= gen.Config().max_chars
+        assert row["task"] == prompts.TASK_TEXT and row["prompt"] == "" and row["target"] == _text(row)
+        assert "text" not in row  # the passage is stored once, as the record's target
+        assert 0 < len(_text(row)) <= gen.Config().max_chars
     langs = {r["lang"] for r in rows}
     assert langs == {"en", "zh"}
-    zh = [r["text"] for r in rows if r["lang"] == "zh"]
+    zh = [_text(r) for r in rows if r["lang"] == "zh"]
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in zh)
 
 
 def test_markdown_documents_have_structure():
     cfg = gen.Config(markdown_prob=1.0, zh_prob=0.0, min_paragraphs=4, max_paragraphs=6)
-    texts = [_row(s, cfg)["text"] for s in range(20)]
+    texts = [_text(_row(s, cfg)) for s in range(20)]
     assert all(t.startswith("# ") for t in texts)
     assert any("\n## " in t for t in texts)
     assert any("\n- " in t or "\n1. " in t for t in texts)
@@ -46,13 +52,13 @@ def test_markdown_documents_have_structure():
 def test_max_chars_is_respected():
     cfg = gen.Config(max_chars=300, min_paragraphs=5, max_paragraphs=6)
     for s in range(10):
-        assert len(_row(s, cfg)["text"]) <= 300
+        assert len(_text(_row(s, cfg))) <= 300
 
 
 def test_check_catches_broken_rows():
     row = _row(1)
     assert ann.check(dict(row, records=[dict(row["records"][0], target="")]))
-    assert ann.check(dict(row, records=[dict(row["records"][0], target=row["text"] + "x")]))
+    assert ann.check(dict(row, records=[dict(row["records"][0], target=_text(row) + "x")]))
     assert ann.check(dict(row, image={"bytes": b"x", "path": "p.png"}))
     assert ann.check(dict(row, records=[dict(row["records"][0], prompt=prompts.FREE_OCR)]))
 

@@ -8,11 +8,12 @@ that ``generate`` would draw from the same generator state.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
-from formats.bins import box_to_bins
+from formats.bins import boxes_to_bins
 from synth.ocr1.config import Config, validate
 from synth.sample import Line, Region, Sample
 
@@ -46,8 +47,9 @@ def render_pdf(config: Config | dict[str, Any] | None, rng: np.random.Generator)
     return pdf, plan, drawn
 
 
-def _bin_boxes(boxes_px: np.ndarray, mapper, W: int, H: int) -> list[tuple[int, int, int, int]]:
-    """Map pixel boxes through the realism point map (if any), clip, and bin them."""
+def _bin_boxes(boxes_px: np.ndarray, mapper, W: int, H: int) -> np.ndarray:
+    """Map pixel boxes through the realism point map (if any), clip, and bin them (one
+    numpy pass for the page's every box)."""
     b = np.asarray(boxes_px, dtype=float).reshape(-1, 4)
     if mapper is not None and len(b):
         corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], axis=1)  # (N, 4, 2)
@@ -55,28 +57,60 @@ def _bin_boxes(boxes_px: np.ndarray, mapper, W: int, H: int) -> list[tuple[int, 
         b = np.concatenate([m.min(axis=1), m.max(axis=1)], axis=1)
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, W)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, H)
-    return [box_to_bins(row, W, H) for row in b]
+    return boxes_to_bins(b, W, H)
 
 
-def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -> Sample:
-    """Generate one annotated OCR 1.0 page (a pure function of config and rng state)."""
+class _Clock:
+    """Adds the CPU seconds since the last mark to ``timings[stage]`` (nothing when None)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self.t = time.process_time() if timings is not None else 0.0
+
+    def __call__(self, stage: str) -> None:
+        if self.timings is not None:
+            now = time.process_time()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.t
+            self.t = now
+
+
+def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
+             timings: dict[str, float] | None = None) -> Sample:
+    """Generate one annotated OCR 1.0 page (a pure function of config and rng state).
+
+    ``timings``, when given, accumulates this process's CPU seconds per stage ("plan",
+    "layout", "read-back", "raster", "realism", "boxes", "encode"): what
+    ``bench/bench_ocr1.py`` reports.
+    """
     from synth.ocr1 import locate
-    from synth.ocr1.layout import live_area
-    from synth.ocr1.readback import read_regions
-    from synth.ocr1.render import apply_realism, encode, open_page, rasterize
+    from synth.ocr1.content import make_plan
+    from synth.ocr1.layout import build_pdf, live_area
+    from synth.ocr1.readback import PageText, read_regions
+    from synth.ocr1.render import apply_realism, display_list, encode, open_page, rasterize
 
+    clock = _Clock(timings)
     cfg = _config(config)
-    pdf, plan, drawn = render_pdf(cfg, rng)
+    plan = make_plan(cfg, rng)
+    clock("plan")
+    pdf, drawn = build_pdf(plan)
+    clock("layout")
     page = open_page(pdf)
-    regions, orphans = read_regions(page, drawn, plan.lang, plan.font_size)
-    img, scale = rasterize(page, cfg.long_side)
+    drawing = display_list(page)  # the PDF is interpreted once, for the text and the pixels
+    clock("raster")
+    text_page = PageText(page, drawing)  # one TextPage serves every extraction of the page's text
+    regions, orphans = read_regions(text_page, drawn, plan.lang, plan.font_size)
+    clock("read-back")
+    img, scale = rasterize(page, cfg.long_side, drawing)
+    clock("raster")
     scan = bool(rng.random() < cfg.scan_prob)
     photo = bool(rng.random() < cfg.photo_prob)
     img, mapper = apply_realism(img, rng, scan, photo)
     W, H = img.size
+    clock("realism")
     text = "\n\n".join(r.plain for r in regions if r.plain)
     # Drawn after the looks, so the pixels do not depend on how many are asked.
-    queries = locate.queries(page, plan.lang, rng, cfg.locate_queries, text) if cfg.locate_queries else []
+    queries = locate.queries(text_page, plan.lang, rng, cfg.locate_queries, text) if cfg.locate_queries else []
+    clock("read-back")
 
     # One batched mapping for every box: regions, lines, words, located phrases, the live area.
     lx0, ly0, lx1, ly1 = live_area(plan)
@@ -88,13 +122,12 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
     boxes += [b for r in regions for _t, b in r.words]
     boxes += [b for q in queries for b in q.boxes]
     boxes.append(live_pts)
-    binned = _bin_boxes(np.asarray(boxes, dtype=float) * scale, mapper, W, H)
-    it = iter(binned)
-    out_regions = [Region(r.label, next(it), r.content) for r in regions]
-    out_lines = [Line(t, next(it)) for r in regions for t, _b in r.lines]
-    words = [[t, list(next(it))] for r in regions for t, _b in r.words]
-    located = [{"text": q.text, "boxes": [list(next(it)) for _b in q.boxes]} for q in queries]
-    live = list(next(it))
+    it = iter(_bin_boxes(np.asarray(boxes, dtype=float) * scale, mapper, W, H).tolist())
+    out_regions = [Region(r.label, tuple(next(it)), r.content) for r in regions]
+    out_lines = [Line(t, tuple(next(it))) for r in regions for t, _b in r.lines]
+    words = [[t, next(it)] for r in regions for t, _b in r.words]
+    located = [{"text": q.text, "boxes": [next(it) for _b in q.boxes]} for q in queries]
+    live = next(it)
 
     truth = {
         "page": {"size": plan.page_name, "landscape": plan.landscape,
@@ -112,7 +145,8 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator) -
         "words": words,
         "locate": located,
     }
+    clock("boxes")
     image = encode(img, cfg.image_format, cfg.jpeg_quality, cfg.png_compress_level)
+    clock("encode")
     return Sample(family="ocr1", image=image, image_format=cfg.image_format, width=W, height=H,
                   regions=out_regions, lines=out_lines, text=text, truth=truth, lang=plan.lang)
-

@@ -10,8 +10,9 @@ Four kinds, each a tuple of lines (no tabs, ASCII, trailing spaces stripped):
 - ``c``: a paragraph of C (declarations, macros, inline functions) from the header files
   Python installs for building extensions (``sysconfig``'s include directory).
 
-The pools are read once per process and sorted, so a draw is a pure function of the rng
-on a given Python installation (a module the installation lacks is skipped).
+The pools are read once per node (kept in ``synth.cache``) and sorted, so a draw is a pure
+function of the rng on a given Python installation (a module the installation lacks is
+skipped).
 """
 
 from __future__ import annotations
@@ -138,10 +139,14 @@ def _headers() -> list[str]:
     return sorted(os.path.join(d, f) for d, _dirs, files in os.walk(root) for f in files if f.endswith(".h"))
 
 
-@functools.lru_cache(maxsize=1)
-def pools() -> dict[str, tuple[Snippet, ...]]:
-    """The python, doctest and c pools, each sorted by width (then by text) for bisecting.
-    The c pool is empty where Python was installed without its headers."""
+# Bump when _build's arrays change: the node cache then reads the sources again.
+_BUILD_VERSION = 1
+
+
+def _build() -> dict[str, np.ndarray]:
+    """Every snippet of the python, doctest and c pools, as arrays (see :func:`pools`)."""
+    from synth.cache import pack_strings
+
     found: dict[str, set[tuple[str, ...]]] = {"python": set(), "doctest": set(), "c": set()}
     for name in MODULES:
         spec = importlib.util.find_spec(name)
@@ -155,8 +160,36 @@ def pools() -> dict[str, tuple[Snippet, ...]]:
     for path in _headers():
         with open(path, encoding="utf-8", errors="replace") as f:
             found["c"].update(c_paragraphs(f.read().expandtabs(4).splitlines()))
-    return {kind: tuple(sorted((Snippet(kind, b) for b in blocks), key=lambda s: (s.width, s.lines)))
-            for kind, blocks in found.items()}
+    out = {}
+    for kind, blocks in found.items():
+        ordered = sorted(blocks, key=lambda b: (max(len(ln) for ln in b), b))
+        out[f"{kind}.lines"] = pack_strings([ln for b in ordered for ln in b])
+        out[f"{kind}.counts"] = np.asarray([len(b) for b in ordered], dtype=np.int32)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def pools() -> dict[str, tuple[Snippet, ...]]:
+    """The python, doctest and c pools, each sorted by width (then by text) for bisecting.
+    The c pool is empty where Python was installed without its headers. Read from the
+    sources once per node (about 0.5 s) and kept in ``synth.cache``."""
+    import sys
+    import sysconfig
+
+    from synth import cache
+
+    k = cache.key("ocr1-code", _BUILD_VERSION, sys.version, sys.prefix, sysconfig.get_paths().get("include"),
+                  cache.source_digest(__name__))
+    a = cache.load_or_build("ocr1-code", k, _build)
+    out = {}
+    for kind in ("python", "doctest", "c"):
+        lines, at = cache.unpack_strings(a[f"{kind}.lines"]), 0
+        snippets = []
+        for n in a[f"{kind}.counts"].tolist():
+            snippets.append(Snippet(kind, tuple(lines[at:at + n])))
+            at += n
+        out[kind] = tuple(snippets)
+    return out
 
 
 def _key(rng: np.random.Generator, n_words: int) -> str:
@@ -205,6 +238,6 @@ def pick(rng: np.random.Generator, max_width: int) -> Snippet | None:
     return pools()[kind][int(rng.integers(n))] if n else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=len(KINDS))
 def _widths(kind: str) -> tuple[int, ...]:
     return tuple(s.width for s in pools()[kind])

@@ -19,7 +19,6 @@ from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableS
 
 from synth import text_sources as ts
 from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
-from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
 from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TTable
 
@@ -221,7 +220,7 @@ class _Body:
             parts, formulas = [], []
             for i, word in enumerate(words):
                 if i in at:
-                    formulas.append(inline_formula(self.rng))
+                    formulas.append(inline_math.pick(self.rng, self.cfg.inline_math_pool))
                     parts.append(inline_math.markup(formulas[-1], self.math_fontset, self.st.fs))
                 parts.append(escape(word))
             return " ".join(parts), formulas
@@ -230,7 +229,7 @@ class _Body:
             if not slots:
                 return None
             at = sorted(set(slots[k] for k in self.rng.integers(0, len(slots), size=n).tolist()))
-            formulas = [inline_formula(self.rng) for _ in at]
+            formulas = [inline_math.pick(self.rng, self.cfg.inline_math_pool) for _ in at]
             cuts = [0, *at, len(text)]
             parts = [escape(text[a:b]) for a, b in zip(cuts, cuts[1:])]
             markup = parts[0] + "".join(inline_math.markup(f, self.math_fontset, self.st.fs) + part

@@ -3,7 +3,8 @@
 Pool entry *i* (of the recipe's ``equation_pool``) is one of 40 classic equations for
 i < 40, and for larger i the random equation of ``equation_grammar`` seeded from i, so
 it is the same equation in every process. The pool is finite on purpose: each equation is
-rasterised once per process (about 25 ms) and reused from the cache afterwards. Every
+rasterised once per node (about 5 ms), kept in the node's cache (``synth.cache``) and
+read from it afterwards. Every
 string is in the LaTeX subset that mathtext parses, so the annotation
 (``\\[ latex \\]``) is exactly what was drawn.
 """
@@ -75,22 +76,18 @@ def render(latex: str, fontset: str = "dejavusans"):
     return rasterize(latex, fontset)[:3]
 
 
-@functools.lru_cache(maxsize=None)
-def rasterize(latex: str, fontset: str = "dejavusans"):
-    """:func:`render`'s (image, width_pt, height_pt) and the ink's depth below the
-    baseline in points at 12 pt (negative when all ink is above it), to set it in a line.
+# In-process bounds: the pools are finite, but a recipe may ask for 100,000 entries.
+_MEMO = 4096
+# Bump when _raster_arrays's output changes: the node cache then renders again.
+_BUILD_VERSION = 2
 
-    One parse by mathtext's Agg parser gives the coverage raster and the box metrics
-    directly: 4x faster than drawing through a figure (``math_to_image``: a figure, a PNG
-    encode and decode, and a second parse for the depth), and glyphs that overhang their
-    box (an italic f's tail) are not clipped at the figure's edge.
-    """
+
+def _raster_arrays(latex: str, fontset: str) -> dict[str, np.ndarray]:
+    """mathtext's coverage raster of ``latex`` cropped to its ink, as grey levels, and
+    (width_pt, height_pt, descent_pt) at 12 pt (see :func:`rasterize`)."""
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
-    from PIL import Image
 
-    if fontset not in FONTSETS:
-        raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
     # The fontset goes in the FontProperties, where mathtext takes it from (the default
     # comes from rcParams, which a user's matplotlibrc may change); antialiasing likewise.
     prop = FontProperties(size=_FONT_PT, math_fontfamily=fontset)
@@ -104,16 +101,69 @@ def rasterize(latex: str, fontset: str = "dejavusans"):
     ys, xs = np.nonzero(grey < 250)
     scale = 72.0 / _DPI
     if not len(xs):
-        img = Image.fromarray(grey).convert("RGB")
-        return img, img.width * scale, img.height * scale, 0.0
-    img = Image.fromarray(grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]).convert("RGB")
-    # The baseline lies (height - depth - 1) pixels below the raster's top edge (checked
-    # against glyphs that sit on it: x, A, H, 1 give a depth of 0 in every fontset).
-    descent = (int(ys.max()) + 1 - (parsed.height - parsed.depth - 1)) * scale
-    return img, img.width * scale, img.height * scale, descent
+        crop, descent = grey, 0.0
+    else:
+        crop = grey[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        # The baseline lies (height - depth - 1) pixels below the raster's top edge (checked
+        # against glyphs that sit on it: x, A, H, 1 give a depth of 0 in every fontset).
+        descent = (int(ys.max()) + 1 - (parsed.height - parsed.depth - 1)) * scale
+    return {"grey": crop, "metrics": np.asarray([crop.shape[1] * scale, crop.shape[0] * scale, descent]),
+            **_png_arrays(crop)}
 
 
-@functools.lru_cache(maxsize=None)
+def _png_arrays(grey: np.ndarray) -> dict[str, np.ndarray]:
+    """The RGB image of ``grey`` as PNG bytes (what an inline formula's ``<img>`` reads)
+    and the MD5 of its pixels (what PyMuPDF reports for the drawn image)."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(grey).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return {"png": np.frombuffer(buf.getvalue(), dtype=np.uint8),
+            "md5": np.asarray(hashlib.md5(np.asarray(img).tobytes()).hexdigest())}
+
+
+def product(latex: str, fontset: str = "dejavusans") -> dict[str, np.ndarray]:
+    """The cached arrays of a formula: ``grey`` (the cropped raster), ``metrics`` (width,
+    height, descent in points at 12 pt), ``png`` (its RGB image as PNG bytes), ``md5``
+    (of its RGB pixels). Made once per node (see :func:`rasterize`)."""
+    return _product(latex, fontset)
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _product(latex: str, fontset: str) -> dict[str, np.ndarray]:
+    from synth import cache
+
+    if fontset not in FONTSETS:
+        raise ValueError(f"unknown mathtext fontset {fontset!r}; valid: {', '.join(FONTSETS)}")
+    k = cache.key("ocr1-math", _BUILD_VERSION, latex, fontset, _DPI, _FONT_PT, cache.library_versions("matplotlib"),
+                  cache.source_digest(__name__))
+    return cache.load_or_build("ocr1-math", k, lambda: _raster_arrays(latex, fontset), lock=False)
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def rasterize(latex: str, fontset: str = "dejavusans"):
+    """:func:`render`'s (image, width_pt, height_pt) and the ink's depth below the
+    baseline in points at 12 pt (negative when all ink is above it), to set it in a line.
+
+    One parse by mathtext's Agg parser gives the coverage raster and the box metrics
+    directly: 4x faster than drawing through a figure (``math_to_image``: a figure, a PNG
+    encode and decode, and a second parse for the depth), and glyphs that overhang their
+    box (an italic f's tail) are not clipped at the figure's edge. Each raster is made
+    once per node and kept in ``synth.cache`` (keyed by the string, the fontset, this
+    module's source and matplotlib's version), so most processes never import matplotlib.
+    """
+    from PIL import Image
+
+    a = _product(latex, fontset)
+    w, h, descent = (float(v) for v in a["metrics"])
+    return Image.fromarray(a["grey"]).convert("RGB"), w, h, descent
+
+
+@functools.lru_cache(maxsize=_MEMO)
 def reader(latex: str, fontset: str = "dejavusans"):
     """A reportlab ImageReader of the rendered equation (cached so PDF embedding is cheap)."""
     from reportlab.lib.utils import ImageReader
@@ -121,7 +171,7 @@ def reader(latex: str, fontset: str = "dejavusans"):
     return ImageReader(render(latex, fontset)[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=_MEMO)
 def entry(index: int) -> str:
     """Pool entry ``index``: a classic equation, or the grammar's equation seeded from it."""
     if index < len(POOL):

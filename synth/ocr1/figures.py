@@ -23,18 +23,14 @@ _PALETTE = (
 _POOL_PX = 640  # width of pooled charts: above the ~1.2 px/pt of a 1024 px A4 page
 
 
-@functools.lru_cache(maxsize=None)
-def _pooled_chart(index: int, lang: str) -> tuple[bytes, float] | None:
-    """Chart ``index`` of the per-process pool: (JPEG bytes, height/width), or None without charts.
+# Bump when _chart_arrays's output changes: the node cache then draws the charts again.
+_BUILD_VERSION = 1
 
-    Each entry is a pure function of (index, lang): its own Generator is seeded from them,
-    so a page that draws pool index i gets the same chart in every process.
-    """
-    try:
-        from synth.charts import figure_png
-    except ImportError:
-        return None
+
+def _chart_arrays(index: int, lang: str) -> dict[str, np.ndarray]:
     from PIL import Image
+
+    from synth.charts import figure_png
 
     rng = np.random.default_rng([0x0C41, index, 1 if lang == "zh" else 0])
     aspect = float(rng.uniform(0.5, 0.75))
@@ -43,14 +39,36 @@ def _pooled_chart(index: int, lang: str) -> tuple[bytes, float] | None:
     buf = io.BytesIO()
     # JPEG passes through reportlab untouched (DCTDecode): no per-page zlib of raw pixels.
     img.save(buf, format="JPEG", quality=92, subsampling=0, optimize=False)
-    return buf.getvalue(), img.height / img.width
+    return {"jpeg": np.frombuffer(buf.getvalue(), dtype=np.uint8), "aspect": np.asarray(img.height / img.width)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _pooled_chart(index: int, lang: str) -> tuple[bytes, float] | None:
+    """Chart ``index`` of the pool: (JPEG bytes, height/width), or None without charts.
+
+    Each entry is a pure function of (index, lang): its own Generator is seeded from them,
+    so a page that draws pool index i gets the same chart in every process. A chart costs
+    30-200 ms to draw, so it is drawn once per node and kept in ``synth.cache`` (keyed by
+    the chart family's source and the versions of the libraries that draw it).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("synth.charts") is None:
+        return None
+    from synth import cache
+
+    k = cache.key("ocr1-chart", _BUILD_VERSION, index, lang, _POOL_PX,
+                  cache.library_versions("matplotlib", "numpy", "pillow", "pymupdf"),
+                  cache.source_digest("synth.charts", __name__))
+    a = cache.load_or_build("ocr1-chart", k, lambda: _chart_arrays(index, lang), lock=False)
+    return a["jpeg"].tobytes(), float(a["aspect"])
 
 
 def chart(rng: np.random.Generator, pool: int, lang: str):
     """A pooled chart as (reportlab ImageReader, height/width), or None when synth.charts is missing.
 
     Charts cost tens of milliseconds to draw, so pages reuse a pool of ``pool`` charts per
-    language, each drawn once per process.
+    language, each drawn once per node (see :func:`_pooled_chart`).
     """
     entry = _pooled_chart(int(rng.integers(pool)), lang)
     if entry is None:

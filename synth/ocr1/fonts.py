@@ -53,12 +53,85 @@ LATIN_FAMILIES = ("Vera", "DejaVuSans", "DejaVuSerif", "STIX", "Helvetica", "Tim
 CJK_FAMILIES = ("STSong", "DroidSansFallback")
 
 
-def _register_ttf(name: str, path_or_file) -> str:
+@functools.lru_cache(maxsize=1)
+def mpl_font_dir() -> str:
+    """matplotlib's bundled TTF folder (``mpl-data/fonts/ttf``), found without importing
+    matplotlib (0.2 s a process; pages need only its font files)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the DejaVu, STIX and Computer Modern faces come from matplotlib: pip install matplotlib")
+    return os.path.join(list(spec.submodule_search_locations)[0], "mpl-data", "fonts", "ttf")
+
+
+# The ascent, in 1/1000 em, that the PDF declares for the Chinese faces. PyMuPDF's
+# glyph-cell boxes reach from a font's declared descent to its declared ascent. Droid Sans
+# Fallback declares its OS/2 typographic ascender, 0.766 em, and reportlab's STSong-Light
+# 0.752 em (MuPDF draws that non-embedded face with the same fallback glyphs), but the
+# ideographs reach 0.829 em (the highest of the lexicon's 5,600 characters, measured with
+# FreeType): boxes cut one or two rows off the tops of Chinese lines. The descriptors say
+# 0.83 em instead. Layout is untouched: reportlab lays pages out with the face's own
+# metrics, and the declared value is swapped in only while the PDF's font objects are
+# written. tests/test_ocr1_ink.py holds every face to its ink.
+CJK_ASCENT = 830
+
+
+def _declare_ascent(font, ascent: int):
+    """Make a registered TTFont write ``ascent`` in its PDF font descriptor."""
+    face = font.face
+    write = face.addSubsetObjects
+
+    def add_subset_objects(doc, fontname, subset):
+        own = face.ascent
+        face.ascent = ascent
+        try:
+            return write(doc, fontname, subset)
+        finally:
+            face.ascent = own
+
+    face.addSubsetObjects = add_subset_objects
+    return font
+
+
+def _register_ttf(name: str, path_or_file, ascent: int | None = None) -> str:
     from reportlab.pdfbase.ttfonts import TTFont
 
     if name not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(name, path_or_file))
+        font = TTFont(name, path_or_file)
+        pdfmetrics.registerFont(_declare_ascent(font, ascent) if ascent is not None else font)
     return name
+
+
+def _st_song():
+    """reportlab's STSong-Light CID font, declaring :data:`CJK_ASCENT` (see there)."""
+    import copy
+
+    from reportlab.pdfbase import cidfonts
+
+    class STSong(cidfonts.UnicodeCIDFont):
+        _info = None
+
+        def addObjects(self, doc):  # noqa: N802 (reportlab's name)
+            name = self.face.name
+            if STSong._info is None:
+                STSong._info = copy.deepcopy(cidfonts.CIDFontInfo[name])
+                STSong._info["DescendantFonts"][0]["FontDescriptor"]["Ascent"] = CJK_ASCENT
+            own = cidfonts.CIDFontInfo[name]
+            cidfonts.CIDFontInfo[name] = STSong._info
+            try:
+                super().addObjects(doc)
+            finally:
+                cidfonts.CIDFontInfo[name] = own
+
+    return STSong("STSong-Light")
+
+
+def _registered(name: str):
+    try:
+        return pdfmetrics.getFont(name)
+    except KeyError:
+        return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,23 +146,19 @@ def face_set(family: str) -> dict[str, str]:
         base = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
         return {s: _register_ttf(f"ocr1-Vera-{s}", os.path.join(base, f)) for s, f in _REPORTLAB_TTF.items()}
     if family in _MPL_TTF:
-        import matplotlib
-
-        base = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+        base = mpl_font_dir()
         return {s: _register_ttf(f"ocr1-{family}-{s}", os.path.join(base, f)) for s, f in _MPL_TTF[family].items()}
     if family in _STANDARD:
         return dict(_STANDARD[family])
     if family == "STSong":
-        from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-
-        if "STSong-Light" not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+        if type(_registered("STSong-Light")).__name__ != "STSong":  # ours, not reportlab's plain one
+            pdfmetrics.registerFont(_st_song())
         # The CID font has no bold/italic face; headings differ by size only.
         return {s: "STSong-Light" for s in STYLES}
     if family == "DroidSansFallback":
-        import pymupdf
+        from synth.mupdf import pymupdf
 
-        name = _register_ttf("ocr1-DroidSansFallback", io.BytesIO(pymupdf.Font("cjk").buffer))
+        name = _register_ttf("ocr1-DroidSansFallback", io.BytesIO(pymupdf.Font("cjk").buffer), CJK_ASCENT)
         return {s: name for s in STYLES}
     raise ValueError(f"unknown font family {family!r}; valid: {', '.join(LATIN_FAMILIES + CJK_FAMILIES)}")
 
@@ -100,10 +169,7 @@ def mono_face(family: str) -> str:
     if family == "Courier":
         return "Courier"
     if family == "DejaVuSansMono":
-        import matplotlib
-
-        return _register_ttf("ocr1-DejaVuSansMono", os.path.join(matplotlib.get_data_path(), "fonts", "ttf",
-                                                                 "DejaVuSansMono.ttf"))
+        return _register_ttf("ocr1-DejaVuSansMono", os.path.join(mpl_font_dir(), "DejaVuSansMono.ttf"))
     raise ValueError(f"unknown monospaced family {family!r}; valid: {', '.join(MONO_FAMILIES)}")
 
 

@@ -1,11 +1,14 @@
 """Inline math: short formulas set inside paragraph lines, and how they are read back.
 
-A formula is rasterised by mathtext (``equations.rasterize``) in the page's math fontset
-and placed in the paragraph with reportlab's ``<img>`` tag. The image is scaled to the
+Formulas come from a finite pool (:func:`pick`; entry *i* is the grammar's formula
+seeded from *i*, the same in every process), as display equations do. A formula is
+rasterised by mathtext (``equations.rasterize``, once per node) in the page's math
+fontset and placed in the paragraph with reportlab's ``<img>`` tag. The image is scaled to the
 body font size, and its ink sits on the baseline as mathtext set it. reportlab's ``<img>``
 reads a file (it refuses ``data:`` URIs), so each process writes its formula PNGs into
-a private temporary directory (``<tmp>/ocr1-math/<pid>-…``), removed when the process exits,
-or by the next process to start if this one was killed. The PDF embeds the
+a private temporary directory (``<tmp>/ocr1-math/<pid>-…``; at most one file per pool
+entry and fontset), removed when the process exits, or by the next process to start if
+this one was killed. The PDF embeds the
 pixels, not the path, so the bytes do not depend on the directory.
 
 Read-back takes what was drawn from the PDF: PyMuPDF reports every drawn image with the
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
 import os
 import shutil
 import tempfile
@@ -61,15 +63,37 @@ def _directory() -> str:
     return _DIRS[pid]
 
 
-@functools.lru_cache(maxsize=None)
+# The pool of inline formulas: entry i is the grammar's formula seeded from i, so it is the
+# same formula in every process, and each is rasterised once per node (synth.cache).
+_POOL_SEED = 0x494E4C
+_MEMO = 4096  # in-process bound of the memos below (pools are finite; recipes may ask for large ones)
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def entry(index: int) -> str:
+    """Pool entry ``index``: ``equation_grammar.inline_formula`` seeded from it."""
+    from synth.ocr1.equation_grammar import inline_formula
+
+    return inline_formula(np.random.default_rng(np.random.SeedSequence([_POOL_SEED, index])))
+
+
+def pick(rng: np.random.Generator, pool: int) -> str:
+    """One inline formula from a pool of ``pool`` entries."""
+    return entry(int(rng.integers(pool)))
+
+
+@functools.lru_cache(maxsize=_MEMO)
 def _png(latex: str, fontset: str, pid: int) -> tuple[str, str]:
-    """(path, hex MD5 of the pixels) of the formula's PNG in this process's directory."""
+    """(path, hex MD5 of the pixels) of the formula's PNG in this process's directory
+    (the PNG bytes and the digest come with the node's cached raster)."""
     from synth.ocr1 import equations
 
-    img = equations.rasterize(latex, fontset)[0]
-    digest = hashlib.md5(np.asarray(img).tobytes()).hexdigest()
+    a = equations.product(latex, fontset)
+    digest = str(a["md5"])
     path = os.path.join(_directory(), f"{digest}.png")  # named by its pixels
-    img.save(path)
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(a["png"].tobytes())
     return path, digest
 
 
@@ -82,7 +106,7 @@ def markup(latex: str, fontset: str, font_size: float) -> str:
     """The reportlab ``<img>`` tag that sets ``latex`` inline at ``font_size`` points."""
     from synth.ocr1 import equations
 
-    _img, w, h, descent = equations.rasterize(latex, fontset)
+    w, h, descent = (float(v) for v in equations.product(latex, fontset)["metrics"])
     scale = font_size / 12.0  # formulas are rasterised at 12 pt
     path = _png(latex, fontset, os.getpid())[0]
     return (f'<img src="{path}" width="{w * scale:.2f}" height="{h * scale:.2f}" '

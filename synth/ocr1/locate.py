@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pymupdf
+from synth.mupdf import pymupdf
 
 # The page's ideographs are those its Chinese text draws (content's test), and a box is
 # the read-back's union of character boxes.
 from synth.ocr1.content import _ideograph
-from synth.ocr1.readback import _union
+from synth.ocr1.readback import _union, page_text
 
 MAX_OCCURRENCES = 5
 # Consecutive characters farther apart than this share of the line height are in
@@ -45,9 +45,10 @@ class Run:
 
 def runs(page) -> list[Run]:
     """The page's upright runs of text, from its spans (``get_text("dict")``): each line cut
-    where two spans are farther apart than ``_GAP`` line heights."""
+    where two spans are farther apart than ``_GAP`` line heights. ``page`` is a PyMuPDF
+    page or its ``readback.PageText``."""
     out: list[Run] = []
-    for block in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]:
+    for block in page_text(page).blocks:
         for line in block.get("lines", ()):
             if tuple(line["dir"]) != (1.0, 0.0):
                 continue
@@ -67,8 +68,10 @@ def runs(page) -> list[Run]:
 
 def _char_boxes(page, run: Run) -> list[tuple[float, float, float, float]] | None:
     """One box per character of ``run.text``, from the characters PyMuPDF reads inside the
-    run's box (``rawdict``, clipped there: the whole page's would cost more than the rest of
-    the search); None when they do not spell the run."""
+    run's box (``rawdict`` of a TextPage clipped there: the whole page's rawdict costs three
+    times as much, and only the runs that hold an asked phrase are read); None when they do
+    not spell the run."""
+    page = getattr(page, "page", page)
     x0, y0, x1, y1 = run.rect
     chars = [(ch["c"], ch["bbox"])
              for block in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_TEXT,
@@ -152,7 +155,8 @@ def queries(page, lang: str, rng: np.random.Generator, n: int, text: str, tries:
     """Up to ``n`` distinct phrases of the page with their boxes; a draw that gives no phrase,
     one that is not in the page's ``text`` as it is read (a piece of a word hyphenated over
     a line end is not), or one printed more than ``MAX_OCCURRENCES`` times, is drawn again,
-    up to ``tries`` times a phrase."""
+    up to ``tries`` times a phrase. ``page`` is a PyMuPDF page or its ``readback.PageText``."""
+    page = page_text(page)
     page_runs = runs(page)
     if lang == "zh":
         candidates = [r.text for r in page_runs if sum(_ideograph(c) for c in r.text) >= 2]

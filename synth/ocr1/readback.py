@@ -10,13 +10,14 @@ column of the listing's character grid.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pymupdf
+from synth.mupdf import pymupdf
 
 from synth.ocr1 import inline_math
 from synth.ocr1.fonts import NAMED_STYLES
@@ -41,6 +42,53 @@ class ReadRegion:
     words: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
 
 
+class PageText:
+    """The text of one rendered page from a single PyMuPDF TextPage.
+
+    Every text extraction of the page (words, spans, characters) comes from this one
+    TextPage, each made once, when first asked: building a TextPage runs the page's whole
+    content stream, and the read-back and the text-location queries used to build four or
+    five of them per page. The flags are PyMuPDF's ``TEXTFLAGS_TEXT``, which its words,
+    dict and rawdict extractions all default to, so the results are the same as theirs.
+    Drawn images are listed apart (:attr:`images`, pages with inline formulas only).
+    Given the page's display list (``render.display_list``), the TextPage is made by
+    running it, which the raster shares, rather than by parsing the page again.
+    """
+
+    def __init__(self, page, drawing=None):
+        self.page = page
+        if drawing is None:
+            self.textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
+        else:
+            self.textpage = pymupdf.TextPage(drawing.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT))
+            self.textpage.parent = page  # what page.get_text checks a TextPage against
+
+    @functools.cached_property
+    def words(self) -> list[tuple]:
+        """``page.get_text("words")``: (x0, y0, x1, y1, text, block, line, word) in page order."""
+        return self.page.get_text("words", textpage=self.textpage, sort=False)
+
+    @functools.cached_property
+    def blocks(self) -> list[dict[str, Any]]:
+        """The blocks of ``page.get_text("dict")`` (lines of spans with font, flags, bbox)."""
+        return self.textpage.extractDICT()["blocks"]
+
+    @functools.cached_property
+    def raw_blocks(self) -> list[dict[str, Any]]:
+        """The blocks of ``page.get_text("rawdict")`` (spans of characters with boxes)."""
+        return self.textpage.extractRAWDICT()["blocks"]
+
+    @functools.cached_property
+    def images(self) -> list[dict[str, Any]]:
+        """``page.get_image_info(hashes=True)``: each drawn image's box and pixel MD5."""
+        return self.page.get_image_info(hashes=True)
+
+
+def page_text(page_or_text) -> PageText:
+    """A :class:`PageText` of a PyMuPDF page (a PageText is returned as it is)."""
+    return page_or_text if isinstance(page_or_text, PageText) else PageText(page_or_text)
+
+
 def _join(parts: list[str], lang: str) -> str:
     """Join word or line strings (empty ones skipped): spaces in English; in Chinese only
     next to Latin/digits."""
@@ -55,8 +103,10 @@ def _join(parts: list[str], lang: str) -> str:
 
 
 def _union(boxes) -> tuple[float, float, float, float]:
-    a = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
+    """The bounding box of (x0, y0, x1, y1) boxes (in plain Python: a line has a handful,
+    and numpy's per-call overhead cost more than the work)."""
+    x0, y0, x1, y1 = zip(*((b[0], b[1], b[2], b[3]) for b in boxes))
+    return float(min(x0)), float(min(y0)), float(max(x1)), float(max(y1))
 
 
 def _reading_frame(box, rotation: int) -> tuple[float, float, float, float]:
@@ -140,9 +190,9 @@ _MARKS = {"bold": "**", "italic": "*", "bold_italic": "***"}
 def word_emphasis(page, words: list[tuple]) -> list[str]:
     """Per word: "bold", "italic", "bold_italic" or "" from the font flags of the drawn
     span under the word's centre (what the PDF drew, not what the plan asked for), or
-    from its font's name where the font sets no flags (``fonts.NAMED_STYLES``)."""
-    span_dicts = [sp for b in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]
-                  for ln in b.get("lines", ()) for sp in ln["spans"]]
+    from its font's name where the font sets no flags (``fonts.NAMED_STYLES``). ``page``
+    is a PyMuPDF page or its :class:`PageText`."""
+    span_dicts = [sp for b in page_text(page).blocks for ln in b.get("lines", ()) for sp in ln["spans"]]
     spans = [(sp["bbox"], sp["flags"]) for sp in span_dicts]
     if not spans or not words:
         return [""] * len(words)
@@ -300,7 +350,7 @@ def _inline_math_tokens(page, drawn: list[dict[str, Any]], emphasis: bool) -> li
         for latex, digest in zip(rec["tag"].get("inline_math", ()), rec["tag"].get("inline_digests", ())):
             names.setdefault(digest, latex)
     out = []
-    for info in page.get_image_info(hashes=True):
+    for info in page_text(page).images:
         latex = names.get(bytes(info["digest"]).hex())
         if latex is not None:
             tok = (*info["bbox"], inline_math.token(latex), _MATH, _MATH, _MATH)
@@ -323,7 +373,7 @@ def _split_at_formulas(page, words: list[tuple], formulas: list[tuple]) -> list[
                 cuts.setdefault(i, []).append(cx)
     if not cuts:
         return words
-    chars = [(ch["bbox"], ch["c"]) for b in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_WORDS)["blocks"]
+    chars = [(ch["bbox"], ch["c"]) for b in page_text(page).raw_blocks
              for ln in b.get("lines", ()) for sp in ln["spans"] for ch in sp["chars"]]
     out = []
     for i, w in enumerate(words):
@@ -343,9 +393,11 @@ def _split_at_formulas(page, words: list[tuple], formulas: list[tuple]) -> list[
 
 
 def read_regions(page, drawn: list[dict[str, Any]], lang: str, font_size: float) -> tuple[list[ReadRegion], int]:
-    """Regions in reading order (boxes in points, y down) and the count of unassigned words."""
-    H = float(page.rect.height)
-    words = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS, sort=False)
+    """Regions in reading order (boxes in points, y down) and the count of unassigned words.
+    ``page`` is a PyMuPDF page or its :class:`PageText`."""
+    page = page_text(page)
+    H = float(page.page.rect.height)
+    words = page.words
     emphasis = any(r["tag"].get("emphasis") for r in drawn)
     if emphasis:
         words = [tuple(w) + (style,) for w, style in zip(words, word_emphasis(page, words))]

@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-import pymupdf
+from synth.mupdf import pymupdf
 from PIL import Image
 
 
@@ -16,14 +16,22 @@ def open_page(pdf: bytes):
     return doc[0]
 
 
-def rasterize(page, long_side: int) -> tuple[Image.Image, float]:
-    """Render the page so its longer side is ``long_side`` px; return (RGB image, px per pt)."""
+def display_list(page):
+    """The page's drawing commands, interpreted once from the PDF: the pixmap and the
+    TextPage (``readback.PageText``) both run it, rather than each parsing the page."""
+    return page.get_displaylist()
+
+
+def rasterize(page, long_side: int, drawing=None) -> tuple[Image.Image, float]:
+    """Render the page (from its ``display_list`` when given) so its longer side is
+    ``long_side`` px; return (RGB image, px per pt)."""
     rect = page.rect
     scale = long_side / max(rect.width, rect.height)
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False, colorspace=pymupdf.csRGB)
-    img = Image.frombuffer("RGB", (pix.width, pix.height), pix.samples, "raw", "RGB", 0, 1)
-    # frombuffer shares the pixmap's memory: copy before the pixmap is freed.
-    return img.copy(), scale
+    source = drawing if drawing is not None else page
+    pix = source.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False, colorspace=pymupdf.csRGB)
+    # One copy of the pixels, straight from the pixmap's memory (``samples`` would copy
+    # them into bytes first).
+    return Image.frombytes("RGB", (pix.width, pix.height), pix.samples_mv), scale
 
 
 def apply_realism(img: Image.Image, rng: np.random.Generator, scan: bool,

@@ -40,12 +40,12 @@ class Watermark:
 @functools.lru_cache(maxsize=4)
 def _font_bytes(lang: str) -> bytes:
     if lang == "zh":
-        import pymupdf
+        from synth.mupdf import pymupdf
 
         return bytes(pymupdf.Font("cjk").buffer)  # Droid Sans Fallback, which the pages use too
-    import matplotlib
+    from synth.ocr1.fonts import mpl_font_dir
 
-    with open(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans-Bold.ttf"), "rb") as fh:
+    with open(os.path.join(mpl_font_dir(), "DejaVuSans-Bold.ttf"), "rb") as fh:
         return fh.read()
 
 

@@ -21,9 +21,8 @@ _WS = re.compile(r"\s+")
 _RST = re.compile(r"[*`]+|\"|\[\d+\]")
 
 
-@functools.lru_cache(maxsize=1)
-def english_sentences() -> tuple[str, ...]:
-    """Prose sentences from the Python reference manual (pydoc_data.topics)."""
+def _manual_sentences() -> list[str]:
+    """Parse the Python reference manual's prose into sentences (see :func:`english_sentences`)."""
     from pydoc_data.topics import topics
 
     out: list[str] = []
@@ -42,23 +41,54 @@ def english_sentences() -> tuple[str, ...]:
                 s = s.strip()
                 if 20 <= len(s) <= 300 and s[0].isupper() and s[-1] in ".!?" and s.isascii():
                     out.append(s)
-    return tuple(out)
+    return out
 
 
-@functools.lru_cache(maxsize=1)
-def english_words() -> tuple[str, ...]:
-    """Distinct lowercase words (3-12 letters) of both English sources, for titles and labels."""
+def _english_arrays() -> dict:
+    from synth.cache import pack_strings
     from synth.text_sources import wiki
 
+    sentences = _manual_sentences()
     seen: dict[str, None] = {}
-    for s in english_sentences():
+    for s in sentences:
         for w in s.split():
             w = w.strip(".,;:()!?'")
             if w.isalpha() and 3 <= len(w) <= 12:
                 seen.setdefault(w.lower(), None)
     for w in wiki.words():
         seen.setdefault(w, None)
-    return tuple(seen)
+    return {"sentences": pack_strings(sentences), "words": pack_strings(list(seen))}
+
+
+@functools.lru_cache(maxsize=1)
+def _english() -> dict:
+    """The manual's sentences and the English word list, made once per node (``synth.cache``)."""
+    import importlib.util
+    import sys
+
+    from synth import cache
+    from synth.text_sources import wiki
+
+    topics = importlib.util.find_spec("pydoc_data.topics").origin
+    k = cache.key("en-text", sys.version, cache.file_stamp(topics), cache.file_stamp(wiki.model_path()),
+                  cache.source_digest(__name__, "synth.text_sources.wiki"))
+    return cache.load_or_build("en-text", k, _english_arrays)
+
+
+@functools.lru_cache(maxsize=1)
+def english_sentences() -> tuple[str, ...]:
+    """Prose sentences from the Python reference manual (pydoc_data.topics)."""
+    from synth.cache import unpack_strings
+
+    return tuple(unpack_strings(_english()["sentences"]))
+
+
+@functools.lru_cache(maxsize=1)
+def english_words() -> tuple[str, ...]:
+    """Distinct lowercase words (3-12 letters) of both English sources, for titles and labels."""
+    from synth.cache import unpack_strings
+
+    return tuple(unpack_strings(_english()["words"]))
 
 
 def chinese_words() -> tuple[str, ...]:

@@ -6,12 +6,15 @@ The chain is the one that the ``essential_generators`` package ships
 single successor, so a walk reproduces long stretches of encyclopaedic English and
 switches topic where the articles share two words.
 
-The JSON is parsed once per process (about 2 s) into flat arrays. Walks draw only from
-the caller's numpy Generator: the same seed gives the same sentence in any process.
+The JSON is parsed once per node (about 3 s) into flat arrays kept in the node's cache
+(``synth.cache``), which a process loads in milliseconds. Walks draw only from the
+caller's numpy Generator: the same seed gives the same sentence in any process.
 """
 
 from __future__ import annotations
 
+import array
+import bisect
 import functools
 import importlib.util
 import json
@@ -33,11 +36,13 @@ _END = re.compile(r"(?:[a-z]{2,}|[0-9]+|\))[.!?]$")
 _NOT_ENDS = frozenset({"etc.", "vs.", "al.", "approx.", "ca.", "no.", "vol.", "pp.", "ed.", "eds."})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MarkovChain:
     """The chain as arrays: row r is the bigram ``(first[r], second[r])``; its successors
     are ``succ[offsets[r]:offsets[r + 1]]`` with cumulative weights ``cum`` (each row's
-    last weight is 1)."""
+    last weight is 1), and ``succ_row[j]`` is the row of the bigram that successor ``j``
+    leads to (``(second[r], succ[j])``, -1 when the articles never continue it), so a walk
+    needs no lookup. ``ends[t]`` says whether token ``t`` ends a sentence."""
 
     tokens: tuple[str, ...]
     first: np.ndarray
@@ -45,16 +50,27 @@ class MarkovChain:
     offsets: np.ndarray
     succ: np.ndarray
     cum: np.ndarray
-    rows: dict[tuple[int, int], int]
+    succ_row: np.ndarray
+    ends: np.ndarray
     openers: np.ndarray  # rows whose first token is a capitalised word seen after a sentence end
+    word_ids: np.ndarray  # tokens that are lowercase words of 3-12 letters, in first-seen order
 
-    def next_token(self, a: int, b: int, u: float) -> int | None:
-        """The successor of bigram (a, b) at uniform draw ``u``; None if (a, b) has none."""
-        r = self.rows.get((a, b))
-        if r is None:
-            return None
-        lo, hi = int(self.offsets[r]), int(self.offsets[r + 1])
-        return int(self.succ[lo + min(int(np.searchsorted(self.cum[lo:hi], u, side="right")), hi - lo - 1)])
+    @functools.cached_property
+    def _walk(self) -> tuple[array.array, array.array, array.array, array.array]:
+        # Plain typed arrays of the same numbers: indexing one gives a Python number about
+        # five times faster than a numpy scalar, and a walk indexes a dozen per token.
+        return (array.array("q", self.offsets.astype(np.int64).tobytes()),
+                array.array("i", self.succ.astype(np.int32).tobytes()),
+                array.array("i", self.succ_row.astype(np.int32).tobytes()),
+                array.array("d", self.cum.astype(np.float64).tobytes()))
+
+    def step(self, r: int, u: float) -> tuple[int, int]:
+        """(successor token, its row or -1) of row ``r`` at uniform draw ``u``."""
+        offsets, succ, succ_row, cum = self._walk
+        lo, hi = offsets[r], offsets[r + 1]
+        # bisect_right over cum[lo:hi] is numpy's searchsorted(side="right") on that slice.
+        j = lo if hi - lo == 1 else min(bisect.bisect_right(cum, u, lo, hi), hi - 1)
+        return succ[j], succ_row[j]
 
 
 def model_path() -> str:
@@ -66,9 +82,14 @@ def model_path() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "markov_textgen.json")
 
 
-@functools.lru_cache(maxsize=1)
-def chain() -> MarkovChain:
-    """The parsed chain (cached per process); tokens outside :data:`_TOKEN` are left out."""
+# Bump when _build's arrays change: the node cache then builds them again.
+_BUILD_VERSION = 2
+
+
+def _build() -> dict[str, np.ndarray]:
+    """Parse the JSON chain into the arrays of :class:`MarkovChain` (about 3 s; cached)."""
+    from synth.cache import pack_strings
+
     with open(model_path(), encoding="utf-8") as f:
         raw = json.load(f)
     ids: dict[str, int] = {}
@@ -97,13 +118,31 @@ def chain() -> MarkovChain:
     del raw
     tokens = tuple(ids)
     rows = {(a, b): r for r, (a, b) in enumerate(zip(first, second))}
+    owner = np.repeat(np.arange(len(first)), np.diff(np.asarray(offsets)))  # the row of each successor
+    succ_row = np.asarray([rows.get((second[r], c), -1) for r, c in zip(owner.tolist(), succ)], dtype=np.int32)
+    ends = np.asarray([_ends_sentence(t) for t in tokens], dtype=bool)
     # A capitalised word seen right after a sentence end opens sentences: the bigram (end, word)
     # exists only if the articles have that word there.
-    starts = {b for a, b in zip(first, second) if _OPENER.fullmatch(tokens[b]) and _ends_sentence(tokens[a])}
+    starts = {b for a, b in zip(first, second) if _OPENER.fullmatch(tokens[b]) and ends[a]}
     openers = np.asarray([r for r, a in enumerate(first) if a in starts], dtype=np.int64)
-    return MarkovChain(tokens, np.asarray(first, np.int32), np.asarray(second, np.int32),
-                       np.asarray(offsets, np.int64), np.asarray(succ, np.int32), np.asarray(cum, np.float64),
-                       rows, openers)
+    word_ids = np.asarray([i for i, t in enumerate(tokens) if _WORD.fullmatch(t)], dtype=np.int32)
+    return {"tokens": pack_strings(tokens), "first": np.asarray(first, np.int32), "second": np.asarray(second, np.int32),
+            "offsets": np.asarray(offsets, np.int64), "succ": np.asarray(succ, np.int32),
+            "cum": np.asarray(cum, np.float64), "succ_row": succ_row, "ends": ends, "openers": openers,
+            "word_ids": word_ids}
+
+
+@functools.lru_cache(maxsize=1)
+def chain() -> MarkovChain:
+    """The chain (cached per process, built once per node into ``synth.cache``); tokens
+    outside :data:`_TOKEN` are left out."""
+    from synth import cache
+
+    path = model_path()
+    a = cache.load_or_build("wiki-chain", cache.key("wiki-chain", _BUILD_VERSION, cache.file_stamp(path),
+                                                    cache.source_digest(__name__)), _build)
+    return MarkovChain(tuple(cache.unpack_strings(a["tokens"])), a["first"], a["second"], a["offsets"], a["succ"],
+                       a["cum"], a["succ_row"], a["ends"], a["openers"], a["word_ids"])
 
 
 def _ends_sentence(tok: str) -> bool:
@@ -117,22 +156,22 @@ def sentence(rng: np.random.Generator, min_words: int = 6, max_words: int = 40) 
     ch = chain()
     for _ in range(20):
         r = int(ch.openers[int(rng.integers(len(ch.openers)))])
-        a, b = int(ch.first[r]), int(ch.second[r])
-        out = [a, b]
+        out = [int(ch.first[r]), int(ch.second[r])]
         while len(out) < max_words:
-            if _ends_sentence(ch.tokens[out[-1]]):
+            if ch.ends[out[-1]]:
                 if len(out) >= min_words:
                     return " ".join(ch.tokens[t] for t in out)
                 break  # too short: walk again rather than run on past a full stop
-            c = ch.next_token(a, b, float(rng.random()))
-            if c is None:
+            u = float(rng.random())  # drawn before the row is checked, as the walk always did
+            if r < 0:
                 break
+            c, r = ch.step(r, u)
             out.append(c)
-            a, b = b, c
     return None
 
 
 @functools.lru_cache(maxsize=1)
 def words() -> tuple[str, ...]:
     """Distinct lowercase words (3-12 letters) of the chain, in first-seen order."""
-    return tuple(t for t in chain().tokens if _WORD.fullmatch(t))
+    ch = chain()
+    return tuple(ch.tokens[i] for i in ch.word_ids.tolist())

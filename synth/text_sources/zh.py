@@ -14,6 +14,8 @@ process.
 
 from __future__ import annotations
 
+import array
+import bisect
 import functools
 import importlib.resources
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ _DEGREE = ("很", "非常", "比较", "更加", "十分", "最")
 FUNCTION_WORDS = ("的", "是", "，", "。", "！", "？") + _DEGREE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WordClass:
     """Words of one class with the cumulative distribution they are drawn from."""
 
@@ -48,8 +50,14 @@ class WordClass:
 
     def draw(self, rng: np.random.Generator) -> str:
         """One word, by smoothed corpus frequency."""
-        i = int(np.searchsorted(self.cdf, rng.random(), side="right"))
+        # bisect_right on the same floats is numpy's searchsorted(side="right"), without
+        # its per-call overhead (a Chinese page draws a few hundred words).
+        i = bisect.bisect_right(self._cdf, rng.random())
         return self.words[min(i, len(self.words) - 1)]
+
+    @functools.cached_property
+    def _cdf(self) -> array.array:
+        return array.array("d", np.asarray(self.cdf, dtype=np.float64).tobytes())
 
 
 @dataclass(frozen=True)
@@ -68,13 +76,20 @@ class Lexicon:
         return out
 
 
-@functools.lru_cache(maxsize=1)
-def lexicon() -> Lexicon:
-    """The lexicon (cached per process), restricted to words whose every character
-    PyMuPDF's CJK font can draw, so that no word is labelled but not rendered."""
-    import pymupdf
+# Bump when _build's arrays change: the node cache then builds them again.
+_BUILD_VERSION = 1
 
-    text = (importlib.resources.files("jieba") / "dict.txt").read_text(encoding="utf-8")
+
+def _dict_path():
+    return importlib.resources.files("jieba") / "dict.txt"
+
+
+def _build() -> dict[str, np.ndarray]:
+    """Parse jieba's dictionary into the lexicon's arrays (about 0.5 s; cached per node)."""
+    from synth.cache import pack_strings
+    from synth.mupdf import pymupdf
+
+    text = _dict_path().read_text(encoding="utf-8")
     rows = []
     for line in text.splitlines():
         word, freq, tag = line.split(" ")
@@ -83,13 +98,29 @@ def lexicon() -> Lexicon:
     font = pymupdf.Font("cjk")
     drawable = {c for c in {c for w, _f, _t in rows for c in w} if font.has_glyph(ord(c))}
     rows = [r for r in rows if set(r[0]) <= drawable]
-    classes = {}
+    out = {}
     for name, tags in _CLASSES.items():
         members = [(w, f) for w, f, t in rows if t in tags]  # file order: the same in every process
         cdf = np.cumsum(np.asarray([f for _w, f in members], dtype=float) ** _SMOOTHING)
-        classes[name] = WordClass(tuple(w for w, _f in members), cdf / cdf[-1])
+        out[f"{name}.words"] = pack_strings([w for w, _f in members])
+        out[f"{name}.cdf"] = cdf / cdf[-1]
     nouns = sorted((r for r in rows if r[2] in _NOUN_TAGS and len(r[0]) >= 2), key=lambda r: (-r[1], r[0]))
-    return Lexicon(classes, tuple(w for w, _f, _t in nouns))
+    out["nouns"] = pack_strings([w for w, _f, _t in nouns])
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    """The lexicon (cached per process, built once per node into ``synth.cache``),
+    restricted to words whose every character PyMuPDF's CJK font can draw, so that no
+    word is labelled but not rendered."""
+    from synth import cache
+    from synth.mupdf import pymupdf
+
+    a = cache.load_or_build("zh-lexicon", cache.key("zh-lexicon", _BUILD_VERSION, cache.file_stamp(str(_dict_path())),
+                                                    pymupdf.VersionBind, cache.source_digest(__name__)), _build)
+    classes = {name: WordClass(tuple(cache.unpack_strings(a[f"{name}.words"])), a[f"{name}.cdf"]) for name in _CLASSES}
+    return Lexicon(classes, tuple(cache.unpack_strings(a["nouns"])))
 
 
 def _noun_phrase(rng: np.random.Generator, lex: Lexicon) -> list[str]:

@@ -1,0 +1,180 @@
+"""What makes OCR 1.0 pages start fast and stay lean (issue 18): the node cache of derived
+products, PyMuPDF without its add-ons, the inline-formula pool, bounded memos, the batched
+binning and the pandas-free shard encoder."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from synth import cache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty node cache for the test (and for subprocesses it starts)."""
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_products_are_built_once_then_loaded_and_checked_by_hash(fresh_cache):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"a": np.arange(5, dtype=np.int32), "s": cache.pack_strings(["一", "two"]), "x": np.asarray(0.5)}
+
+    first = cache.load_or_build("demo", "k1", build)
+    again = cache.load_or_build("demo", "k1", build)
+    assert len(calls) == 1  # the second came from the file
+    assert again.keys() == first.keys() and all(np.array_equal(again[k], first[k]) for k in first)
+    assert again["x"].shape == () and cache.unpack_strings(again["s"]) == ["一", "two"]
+    path = fresh_cache / "demo" / "k1.bin"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # a flipped bit in the arrays: the stored sha256 no longer matches
+    path.write_bytes(bytes(data))
+    assert np.array_equal(cache.load_or_build("demo", "k1", build)["a"], first["a"]) and len(calls) == 2
+
+
+def test_an_unwritable_cache_builds_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv(cache.ENV, str(blocker / "cache"))
+    cache._warn_unwritable.cache_clear()
+    with pytest.warns(RuntimeWarning, match="not writable"):
+        got = cache.load_or_build("demo", "k", lambda: {"a": np.ones(3)})
+    assert got["a"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_cached_text_models_and_renders_equal_fresh_ones(fresh_cache):
+    """The Chinese lexicon, the code listings, an equation raster and a pooled chart: what
+    a later process loads is what the first one built (same words, weights and pixels)."""
+    from synth.ocr1 import code_sources, equations, figures
+    from synth.text_sources import zh
+
+    fns = (zh.lexicon, code_sources.pools, equations._product, equations.rasterize, figures._pooled_chart)
+    for fn in fns:
+        fn.cache_clear()
+    built = (zh.lexicon(), code_sources.pools(), equations.rasterize(equations.entry(45), "cm"),
+             figures._pooled_chart(3, "zh"))
+    for fn in fns:
+        fn.cache_clear()
+    loaded = (zh.lexicon(), code_sources.pools(), equations.rasterize(equations.entry(45), "cm"),
+              figures._pooled_chart(3, "zh"))
+    (lex_b, code_b, (img_b, *m_b), chart_b), (lex_l, code_l, (img_l, *m_l), chart_l) = built, loaded
+    assert lex_b.nouns == lex_l.nouns and all(
+        lex_b.classes[k].words == lex_l.classes[k].words and np.array_equal(lex_b.classes[k].cdf, lex_l.classes[k].cdf)
+        for k in lex_b.classes)
+    assert code_b == code_l and sum(map(len, code_l.values())) > 1000
+    assert img_b.tobytes() == img_l.tobytes() and m_b == m_l
+    assert chart_b == chart_l and chart_l[0][:2] == b"\xff\xd8"  # a JPEG
+    assert len(list((fresh_cache / "zh-lexicon").glob("*.bin"))) == 1
+    for fn in fns:
+        fn.cache_clear()  # later tests read the default cache again
+
+
+def test_workers_import_no_layout_model_matplotlib_or_pandas():
+    """A worker's page needs none of them: PyMuPDF's layout/markdown add-ons (onnxruntime),
+    matplotlib (fonts are found by path, formulas come from the cache) and pandas (the
+    shard encoder builds Arrow buffers itself). pymupdf.layout still imports on request."""
+    code = """
+import sys, numpy as np
+from synth.ocr1 import Config, generate, pools
+from annotate.ocr1 import records
+from synth.rows import sample_to_row
+from synth.shards import encode_table
+cfg = Config(langs={"en": 1.0}, chart_prob=0.0, inline_math_prob=1.0, equation_pool=3, inline_math_pool=3)
+pools.warm(cfg)
+for m in ("matplotlib", "pandas"):
+    sys.modules.pop(m, None)  # warming drew the formulas; a worker on a warm node never does
+before = set(sys.modules)
+rows = [sample_to_row(f"t/{s}", g, records(g)) for s in range(3) for g in [generate(cfg, np.random.default_rng(s))]]
+encode_table(rows)
+new = set(sys.modules) - before
+print(sorted(m for m in new if m.split(".")[0] in ("matplotlib", "pandas", "onnxruntime", "pymupdf4llm")
+             or m.startswith("pymupdf.layout")))
+import pymupdf.layout
+print("layout ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["[]", "layout ok"], out.stdout
+
+
+def test_inline_formulas_come_from_the_seeded_pool():
+    """Pages draw inline formulas from a finite pool (each rendered once per node), the same
+    pool in every process: entry i is a pure function of i."""
+    from synth.ocr1 import Config, inline_math, render_pdf
+
+    cfg = Config(langs={"en": 0.5, "zh": 0.5}, inline_math_prob=1.0, emphasis_prob=0.0, inline_math_pool=12)
+    pool = {inline_math.entry(i) for i in range(12)}
+    drawn = [f for s in range(4) for p in render_pdf(cfg, np.random.default_rng(s))[1].body
+             for f in getattr(p, "tag", {}).get("inline_math", ())]
+    assert len(drawn) >= 6 and set(drawn) <= pool
+    inline_math.entry.cache_clear()
+    assert {inline_math.entry(i) for i in range(12)} == pool
+
+
+def test_every_in_process_memo_is_bounded():
+    """Pools may be asked to hold 100,000 entries; no per-process memo grows without bound."""
+    import importlib
+    import pkgutil
+
+    import synth.ocr1
+    import synth.text_sources
+
+    unbounded = []
+    for pkg in (synth.ocr1, synth.text_sources):
+        for info in pkgutil.iter_modules(pkg.__path__):
+            mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+            for name, obj in vars(mod).items():
+                if isinstance(obj, functools._lru_cache_wrapper) and obj.cache_parameters()["maxsize"] is None:
+                    unbounded.append(f"{mod.__name__}.{name}")
+    # face_set and mono_face: one entry per font family (10), registered with reportlab once.
+    assert sorted(unbounded) == ["synth.ocr1.fonts.face_set", "synth.ocr1.fonts.mono_face"]
+
+
+def test_batched_binning_equals_the_box_rule():
+    from formats.bins import box_to_bins, boxes_to_bins
+
+    rng = np.random.default_rng(0)
+    b = rng.uniform(-50, 1100, size=(20_000, 4))
+    b[:500, 2] = b[:500, 0]  # degenerate widths
+    b[500:1000] = 1024.0  # degenerate at the last bin
+    b[1000:2000] = np.round(b[1000:2000] * 2) / 2  # halves: rounding ties
+    b[2000:2500, [0, 2]] = b[2000:2500, [2, 0]]  # reversed corners
+    want = np.asarray([box_to_bins(r, 724, 1024) for r in b])
+    assert np.array_equal(boxes_to_bins(b, 724, 1024), want)
+
+
+def test_encoded_shards_read_back_as_the_rows(tmp_path):
+    """The buffer-built Arrow columns equal pyarrow's own conversion, nulls included (a
+    text-only row has no image), and load with `datasets`."""
+    from annotate.ocr1 import records
+    from synth.ocr1 import Config, generate
+    from synth.rows import sample_to_row
+    from synth.shards import SCHEMA, encode_table
+
+    rows = []
+    for s in range(2):
+        page = generate(Config(locate_queries=2), np.random.default_rng(s))
+        rows.append(sample_to_row(f"t/00000/{s:05d}", page, records(page)))
+    rows.append(dict(rows[0], id="t/00000/00002", image=None, width=0, height=0, regions=[], lines=[]))
+    rows = rows * 70  # 210 rows: three record batches
+    data = encode_table(rows)
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    assert table.equals(pa.Table.from_pylist(rows, schema=SCHEMA)) and table.to_pylist() == rows
+    datasets = pytest.importorskip("datasets")
+    (tmp_path / "shard.arrow").write_bytes(data)
+    ds = datasets.Dataset.from_file(str(tmp_path / "shard.arrow"))
+    assert ds.num_rows == 210 and ds[2]["image"] is None and ds[0]["image"].size == (rows[0]["width"], rows[0]["height"])

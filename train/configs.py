@@ -255,6 +255,7 @@ def _paper() -> ModelConfig:
 
 
 _CONFIGS = {"tiny": _tiny, "small": _small, "paper": _paper}
+CONFIG_NAMES = tuple(_CONFIGS)
 
 
 def get_config(name: str) -> ModelConfig:

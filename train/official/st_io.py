@@ -120,6 +120,12 @@ class SafetensorsWriter:
             self.f.write(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
         self.i += 1
 
+    def abort(self) -> None:
+        """Drop the unfinished file (after an error mid-write)."""
+        self.f.close()
+        if self.tmp.exists():
+            os.unlink(self.tmp)
+
     def close(self) -> None:
         """Finish the file (renamed into place only when every tensor was written)."""
         self.f.close()

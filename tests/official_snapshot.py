@@ -96,29 +96,50 @@ def scaled_tokenizer_json(path: Path, rows: int = 1000) -> Path:
 
 
 def write_snapshot(out: Path, spec: list[tuple[str, tuple[int, ...]]], config: dict,
-                   dtype: torch.dtype = torch.float32, tokenizer: bool = True) -> Path:
+                   dtype: torch.dtype = torch.float32, tokenizer: bool = True) -> str:
     """An official-format snapshot in ``out``: config.json, model.safetensors holding
     weights.py's tensor for every (name, shape) of ``spec`` (streamed: one tensor in
-    memory at a time), and a reduced tokenizer.json."""
+    memory at a time), and a reduced tokenizer.json. Returns weights.py's digest of the
+    float32 tensors (``state_dict_digest``, computed as they stream)."""
+    import hashlib
+
     from train.official.st_io import SafetensorsWriter
 
     w = weights_module()
     out.mkdir(parents=True, exist_ok=True)
     writer = SafetensorsWriter(out / "model.safetensors", [(n, dtype, tuple(s)) for n, s in spec])
+    digest = hashlib.sha256()
     for name, shape in spec:
-        writer.write(name, torch.from_numpy(w.official_tensor(name, shape)).to(dtype))
+        value = w.official_tensor(name, shape)
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(value, dtype=np.float32).tobytes())
+        writer.write(name, torch.from_numpy(value).to(dtype))
     writer.close()
     (out / "config.json").write_text(json.dumps(config, indent=1))
     if tokenizer:
         scaled_tokenizer_json(out / "tokenizer.json", config["vocab_size"])
-    return out
+    return digest.hexdigest()
 
 
 def parity_snapshot(out: Path) -> Path:
-    """The fixture's reduced model as an official-format float32 snapshot (1.7 GB, ~15 s)."""
+    """The fixture's reduced model as an official-format float32 snapshot (1.7 GB, ~8 s of
+    CPU). A changed numpy random stream fails here, by the fixture's recorded digest,
+    rather than as a parity error."""
     fx = fixture_dir()
     spec = [(n, tuple(s)) for n, s in json.loads((fx / "keys.json").read_text())]
-    return write_snapshot(out, spec, official_config(fixture_config()["reduced_decoder"]))
+    digest = write_snapshot(out, spec, official_config(fixture_config()["reduced_decoder"]))
+    want = fixture_config()["weights"]["sha256"]
+    if digest != want:
+        pytest.fail(f"weights.py gave tensors of digest {digest}, the fixture's were {want} (numpy "
+                    f"{np.__version__}: its random stream differs from the one the fixture was made with)",
+                    pytrace=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def parity_snapshot_dir(tmp_path_factory) -> Path:
+    """The parity fixture's model as an official-format snapshot, made once per session."""
+    return parity_snapshot(tmp_path_factory.mktemp("official") / "DeepSeek-OCR-parity")
 
 
 def relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
@@ -158,4 +179,5 @@ def small_snapshot(out: Path, dtype: torch.dtype = torch.bfloat16) -> Path:
     from train.official.names import official_shapes
 
     spec = list(official_shapes(small_model_config()).items())
-    return write_snapshot(out, spec, official_config(SMALL_DECODER, SMALL_VISION), dtype=dtype)
+    write_snapshot(out, spec, official_config(SMALL_DECODER, SMALL_VISION), dtype=dtype)
+    return out

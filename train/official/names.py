@@ -28,11 +28,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import torch
+
 from train.configs import DecoderConfig, EncoderConfig, ModelConfig
+from train.model.ocr_model import OCRModel
 
 # The one official tensor our model has no parameter for (see the module docstring).
 CLIP_PATCH_EMBEDDING = "model.vision_model.embeddings.patch_embedding.weight"
 CLIP_PATCH = 14  # CLIP-L/14's patch side, the unused patch embedding's kernel
+CLIP_POSITIONS = "model.vision_model.embeddings.position_embedding.weight"
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,9 @@ class OfficialTarget:
     rows: tuple[int, int] | None = None
 
 
-def _index(t, index: tuple):
-    """``t`` indexed by a Piece index (ints and (start, stop) pairs)."""
+def region(t: torch.Tensor, index: tuple) -> torch.Tensor:
+    """The region (a view) of tensor ``t`` that a Piece index names: ints pick, (start, stop) pairs slice."""
     return t[tuple(slice(*i) if isinstance(i, tuple) else i for i in index)] if index else t
-
-
-def region(t, index: tuple):
-    """The region of tensor ``t`` a Piece index names (a view)."""
-    return _index(t, index)
 
 
 def _encoder_pieces(enc: EncoderConfig) -> list[Piece]:
@@ -93,8 +92,8 @@ def _encoder_pieces(enc: EncoderConfig) -> list[Piece]:
             Piece(s + "net_3.weight", "encoder.compressor.conv2.weight")]
     v, c = "model.vision_model.", "encoder.clip."
     out += [Piece(v + "embeddings.class_embedding", c + "class_embedding"),
-            Piece(v + "embeddings.position_embedding.weight", c + "class_pos", (0,)),
-            Piece(v + "embeddings.position_embedding.weight", c + "pos_embed", ((1, 1 + enc.clip_pos_grid ** 2),)),
+            Piece(CLIP_POSITIONS, c + "class_pos", (0,)),
+            Piece(CLIP_POSITIONS, c + "pos_embed", ((1, 1 + enc.clip_pos_grid ** 2),)),
             Piece(v + "pre_layrnorm.weight", c + "pre_ln.weight"),
             Piece(v + "pre_layrnorm.bias", c + "pre_ln.bias")]
     for i in range(enc.clip_depth):
@@ -158,25 +157,19 @@ def pieces(cfg: ModelConfig) -> list[Piece]:
 def official_shapes(cfg: ModelConfig, vocab_size: int | None = None) -> dict[str, tuple[int, ...]]:
     """Every official checkpoint key of a model of ``cfg`` with its shape (the unused CLIP
     patch embedding included): what a checkpoint must hold and what an export writes."""
-    enc, dec = cfg.encoder, cfg.decoder
-    vocab = vocab_size or dec.vocab_size
-    shapes: dict[str, tuple[int, ...]] = {}
-    from train.model.ocr_model import OCRModel
-
-    import torch
-
-    with torch.device("meta"):
-        model = OCRModel(cfg, vocab, 0)
+    enc = cfg.encoder
+    with torch.device("meta"):  # shapes only: nothing allocated
+        model = OCRModel(cfg, vocab_size or cfg.decoder.vocab_size, 0)
     ours = dict(model.named_parameters())
-    grid = enc.clip_pos_grid
+    shapes: dict[str, tuple[int, ...]] = {}
     for p in pieces(cfg):
-        region_shape = tuple(region(ours[p.ours], p.ours_index).shape)
-        if p.official.endswith("position_embedding.weight"):
-            shapes[p.official] = (1 + grid * grid, enc.clip_width)
-        elif p.official_index:
-            shapes[p.official] = (1, *region_shape)
+        ours_shape = tuple(region(ours[p.ours], p.ours_index).shape)
+        if p.official == CLIP_POSITIONS:  # two pieces: the class row and the grid's rows
+            shapes[p.official] = (1 + enc.clip_pos_grid ** 2, enc.clip_width)
+        elif p.official_index:  # SAM's pos_embed: ours with a leading 1
+            shapes[p.official] = (1, *ours_shape)
         else:
-            shapes[p.official] = region_shape
+            shapes[p.official] = ours_shape
     shapes[CLIP_PATCH_EMBEDDING] = (enc.clip_width, 3, CLIP_PATCH, CLIP_PATCH)
     return shapes
 

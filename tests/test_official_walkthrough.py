@@ -118,16 +118,16 @@ def test_a_resumed_official_run_continues_from_its_checkpoint(small, tmp_path, o
     from train.loop import TrainArgs, Trainer
 
     def args(out, **kw):
-        return TrainArgs(init_official=str(small), data=[str(ocr1_dataset)], out=str(out), mode=["tiny"], steps=3,
-                         warmup=1, lr=1e-3, batch_size=1, workers=0, device="cpu", log_every=1, tasks=["ocr1.free_ocr"],
-                         **kw)
+        return TrainArgs(init_official=str(small), data=[str(ocr1_dataset)], out=str(out), mode=["tiny"], steps=2,
+                         warmup=1, lr=1e-3, batch_size=1, workers=0, device="cpu", log_every=1, max_len=1024,
+                         tasks=["ocr1.free_ocr"], **kw)
 
     whole = Trainer(args(tmp_path / "whole")).fit()["history"]
-    Trainer(args(tmp_path / "cut", stop_after=2)).fit()
+    Trainer(args(tmp_path / "cut", stop_after=1)).fit()
     resumed = Trainer(args(tmp_path / "cut"))
-    assert resumed.resumed_from and resumed.step == 2
+    assert resumed.resumed_from and resumed.step == 1
     rest = resumed.fit()["history"]
-    assert rest[0]["step"] == 3 and abs(rest[0]["loss"] - whole[2]["loss"]) < 1e-5
+    assert rest[0]["step"] == 2 and abs(rest[0]["loss"] - whole[1]["loss"]) < 1e-5
 
 
 def test_bad_snapshots_stop_the_cli_before_training_with_one_line(small, tmp_path):
@@ -139,12 +139,11 @@ def test_bad_snapshots_stop_the_cli_before_training_with_one_line(small, tmp_pat
     cfg["architectures"] = ["DeepseekOCR2ForCausalLM"]
     (bad / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for snapshot in (bad, tmp_path / "missing"):
-        out = subprocess.run([sys.executable, "-m", "train", "--init-official", str(snapshot), "--data", str(tmp_path),
-                              "--out", str(tmp_path / "run"), "--device", "cpu"], capture_output=True, text=True,
-                             env=env, cwd=tmp_path, timeout=300)
-        assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
-        assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()
+    out = subprocess.run([sys.executable, "-m", "train", "--init-official", str(bad), "--data", str(tmp_path),
+                          "--out", str(tmp_path / "run"), "--device", "cpu"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert "DeepSeek-OCR-2" in out.stderr and not (tmp_path / "run").exists()  # refused before the run began
     out = subprocess.run([sys.executable, "-m", "train.evaluate", "--init-official", str(bad), "--data", str(tmp_path)],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert out.returncode == 2 and "DeepSeek-OCR-2" in out.stderr and out.stderr.count("\n") == 1, out.stderr

@@ -126,3 +126,20 @@ def test_load_then_export_is_the_identity_on_every_tensor(loaded, parity_snapsho
               "num_experts_per_tok", "moe_intermediate_size", "intermediate_size", "hidden_size", "vision_config"):
         assert written[k] == given[k], k
     assert written["language_config"]["n_routed_experts"] == given["language_config"]["n_routed_experts"]
+
+
+def test_the_torch_resize_centres_the_letterbox_where_pil_does():
+    """The faster resize path (resize_kernel "torch", the named configs' default) places
+    the page at ImageOps.pad's offset too: round half to even, so the fixture's Base page
+    (725 px wide in 1024) starts at column 150, not 149."""
+    from PIL import ImageOps
+
+    from train.configs import EncoderConfig
+    from train.model.vision_inputs import PAD_GREY
+
+    img = Image.new("RGB", (453, 640), (10, 200, 30))  # one colour: every resampler gives it back exactly
+    view = fit_image(img, "base", EncoderConfig()).global_view
+    cols = (view[1, 512] == 200).nonzero().flatten()
+    assert (int(cols.min()), int(cols.max())) == (150, 874)
+    pil = ImageOps.pad(img, (1024, 1024), color=PAD_GREY)
+    assert torch.equal(view, torch.from_numpy(np.asarray(pil)).permute(2, 0, 1))

@@ -6,7 +6,10 @@ The result loads in the official HF remote code unchanged (docs/finetune.md): of
 key names and layouts, config.json, tokenizer files, and the remote code and configs of
 the snapshot the run started from (``--init-official``). A LoRA run's adapters are merged
 into the base weights first (``train.lora.merge_lora``). The run must use DeepSeek-OCR's
-tokenizer: the official code hard-codes ``<image>`` = 128815, bos 0 and eos 1.
+tokenizer: the official code hard-codes ``<image>`` = 128815, bos 0 and eos 1. A run that
+did not start from a snapshot (``--official-tokenizer`` from scratch) has no remote code to
+carry over: its export holds the weights, config.json and tokenizer, and the official
+``*.py`` files and ``auto_map`` have to be copied in from a hub snapshot.
 """
 
 from __future__ import annotations

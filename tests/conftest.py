@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.official_snapshot import parity_snapshot_dir  # noqa: F401  (a session fixture: train.official's tests)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

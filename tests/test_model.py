@@ -128,9 +128,11 @@ def test_a_batch_mixing_modes_gives_each_row_what_it_gets_alone():
         one = m(ids[b:b + 1, :len(r)], mask[b:b + 1, :len(r)], vis[b:b + 1]).logits[0]
         torch.testing.assert_close(batch[b, :len(r)], one, atol=1e-4, rtol=1e-4)
     # A view that contradicts its mode is refused before any encoding.
-    bad = dataclasses.replace(vis[2], mode="gundam")
+    bad = dataclasses.replace(vis[1], tiles=None)  # a tiled grid without its tiles
     with pytest.raises(ValueError, match="with no tiles"):
         m.encoder([bad])
+    with pytest.raises(ValueError, match="with tiles"):  # tiles in a mode that takes none
+        m.encoder([dataclasses.replace(vis[2], tiles=vis[1].tiles)])
 
 
 # -- image fitting -------------------------------------------------------------

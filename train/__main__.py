@@ -38,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.print_args:
         print(json.dumps(dataclasses.asdict(args), indent=1))
         return 0
-    summary = train(args)
+    from train.official.config import OfficialFormatError
+
+    try:
+        summary = train(args)
+    except OfficialFormatError as exc:  # a snapshot or tokenizer refused before training: one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"step": summary["step"], "run_dir": summary["run_dir"]}))
     return 0
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file, save_model
 
 LATEST = "latest"
 ADAPTERS = "lora_adapters"  # state.json's model_tensors when model.safetensors holds LoRA adapters only
@@ -104,10 +105,19 @@ def latest(run_dir: str | Path) -> Path | None:
 
 
 def load_model_weights(ckpt: str | Path, model: torch.nn.Module, strict: bool = True) -> None:
-    """Load a checkpoint's model.safetensors into model (in place)."""
-    missing, unexpected = load_model(model, str(Path(ckpt) / "model.safetensors"), strict=strict)
-    if strict and (missing or unexpected):
-        raise RuntimeError(f"{ckpt}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    """Load a checkpoint's model.safetensors into model (in place), one tensor at a time, so
+    the host holds the model plus its largest tensor (the paper model's file is 13 GB)."""
+    path = Path(ckpt) / "model.safetensors"
+    state = model.state_dict()  # the model's own parameter and buffer tensors, by name
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        missing, unexpected = sorted(set(state) - set(keys)), sorted(set(keys) - set(state))
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"{ckpt}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+        with torch.no_grad():
+            for key in keys:
+                if key in state:
+                    state[key].copy_(f.get_tensor(key))
 
 
 def load_state_dict(ckpt: str | Path) -> dict[str, torch.Tensor]:

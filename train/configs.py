@@ -19,6 +19,8 @@ MODES = ("tiny", "small", "base", "large", "gundam", "gundam_m")
 # and Gundam-M, the "master" mode the paper reaches by continued training (n x 1024 + 1280).
 TILED_MODES = ("gundam", "gundam_m")
 
+RESIZE_KERNELS = ("torch", "pil")
+
 # Two stride-2 convolutions after the 16 px patches: one vision token per 64 px.
 COMPRESSION_STRIDE = 4
 
@@ -53,11 +55,20 @@ class EncoderConfig:
         tile_size: side of a Gundam local tile.
         gundam_global_size: side of Gundam's padded global view.
         gundam_min_tiles: fewest Gundam tiles (i*j).
-        gundam_max_tiles: most Gundam tiles (i*j).
+        gundam_max_tiles: most Gundam tiles (i*j): 9 in the official HF code (the default),
+            6 in its vLLM config (``MAX_CROPS``); either is a valid choice for released weights.
         gundam_tokens_per_tile_side: q of DESIGN.md §1 (vision tokens per tile side); must
             equal tile_size / 64. Kept explicit so configs state the paper's q = 10.
         gundam_m_tile_size: side of a Gundam-M local tile (same tiling rule as Gundam).
         gundam_m_global_size: side of Gundam-M's padded global view.
+        pos_antialias: resize SAM's and CLIP's absolute position tables (learned for
+            sam_img_size and clip_pos_grid) to other grids with antialiased bicubic, as the
+            official code does. False is the project's earlier plain bicubic: a config
+            without this field (every run trained before it existed) keeps that behaviour.
+            Official weights set it (train.official); Base mode (the learned grid) is the same either way.
+        resize_kernel: how pages are resized to views: "torch" (the uint8 antialiased
+            bicubic kernel, about 7x faster than PIL, within a few grey levels of it) or "pil"
+            (PIL's BICUBIC and ImageOps.pad, the official preprocessing pixel for pixel).
     """
 
     patch_size: int = 16
@@ -88,6 +99,8 @@ class EncoderConfig:
     gundam_tokens_per_tile_side: int = 10
     gundam_m_tile_size: int = 1024
     gundam_m_global_size: int = 1280
+    pos_antialias: bool = False
+    resize_kernel: str = "torch"
 
     def __post_init__(self) -> None:
         unit = self.patch_size * COMPRESSION_STRIDE
@@ -104,6 +117,8 @@ class EncoderConfig:
         if bad:
             raise ValueError(f"EncoderConfig.sam_global_blocks={self.sam_global_blocks}: indices {bad} "
                              f"outside 0..{self.sam_depth - 1}")
+        if self.resize_kernel not in RESIZE_KERNELS:
+            raise ValueError(f"EncoderConfig.resize_kernel={self.resize_kernel!r}: valid are {', '.join(RESIZE_KERNELS)}")
         if self.clip_act not in ("quick_gelu", "gelu"):
             raise ValueError(f"EncoderConfig.clip_act={self.clip_act!r}: valid are 'quick_gelu', 'gelu'")
         for name, w, h in (("sam", self.sam_width, self.sam_heads), ("clip", self.clip_width, self.clip_heads)):
@@ -240,6 +255,7 @@ def _paper() -> ModelConfig:
 
 
 _CONFIGS = {"tiny": _tiny, "small": _small, "paper": _paper}
+CONFIG_NAMES = tuple(_CONFIGS)
 
 
 def get_config(name: str) -> ModelConfig:

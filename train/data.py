@@ -25,7 +25,7 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from train.tokenizer import IGNORE_INDEX, OCRTokenizer, split_prompt
+from train.tokenizer import IGNORE_INDEX, OCRTokenizer
 
 # Columns the loader reads per example; everything else stays unread on disk.
 _TRAIN_COLUMNS = ("records", "image")
@@ -169,7 +169,7 @@ class OCRDataset(Dataset):
                     if cfg.tasks and rec["task"] not in cfg.tasks:
                         continue
                     self.examples.append(ExampleRef(s, r, k, group))
-                    prompts.append(split_prompt(rec["prompt"], img_ok))
+                    prompts.append(tok.instruction(rec["prompt"], img_ok))
                     targets.append(rec["target"])
                     n_img.append(n)
                 group += 1

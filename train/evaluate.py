@@ -1,6 +1,11 @@
 """Evaluate a trained run on held-out shards (DESIGN.md §3).
 
     python -m train.evaluate --run RUN_DIR --data DIR --mode base --out eval.json
+    python -m train.evaluate --init-official ckpt/DeepSeek-OCR --data DIR --mode base --out before.json
+
+``--init-official`` evaluates the released model of a local snapshot as it is (the
+official tokenizer and prompt template, the records' own prompts); a run made with
+``python -m train --init-official`` is evaluated with ``--run`` and uses them too.
 
 Text outputs: normalised edit distance and word-set precision/recall/F1, overall, per
 task, per bucket of reference text tokens and per compression ratio (text tokens /
@@ -284,11 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="training run directory")
+    src.add_argument("--init-official", metavar="DIR",
+                     help="a local snapshot of the released DeepSeek-OCR, evaluated before any fine-tuning")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--data", nargs="+", required=True, help="held-out shard directories or files")
     p.add_argument("--mode", nargs="+", default=None,
-                   help="resolution mode(s); several give one report each (default: the modes the run trained)")
+                   help="resolution mode(s); several give one report each (default: the modes the run trained; "
+                        "gundam, the official default, with --init-official)")
     p.add_argument("--out", default="eval.json")
     p.add_argument("--tasks", nargs="*", default=[])
     p.add_argument("--limit", type=int, default=0, help="evaluate at most this many examples (0: all)")
@@ -310,7 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)}")
     if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
         p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
-    run = load_run(a.run, a.checkpoint, a.device)
+    from train.generate import load_official_run
+    from train.official.config import OfficialFormatError
+
+    try:
+        run = load_official_run(a.init_official, a.device) if a.init_official else load_run(a.run, a.checkpoint, a.device)
+    except OfficialFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
     shards = ShardSet(a.data, a.allow_incomplete)
     data = held_out(run, shards, a.tasks, a.limit, tuple(a.text_tokens) if a.text_tokens else None)
@@ -324,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['mode']}: {r['n_examples']} examples: edit {t['edit_distance']:.3f} P {t['precision']:.3f} "
               f"R {t['recall']:.3f} F1 {t['f1']:.3f}")
     # One mode: the report itself; several: one report per mode under "modes".
-    doc = {**reports[0], "run": str(a.run)} if len(reports) == 1 else \
-        {"run": str(a.run), "modes": {r["mode"]: r for r in reports}}
+    source = str(a.run or a.init_official)
+    doc = {**reports[0], "run": source} if len(reports) == 1 else \
+        {"run": source, "modes": {r["mode"]: r for r in reports}}
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=float))
     print(f"-> {out}")
     return 0

@@ -2,6 +2,7 @@
 
     python -m train.generate --run RUN_DIR --image a.png b.png --mode base \\
         --prompt "<image>\\n<|grounding|>Convert the document to markdown."
+    python -m train.generate --init-official ckpt/DeepSeek-OCR --image a.png   # the released model
 
 Prints one JSON line per image ({image, text, boxes}) and writes ``<stem>.boxes.png``
 beside ``--out-dir`` for outputs that contain ``<|det|>`` boxes.
@@ -60,11 +61,27 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     args = info["args"]
     # The resolved config run.json stores: the run rebuilds even if its YAML file moved.
     config = config_from_dict(info["model_config"], str(info_path)) if "model_config" in info else args["config"]
-    model, mcfg = build_model(config, args["stage"], tok)
-    load_model_from_checkpoint(model, resolve_checkpoint(checkpoint or run_dir))  # a LoRA run's: base + adapters, merged
+    ckpt = resolve_checkpoint(checkpoint or run_dir)
+    with torch.device("meta"):  # no random init: every weight comes from the checkpoint (strict)
+        model, mcfg = build_model(config, args["stage"], tok, info.get("vocab_size"))
+    model = model.to_empty(device="cpu")
+    load_model_from_checkpoint(model, ckpt)  # a LoRA run's: base + adapters, merged
     dev = torch.device("cuda" if (device == "auto" and torch.cuda.is_available()) or device == "cuda" else "cpu")
     model.to(dev).eval()
     return LoadedRun(model, tok, mcfg.encoder, info, dev)
+
+
+def load_official_run(snapshot: str | Path, device: str = "auto", mode: str = "gundam") -> LoadedRun:
+    """The released model of a local snapshot, ready for inference like a run (official
+    tokenizer and template; bfloat16 weights on CUDA, float32 on the CPU). ``mode`` is what
+    :attr:`LoadedRun.default_mode` answers: the official ``infer()``'s default is Gundam."""
+    from train.official.load import load_official
+
+    dev = torch.device("cuda" if (device == "auto" and torch.cuda.is_available()) or device == "cuda" else "cpu")
+    loaded = load_official(snapshot, dtype=torch.bfloat16 if dev.type == "cuda" else torch.float32, device=dev)
+    info = {"args": {"mode": [mode], "stage": 2, "init_official": str(snapshot)},
+            "vocab_size": loaded.snapshot.vocab_rows, "tokenizer": loaded.tokenizer.flavour}
+    return LoadedRun(loaded.model, loaded.tokenizer, loaded.config.encoder, info, dev)
 
 
 def prepare(run: LoadedRun, images: list[Image.Image | None], prompts: list[str], mode: str):
@@ -137,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run directory")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="training run directory")
+    src.add_argument("--init-official", metavar="DIR", help="a local snapshot of the released DeepSeek-OCR instead")
     p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's latest)")
     p.add_argument("--image", nargs="+", required=True, help="image files")
     p.add_argument("--mode", default=None, help="resolution mode (default: the run's)")
@@ -148,11 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", default=None, help="where box drawings go (default: RUN/generations)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     a = p.parse_args(argv)
-    run = load_run(a.run, a.checkpoint, a.device)
+    from train.official.config import OfficialFormatError
+
+    try:
+        run = load_official_run(a.init_official, a.device) if a.init_official else load_run(a.run, a.checkpoint, a.device)
+    except OfficialFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     images = [Image.open(f).convert("RGB") for f in a.image]
     texts = generate(run, images, a.prompt.replace("\\n", "\n"), a.mode, a.max_new_tokens,
                      a.no_repeat_ngram_size, a.batch_size)
-    out_dir = Path(a.out_dir or Path(a.run) / "generations")
+    out_dir = Path(a.out_dir or Path(a.run or ".") / "generations")
     for path, img, text in zip(a.image, images, texts):
         rec: dict[str, Any] = {"image": path, "text": text}
         items = parse_grounded(text)

@@ -51,6 +51,15 @@ class TrainArgs:
     init_from: stage 2 only: a run directory or checkpoint to start from. A stage-1 one gives
       its encoder (the Vary recipe); a stage-2 one gives the whole model, for continued
       training with a fresh optimizer and schedule (how the paper reaches Gundam-M).
+    init_official: stage 2 only: a local snapshot of the released DeepSeek-OCR checkpoint
+      (``hf download deepseek-ai/DeepSeek-OCR --local-dir DIR``) to fine-tune. Its config.json
+      and tensors decide the model (``config`` may then only be a YAML/JSON file of
+      encoder/decoder overrides, e.g. ``encoder: {gundam_max_tiles: 6}``), the official
+      tokenizer and prompt template are used, and the weights load in float32 on the
+      device, tensor by tensor (train.official). Checked whole before training starts.
+    official_tokenizer: use DeepSeek-OCR's tokenizer (DeepSeek-V3's vocabulary + 12 OCR tokens)
+      and its prompt template instead of training the project's byte-level BPE; implied by
+      init_official. With ``tokenizer`` that file must be such a tokenizer.
     tokenizer: an existing tokenizer.json to use instead of training one.
     vocab_size: size of the byte-level BPE trained on the data when none is given.
     batch_size: examples per rank per micro-batch (at most, with max_batch_tokens).
@@ -118,6 +127,8 @@ class TrainArgs:
     out: str = ""
     mode: list[str] = field(default_factory=lambda: ["base"])
     init_from: str = ""
+    init_official: str = ""
+    official_tokenizer: bool = False
     tokenizer: str = ""
     vocab_size: int = 4096
     batch_size: int = 8
@@ -179,6 +190,11 @@ class TrainArgs:
             raise ValueError("--out: give a run directory")
         if self.init_from and self.stage != 2:
             raise ValueError(f"--init-from {self.init_from!r} is for stage 2; this run is stage {self.stage}")
+        if self.init_official and self.stage != 2:
+            raise ValueError(f"--init-official {self.init_official!r} is for stage 2 (the released model's MoE "
+                             f"decoder); this run is stage {self.stage}")
+        if self.init_official and self.init_from:
+            raise ValueError("--init-official and --init-from both give starting weights: choose one")
         if self.compile_scope not in COMPILE_SCOPES:
             raise ValueError(f"--compile-scope {self.compile_scope!r}: valid scopes are {', '.join(COMPILE_SCOPES)}")
         if self.max_batch_tokens < 0:
@@ -280,18 +296,44 @@ def load_base(model: torch.nn.Module, base: dict[str, str], source: str) -> None
             raise FileNotFoundError(f"{source}: base checkpoint {ck} is gone (pruned by its run's --keep, or moved): "
                                     "a LoRA run's adapters need the exact base they were trained on")
         load_model_from_checkpoint(model, ck)
+    elif base.get("init_official"):
+        from train.official.load import load_weights, read_snapshot
+
+        load_weights(model, read_snapshot(base["init_official"]))
     else:
-        raise ValueError(f"{source}: base = {base!r}: no loadable base source recorded (expected init_from)")
+        raise ValueError(f"{source}: base = {base!r}: no loadable base source recorded "
+                         "(expected init_from or init_official)")
 
 
-def build_model(config: str | ModelConfig, stage: int, tok: OCRTokenizer):
+def build_model(config: str | ModelConfig, stage: int, tok: OCRTokenizer, vocab_size: int | None = None):
     """The OCRModel of a config (a name, a YAML/JSON file, or a ModelConfig) for a tokenizer;
-    returns (model, ModelConfig)."""
+    returns (model, ModelConfig). ``vocab_size``: embedding rows when they exceed the
+    tokenizer's ids (the released checkpoint pads its 128,827 to 129,280); default the tokenizer's."""
     from train.model.ocr_model import OCRModel
 
     mcfg = config if isinstance(config, ModelConfig) else load_config(config)
-    model = OCRModel(mcfg, vocab_size=tok.vocab_size, image_token_id=tok.image_id, stage=stage)
+    model = OCRModel(mcfg, vocab_size=vocab_size or tok.vocab_size, image_token_id=tok.image_id, stage=stage)
     return model, mcfg
+
+
+def _official_snapshot(args: TrainArgs):
+    """``--init-official``'s snapshot, checked, with ``--config`` as a file of overrides."""
+    from train.configs import CONFIG_NAMES
+    from train.official.config import OfficialFormatError
+    from train.official.load import read_snapshot
+
+    overrides = None
+    if args.config not in CONFIG_NAMES:  # a named config is the default's placeholder here: the snapshot decides
+        path = Path(args.config)
+        if not path.is_file():
+            raise OfficialFormatError(f"--config {args.config}: no such file (with --init-official, --config is a "
+                                      f"YAML/JSON file of encoder/decoder overrides)")
+        import yaml
+
+        overrides = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(overrides, dict):
+            raise OfficialFormatError(f"--config {args.config}: expected a mapping with encoder/decoder sections")
+    return read_snapshot(args.init_official, overrides)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -310,6 +352,8 @@ class Trainer:
     def __init__(self, args: TrainArgs):
         args.validate()
         self.args = args
+        # A released snapshot is checked whole (config, files, keys, shapes) before anything else.
+        self.snapshot = _official_snapshot(args) if args.init_official else None
         self.dist = dist_util.init(args.device)
         self.dev = self.dist.device
         if self.dev.type == "cuda":
@@ -321,9 +365,13 @@ class Trainer:
         self.shards = ShardSet(args.data, args.allow_incomplete)
         self.tok = self._tokenizer()
         torch.manual_seed(args.seed)
-        with self.dev:  # initialise on the device: the paper config's 3B parameters take ~50 s on a CPU core
-            self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
         self.base: dict[str, str] = {}  # where a stage-2 run's starting weights came from (run.json)
+        if self.snapshot is not None:
+            self.model, self.mcfg = self._official_model()
+            self.base = {"init_official": str(Path(self.snapshot.path).resolve())}
+        else:
+            with self.dev:  # initialise on the device: the paper config's 3B parameters take ~50 s on a CPU core
+                self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
         if args.stage == 2:
             if args.init_from:
                 self._init_from(args.init_from)
@@ -391,6 +439,8 @@ class Trainer:
 
     # -- set-up helpers ---------------------------------------------------------
     def _tokenizer(self) -> OCRTokenizer:
+        if self.snapshot is not None or self.args.official_tokenizer:
+            return self._official_tokenizer()
         a = self.args
         own = self.run_dir / TOKENIZER_FILE
         candidates = [own]
@@ -411,6 +461,40 @@ class Trainer:
             tok.save(own)
         dist_util.barrier()
         return OCRTokenizer.load(own)
+
+    def _official_tokenizer(self) -> OCRTokenizer:
+        """DeepSeek-OCR's tokenizer: the run's own copy when resuming, else the snapshot's
+        (or the one ``--tokenizer`` names), checked against the checkpoint's vocabulary."""
+        from train.official.tokenizer import build_official_tokenizer, check_official_tokenizer, snapshot_tokenizer
+
+        a, own = self.args, self.run_dir / TOKENIZER_FILE
+        rows = self.snapshot.vocab_rows if self.snapshot is not None else None
+        if own.exists():
+            tok = OCRTokenizer.load(own)
+        elif self.snapshot is not None:
+            tok = snapshot_tokenizer(self.snapshot.path, rows, a.tokenizer or None)
+        else:
+            tok = OCRTokenizer.load(a.tokenizer) if a.tokenizer else build_official_tokenizer()
+        check_official_tokenizer(tok, rows or tok.vocab_size, str(own if own.exists() else a.tokenizer or "tokenizer"))
+        if self.dist.main and not own.exists():
+            tok.save(own)
+        dist_util.barrier()
+        return OCRTokenizer.load(own)
+
+    def _official_model(self):
+        """The released model of ``--init-official`` in float32 on the device: its weights,
+        or (when resuming) just its shape, the checkpoint restoring the rest."""
+        from train.official.export import keep_snapshot_files
+        from train.official.load import empty_model, load_weights
+
+        snap = self.snapshot
+        model = empty_model(snap.config, snap.vocab_rows, self.tok.image_id, torch.float32, self.dev)
+        fresh = ckpt_io.latest(self.run_dir) is None
+        if fresh or self.args.lora_rank:  # a LoRA run's checkpoints hold its adapters only, never the base
+            extras = load_weights(model, snap)
+            if self.dist.main and fresh:
+                keep_snapshot_files(snap.path, snap.dtype, extras, self.run_dir)
+        return model, snap.config
 
     def _init_from(self, init_from: str) -> None:
         """Start stage 2 from a stage-1 checkpoint's encoder, or a stage-2 checkpoint's model."""
@@ -440,7 +524,8 @@ class Trainer:
         info = {
             "args": dataclasses.asdict(self.args),
             "model_config": dataclasses.asdict(self.mcfg),
-            "vocab_size": self.tok.vocab_size,
+            "vocab_size": self.model.dec_cfg.vocab_size,  # the tokenizer's, or a checkpoint's padded rows
+            "tokenizer": self.tok.flavour,
             "image_token_id": self.tok.image_id,
             "world": self.dist.world,
             "device": str(self.dev),

@@ -1,7 +1,19 @@
-"""Byte-level BPE tokenizer and the plain prompt template of DESIGN.md §1.
+"""Tokenizers and the plain prompt template of DESIGN.md §1.
 
-A sequence is ``BOS, N x <image>, instruction, target, EOS``; the instruction is the
-record's prompt after its ``<image>\\n`` prefix. Labels are -100 everywhere except on
+Two flavours share one wrapper, :class:`OCRTokenizer`:
+
+* "project": a byte-level BPE trained on the run's own data (:func:`train_tokenizer`),
+  specials ``<pad> <bos> <eos> <image>`` at ids 0-3 and the grounding markers after them.
+  A sequence is ``BOS, N x <image>, instruction, target, EOS``, the instruction being
+  the record's prompt after its ``<image>\\n`` prefix.
+* "official": DeepSeek-OCR's own (DeepSeek-V3's byte-level BPE plus 12 OCR tokens at ids
+  128815-128826, built by ``train.official.tokenizer``), with the official ``infer()``'s
+  plain template: ``[bos=0] + N x <image> + ids(prompt after "<image>", its "\\n" kept)``,
+  then the target and ``eos=1``. The prompt is stripped first, as the official
+  ``format_messages`` does.
+
+Which one a tokenizer.json is follows from its special tokens, so a run's generation and
+evaluation use the template it was trained with. Labels are -100 everywhere except on
 the target and the EOS, so the loss is paid only on what the model must write.
 """
 
@@ -21,6 +33,15 @@ SPECIAL_TOKENS = (PAD, BOS, EOS, IMAGE_TOKEN, *GROUNDING_TOKENS)
 IGNORE_INDEX = -100
 IMAGE_PREFIX = IMAGE_TOKEN + "\n"
 
+# DeepSeek-V3's specials (ids 0, 1, 2) and DeepSeek-OCR's 12 added tokens, in id order.
+OFFICIAL_BOS, OFFICIAL_EOS, OFFICIAL_PAD = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>"
+OCR_TOKENS = (IMAGE_TOKEN, "<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>", "<td>", "</td>", "<tr>",
+              "</tr>", "<|User|>", "<|Assistant|>")
+FLAVOURS = {  # flavour -> (pad, bos, eos, image)
+    "project": (PAD, BOS, EOS, IMAGE_TOKEN),
+    "official": (OFFICIAL_PAD, OFFICIAL_BOS, OFFICIAL_EOS, IMAGE_TOKEN),
+}
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -32,19 +53,40 @@ class Encoded:
     n_target_tokens: int
 
 
+def tokenizer_flavour(tok: Tokenizer) -> str:
+    """"project" or "official" from a tokenizer's special tokens; ValueError naming what
+    is missing when it is neither."""
+    if all(tok.token_to_id(t) is not None for t in SPECIAL_TOKENS):
+        return "project"
+    if tok.token_to_id(OFFICIAL_BOS) is not None:
+        missing = [t for t in (OFFICIAL_EOS, *OCR_TOKENS) if tok.token_to_id(t) is None]
+        if not missing:
+            return "official"
+        raise ValueError(f"tokenizer has DeepSeek's vocabulary but lacks the OCR tokens {missing}; "
+                         f"DeepSeek-OCR's adds {list(OCR_TOKENS)} (train.official.tokenizer)")
+    missing = [t for t in SPECIAL_TOKENS if tok.token_to_id(t) is None]
+    raise ValueError(f"tokenizer lacks special tokens {missing}; expected all of {list(SPECIAL_TOKENS)} "
+                     f"(the project's BPE) or DeepSeek-OCR's {OFFICIAL_BOS} ... {list(OCR_TOKENS)}")
+
+
 class OCRTokenizer:
-    """A thin wrapper over a ``tokenizers.Tokenizer`` with the project's special ids."""
+    """A thin wrapper over a ``tokenizers.Tokenizer`` with its flavour's special ids and
+    prompt template (see the module docstring)."""
 
     def __init__(self, tok: Tokenizer):
-        missing = [t for t in SPECIAL_TOKENS if tok.token_to_id(t) is None]
-        if missing:
-            raise ValueError(f"tokenizer lacks special tokens {missing}; expected all of {list(SPECIAL_TOKENS)}")
+        self.flavour = tokenizer_flavour(tok)
         self.tok = tok
-        self.pad_id = tok.token_to_id(PAD)
-        self.bos_id = tok.token_to_id(BOS)
-        self.eos_id = tok.token_to_id(EOS)
-        self.image_id = tok.token_to_id(IMAGE_TOKEN)
+        pad, bos, eos, image = FLAVOURS[self.flavour]
+        self.pad_id = tok.token_to_id(pad)
+        self.bos_id = tok.token_to_id(bos)
+        self.eos_id = tok.token_to_id(eos)
+        self.image_id = tok.token_to_id(image)
         self._strip_ids = {self.pad_id, self.bos_id, self.eos_id, self.image_id}
+
+    @property
+    def official(self) -> bool:
+        """Whether this is DeepSeek-OCR's tokenizer and template."""
+        return self.flavour == "official"
 
     @property
     def vocab_size(self) -> int:
@@ -76,9 +118,15 @@ class OCRTokenizer:
         return cls(Tokenizer.from_file(str(path)))
 
     # -- the prompt template -------------------------------------------------
+    def instruction(self, prompt: str, has_image: bool) -> str:
+        """The text of a record's prompt that follows the image placeholders."""
+        if self.official:
+            return official_instruction(prompt, has_image)
+        return split_prompt(prompt, has_image)
+
     def prompt_ids(self, prompt: str, n_image_tokens: int) -> list[int]:
         """BOS, the image placeholders and the instruction: what generation is fed."""
-        instruction = split_prompt(prompt, has_image=n_image_tokens > 0)
+        instruction = self.instruction(prompt, has_image=n_image_tokens > 0)
         return [self.bos_id] + [self.image_id] * n_image_tokens + self.encode(instruction)
 
     def encode_example(self, prompt: str, target: str, n_image_tokens: int) -> Encoded:
@@ -100,6 +148,17 @@ def split_prompt(prompt: str, has_image: bool) -> str:
     if has_image and IMAGE_TOKEN in prompt:
         raise ValueError(f"prompt {prompt!r}: <image> must lead the prompt (DESIGN.md §1)")
     return prompt
+
+
+def official_instruction(prompt: str, has_image: bool) -> str:
+    """The official template's text after the image: the stripped prompt after its leading
+    ``<image>`` (the ``"\\n"`` that follows stays: it is the first text token, id 201)."""
+    text = prompt.strip()
+    if text.startswith(IMAGE_TOKEN):
+        return text[len(IMAGE_TOKEN):]
+    if has_image and IMAGE_TOKEN in text:
+        raise ValueError(f"prompt {prompt!r}: <image> must lead the prompt (DESIGN.md §1)")
+    return text
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2) -> OCRTokenizer:

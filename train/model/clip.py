@@ -47,6 +47,7 @@ class ClipVision(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         c = cfg.clip_width
+        self.pos_antialias = cfg.pos_antialias
         self.class_embedding = nn.Parameter(torch.zeros(c))
         self.class_pos = nn.Parameter(torch.zeros(c))
         self.pos_embed = nn.Parameter(torch.zeros(cfg.clip_pos_grid, cfg.clip_pos_grid, c))
@@ -59,7 +60,7 @@ class ClipVision(nn.Module):
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         b, c, h, w = feats.shape
         x = feats.flatten(2).transpose(1, 2)
-        x = x + interpolate_grid(self.pos_embed, h, w).reshape(h * w, c).to(x.dtype)
+        x = x + interpolate_grid(self.pos_embed, h, w, self.pos_antialias).reshape(h * w, c).to(x.dtype)
         cls = (self.class_embedding + self.class_pos).to(x.dtype).expand(b, 1, c)
         x = self.pre_ln(torch.cat([cls, x], dim=1))
         for blk in self.blocks:

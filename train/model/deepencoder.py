@@ -58,9 +58,12 @@ class DeepEncoder(nn.Module):
         if not vision:
             return []
         for i, v in enumerate(vision):
-            if (v.mode in TILED_MODES) != (v.tiles is not None):
-                raise ValueError(f"vision input {i}: mode {v.mode!r} with {'no ' if v.tiles is None else ''}tiles; "
-                                 f"{' and '.join(TILED_MODES)} need tiles and the other modes take none")
+            # A tiled mode's small page has no tiles (grid (0, 0)); other modes never have any.
+            want_tiles = v.mode in TILED_MODES and tuple(v.grid) != (0, 0)
+            if want_tiles != (v.tiles is not None):
+                raise ValueError(f"vision input {i}: mode {v.mode!r} grid {tuple(v.grid)} with "
+                                 f"{'no ' if v.tiles is None else ''}tiles; {' and '.join(TILED_MODES)} need tiles "
+                                 f"unless their grid is (0, 0), and the other modes take none")
         p = next(self.parameters())
         # (image, "global"/"tiles") -> [n, 3, S, S] pixels, grouped by S.
         by_size: dict[int, list[tuple[int, str, torch.Tensor]]] = {}

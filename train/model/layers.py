@@ -64,10 +64,15 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def interpolate_grid(table: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Bicubically resize a [G, G, C] (or [Gh, Gw, C]) embedding grid to [h, w, C]."""
+def interpolate_grid(table: torch.Tensor, h: int, w: int, antialias: bool = False) -> torch.Tensor:
+    """Bicubically resize a [G, G, C] (or [Gh, Gw, C]) embedding grid to [h, w, C], in float32.
+
+    ``antialias`` is the official DeepSeek-OCR resize (EncoderConfig.pos_antialias): its
+    kernel is widened when shrinking and is the a = -0.5 cubic (PIL's) when enlarging, so
+    it differs from plain bicubic (a = -0.75) either way.
+    """
     if table.shape[0] == h and table.shape[1] == w:
         return table
     x = table.permute(2, 0, 1).unsqueeze(0).float()
-    x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=antialias)
     return x[0].permute(1, 2, 0).to(table.dtype)

@@ -278,16 +278,18 @@ class OCRModel(nn.Module):
                     total -= routed - routed * m.top_k // m.n_routed
         return total
 
-    def encoder_flops(self, mode: str, grid: tuple[int, int] = (0, 0)) -> int:
+    def encoder_flops(self, mode: str, grid: tuple[int, int] | None = None) -> int:
         """Training FLOPs to encode one image in ``mode``: 3x forward for trainable parts
         (forward + backward), 1x for frozen SAM/compressor (no gradient flows through them).
+        A tiled mode needs the image's ``grid`` ((0, 0): a page without tiles).
         """
         enc, width = self.cfg.encoder, self.dec_cfg.width
         sizes = [enc.image_size(mode)]
         if mode in TILED_MODES:
-            nw, nh = grid
-            if nw < 1 or nh < 1:
-                raise ValueError(f"encoder_flops: {mode} needs a tiling grid (nw, nh) >= (1, 1), got {grid}")
+            nw, nh = grid if grid is not None else (-1, -1)
+            if (nw, nh) != (0, 0) and (nw < 1 or nh < 1):
+                raise ValueError(f"encoder_flops: {mode} needs a tiling grid (nw, nh) >= (1, 1), or (0, 0) "
+                                 f"for no tiles, got {grid}")
             sizes += [enc.tile_side(mode)] * (nw * nh)
         sam_mult = 3 if any(p.requires_grad for p in self.encoder.sam.parameters()) else 1
         comp_mult = 3 if any(p.requires_grad for p in self.encoder.compressor.parameters()) else 1

@@ -237,6 +237,7 @@ class SamEncoder(nn.Module):
         super().__init__()
         d, p = cfg.sam_width, cfg.patch_size
         grid = cfg.sam_img_size // p
+        self.pos_antialias = cfg.pos_antialias
         self.patch_embed = nn.Conv2d(3, d, kernel_size=p, stride=p)
         self.pos_embed = nn.Parameter(torch.zeros(grid, grid, d))
         glob = set(cfg.sam_global_blocks)
@@ -252,7 +253,7 @@ class SamEncoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(pixels).permute(0, 2, 3, 1)  # [B, h, w, d]
-        x = x + interpolate_grid(self.pos_embed, x.shape[1], x.shape[2]).to(x.dtype)
+        x = x + interpolate_grid(self.pos_embed, x.shape[1], x.shape[2], self.pos_antialias).to(x.dtype)
         for blk in self.blocks:
             if not torch.compiler.is_compiling():
                 # For compiled blocks (OCRModel.compile_blocks): the number of images is a

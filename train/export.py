@@ -1,0 +1,95 @@
+"""Export a fine-tuned run in the released DeepSeek-OCR checkpoint's format.
+
+    python -m train.export --run runs/ft --out export/DeepSeek-OCR-ft [--checkpoint C] [--dtype bfloat16]
+
+The result loads in the official HF remote code unchanged (docs/finetune.md): official
+key names and layouts, config.json, tokenizer files, and the remote code and configs of
+the snapshot the run started from (``--init-official``). A LoRA run's adapters are merged
+into the base weights first (``train.lora.merge_lora``). The run must use DeepSeek-OCR's
+tokenizer: the official code hard-codes ``<image>`` = 128815, bos 0 and eos 1. A run that
+did not start from a snapshot (``--official-tokenizer`` from scratch) has no remote code to
+carry over: its export holds the weights, config.json and tokenizer, and the official
+``*.py`` files and ``auto_map`` have to be copied in from a hub snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+SOURCE_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}  # safetensors' names
+
+
+def export_run(run: str | Path, out: str | Path, checkpoint: str | Path | None = None,
+               dtype: str | None = None) -> Path:
+    """Export run ``run``'s checkpoint (default: its latest) to ``out``; returns ``out``."""
+    from train.configs import config_from_dict
+    from train.loop import RUN_FILE, TOKENIZER_FILE, load_model_from_checkpoint, resolve_checkpoint
+    from train.official.export import PATCH_FILE, RUN_SUBDIR, SOURCE_FILE, export_official
+    from train.official.load import empty_model
+    from train.official.st_io import read_header, read_tensor
+    from train.tokenizer import OCRTokenizer
+
+    run = Path(run)
+    info_path = run / RUN_FILE
+    if not info_path.is_file():
+        raise ValueError(f"--run {run}: no {RUN_FILE} (not a training run directory)")
+    info = json.loads(info_path.read_text())
+    if info["args"].get("stage") != 2:
+        raise ValueError(f"--run {run}: a stage-{info['args'].get('stage')} run; only stage-2 models (the full "
+                         f"DeepSeek-OCR) can be exported")
+    tok = OCRTokenizer.load(run / TOKENIZER_FILE)
+    if not tok.official:
+        raise ValueError(f"--run {run}: trained with the project's own tokenizer; the official code needs "
+                         f"DeepSeek-OCR's (train with --init-official or --official-tokenizer)")
+    cfg = config_from_dict(info["model_config"], str(info_path))
+    kept = run / RUN_SUBDIR
+    source = json.loads((kept / SOURCE_FILE).read_text()) if (kept / SOURCE_FILE).is_file() else {}
+    dtype = dtype or SOURCE_DTYPES.get(source.get("dtype", ""), "bfloat16")
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype}: valid are {', '.join(DTYPES)}")
+    out_dtype = DTYPES[dtype]
+    ckpt = resolve_checkpoint(checkpoint or run)
+    found, _ = read_header(ckpt / "model.safetensors")
+    # A LoRA run's checkpoint holds adapters only: its recorded base is loaded, the adapters
+    # applied and merged (train.loop.load_model_from_checkpoint), at the export's dtype.
+    work_dtype = out_dtype if info.get("lora") else next(iter(found.values())).dtype
+    model = empty_model(cfg, int(info["vocab_size"]), tok.image_id, work_dtype)
+    load_model_from_checkpoint(model, ckpt)
+    extras = {}
+    if (kept / PATCH_FILE).is_file():
+        extras = {k: read_tensor(v) for k, v in read_header(kept / PATCH_FILE)[0].items()}
+    return export_official(model, cfg, tok, out, dtype=out_dtype, extras=extras,
+                           files_from=kept if kept.is_dir() else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: one line on stdout, or one error line on stderr (status 2)."""
+    p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="training run directory (stage 2, DeepSeek-OCR tokenizer)")
+    p.add_argument("--out", required=True, help="directory to write the official-format snapshot to")
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's latest)")
+    p.add_argument("--dtype", default=None, choices=sorted(DTYPES),
+                   help="dtype of the written tensors (default: the dtype of the checkpoint the run started from, "
+                        "bfloat16 for the released one)")
+    a = p.parse_args(argv)
+    from train.official.config import OfficialFormatError
+
+    try:
+        out = export_run(a.run, a.out, a.checkpoint, a.dtype)
+    except (ValueError, FileNotFoundError, OfficialFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out), "files": sorted(f.name for f in Path(out).iterdir())}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

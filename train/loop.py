@@ -159,7 +159,7 @@ class TrainArgs:
             raise ValueError(f"--max-batch-tokens {self.max_batch_tokens}: must be >= 0 (0: no token budget)")
         if self.eval_examples < 0:
             raise ValueError(f"--eval-examples {self.eval_examples}: must be >= 0 (0 evaluates every example)")
-        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every"):
+        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every", "keep"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
 
@@ -187,15 +187,18 @@ def vision_to(vision: list[Any], device: torch.device) -> list[Any]:
     return out
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from a run directory (its latest) or a checkpoint path."""
+def resolve_checkpoint(path: str | Path, files: tuple[str, ...] = ("model.safetensors",)) -> Path:
+    """A checkpoint directory from a run directory (its newest valid one) or a checkpoint
+    path, with ``files`` checked against the checkpoint's checksums (CheckpointError if not)."""
     p = Path(path)
     if (p / "model.safetensors").exists():
-        return p
-    found = ckpt_io.latest(p)
-    if found is None:
-        raise FileNotFoundError(f"{path}: neither a checkpoint (model.safetensors) nor a run directory with checkpoints/latest")
-    return found
+        return ckpt_io.verify(p, files)
+    found = ckpt_io.find_latest(p, files)
+    if found.path is None:
+        why = f" ({found.skipped[0]})" if found.skipped else ""
+        raise FileNotFoundError(f"{path}: neither a checkpoint (model.safetensors) nor a run directory "
+                                f"with a valid checkpoint under checkpoints/{why}")
+    return found.path
 
 
 def build_model(config: str | ModelConfig, stage: int, tok: OCRTokenizer):
@@ -263,11 +266,7 @@ class Trainer:
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.resumed_from: str | None = None
-        found = ckpt_io.latest(self.run_dir)
-        if found is not None:
-            meta = ckpt_io.restore(found, self.model, self.opt)
-            self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-            self.resumed_from = str(found)
+        self._resume()
         self.fwd = self.model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -316,6 +315,30 @@ class Trainer:
         dist_util.barrier()
         return OCRTokenizer.load(own)
 
+    def _resume(self) -> None:
+        """Restore the newest complete and valid checkpoint of the run directory, if any;
+        say which, and why each newer one (or a stale ``latest``) was passed over."""
+        # Rank 0 reads and hashes the checkpoints once and tells the other ranks its choice.
+        found = ckpt_io.find_latest(self.run_dir) if self.dist.main else ckpt_io.Found(None)
+        if dist_util.active():
+            import torch.distributed as tdist
+
+            box = [str(found.path) if found.path else None]
+            tdist.broadcast_object_list(box, src=0)
+            found.path = Path(box[0]) if box[0] else None
+        if self.dist.main:
+            for why in found.skipped:
+                print(f"resume: skipped {why}", flush=True)
+        if found.path is None:
+            if found.skipped and self.dist.main:
+                print("resume: no intact checkpoint; starting at step 0", flush=True)
+            return
+        meta = ckpt_io.restore(found.path, self.model, self.opt)
+        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+        self.resumed_from = str(found.path)
+        if self.dist.main:
+            print(f"resume: from {found.path} (step {self.step})", flush=True)
+
     def _init_from(self, init_from: str) -> None:
         """Start stage 2 from a stage-1 checkpoint's encoder, or a stage-2 checkpoint's model."""
         from safetensors.torch import load_file
@@ -323,6 +346,7 @@ class Trainer:
         ck = resolve_checkpoint(init_from)
         enc_file = ck / ENCODER_FILE
         if enc_file.exists():  # only stage 1 writes the encoder alone
+            ckpt_io.verify(ck, (ENCODER_FILE,))
             self.model.load_encoder_state_dict(load_file(str(enc_file)))
             return
         try:

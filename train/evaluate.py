@@ -25,6 +25,8 @@ from typing import Any, Callable
 import numpy as np
 
 from annotate.prompts import TASK_GROUNDED, TASK_LINES
+from synth.cli import Parser, show_defaults
+from synth.cli import run as run_cli
 from train.configs import TILED_MODES
 from train.data import ShardSet, decode_image
 from train.metrics import Item, grounding_scores, normalized_edit_distance, parse_grounded, plain_text, word_prf
@@ -280,25 +282,32 @@ def plot_precision(reports: list[dict[str, Any]], path: str | Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True)
-    p.add_argument("--checkpoint", default=None)
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's options, each with its help and default."""
+    p = Parser(prog="python -m train.evaluate", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="training run directory")
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's newest valid one)")
     p.add_argument("--data", nargs="+", required=True, help="held-out shard directories or files")
     p.add_argument("--mode", nargs="+", default=None,
                    help="resolution mode(s); several give one report each (default: the modes the run trained)")
-    p.add_argument("--out", default="eval.json")
-    p.add_argument("--tasks", nargs="*", default=[])
+    p.add_argument("--out", default="eval.json", help="report JSON; the precision plot goes beside it as .png")
+    p.add_argument("--tasks", nargs="*", default=[], help="evaluate only these record tasks (none: all)")
     p.add_argument("--limit", type=int, default=0, help="evaluate at most this many examples (0: all)")
     p.add_argument("--text-tokens", type=int, nargs=2, metavar=("LO", "HI"), default=None,
                    help="keep references of LO..HI tokens (Fox: 600 1300)")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="stop each output after this many tokens")
+    p.add_argument("--batch-size", type=int, default=8, help="examples decoded together")
     p.add_argument("--token-bucket", type=int, default=100, help="width of text-token buckets")
     p.add_argument("--ratio-bucket", type=float, default=2.0, help="width of compression-ratio buckets")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda when available, else cpu")
+    return show_defaults(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    p = build_parser()
     a = p.parse_args(argv)
     from train.configs import MODES
     from train.generate import load_run
@@ -330,4 +339,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="python -m train.evaluate"))

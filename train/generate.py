@@ -20,6 +20,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from annotate.coords import bins_to_box
+from synth.cli import Parser, show_defaults
+from synth.cli import run as run_cli
 from annotate.prompts import FREE_OCR
 from train import checkpoint as ckpt_io
 from train.configs import config_from_dict
@@ -134,21 +136,28 @@ def draw_boxes(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    p = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's options, each with its help and default."""
+    p = Parser(prog="python -m train.generate", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="training run directory")
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's latest)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's newest valid one)")
     p.add_argument("--image", nargs="+", required=True, help="image files")
     p.add_argument("--mode", default=None, help="resolution mode (default: the run's)")
     p.add_argument("--prompt", default=FREE_OCR, help="prompt; '\\n' is read as a newline")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--no-repeat-ngram-size", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=512, help="stop each output after this many tokens")
+    p.add_argument("--no-repeat-ngram-size", type=int, default=20,
+                   help="never repeat an n-gram of this many tokens (the loop blocker; 0: off)")
+    p.add_argument("--batch-size", type=int, default=8, help="images decoded together")
     p.add_argument("--out-dir", default=None, help="where box drawings go (default: RUN/generations)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    a = p.parse_args(argv)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda when available, else cpu")
+    return show_defaults(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    a = build_parser().parse_args(argv)
     run = load_run(a.run, a.checkpoint, a.device)
     images = [Image.open(f).convert("RGB") for f in a.image]
     texts = generate(run, images, a.prompt.replace("\\n", "\n"), a.mode, a.max_new_tokens,
@@ -168,4 +177,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="python -m train.generate"))

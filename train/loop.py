@@ -58,14 +58,19 @@ class TrainArgs:
     steps: optimizer steps of the whole run (the schedule's length).
     stop_after: end this invocation after this many steps (0: run to ``steps``); the run
       resumes from its last checkpoint when started again.
-    lr, min_lr_ratio, warmup: peak LR, cosine floor as a fraction of it, warm-up steps.
-    weight_decay, beta1, beta2, eps: AdamW settings (no decay on 1-d params).
+    lr: peak learning rate (linear warm-up, then cosine decay).
+    min_lr_ratio: the cosine's floor as a fraction of the peak.
+    warmup: warm-up steps.
+    weight_decay: AdamW weight decay (not applied to 1-d params: norms, biases).
+    beta1, beta2, eps: AdamW's moment decays and epsilon.
     clip: global gradient-norm clip (0 disables).
     seed: init and data-order seed.
     workers: DataLoader worker processes per rank.
     max_len: longest training sequence in tokens.
     tasks: keep only these record tasks (empty: all).
-    log_every, save_every, keep: logging/checkpoint interval in steps, checkpoints kept.
+    log_every: steps between log lines (console and log.jsonl).
+    save_every: steps between checkpoints.
+    keep: checkpoints kept (the newest; the last valid one is never deleted).
     checkpoints: write checkpoints (off for benchmarks: the paper config's, with optimizer
       state, is 36 GB, and a device's disk holds one).
     eval_data: held-out shard directories or files; their LM loss goes to eval.jsonl before

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,8 @@ class TrainArgs:
       default: on an H200 (torch 2.11) its kernel took 47.5 ms where the key-dim form took
       5.4 (16 pages of 1024 px, forward, docs/gpu.md run 3), 36 % of a paper step. Probed
       once against the key-dim form; the run file's ``sam_attention`` says which ran.
-    peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
+    peak_flops: accelerator peak FLOP/s per GPU for MFU (790e12: measured dense bf16 on H100;
+      0: no MFU). On CPU, whose peak is not known, MFU is left out of the log.
     device: auto, cpu or cuda.
     """
 
@@ -245,6 +247,7 @@ class Trainer:
         torch.manual_seed(args.seed)
         with self.dev:  # initialise on the device: the paper config's 3B parameters take ~50 s on a CPU core
             self.model, self.mcfg = build_model(args.config, args.stage, self.tok)
+        self.init_note = ""
         if args.stage == 2:
             if args.init_from:
                 self._init_from(args.init_from)
@@ -271,6 +274,7 @@ class Trainer:
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.resumed_from: str | None = None
+        self.resume_notes: list[str] = []
         self._resume()
         self.fwd = self.model
         if self.dist.world > 1:
@@ -295,7 +299,9 @@ class Trainer:
             self.heldout = HeldOut(held, args.batch_size, args.eval_examples, args.seed, self.dist.rank, self.dist.world)
         if self.dist.main:
             self._write_run_file()
+            self._print_banner()
         self._log_fh = open(self.run_dir / LOG_FILE, "a") if self.dist.main else None
+        self._bar = None
 
     # -- set-up helpers ---------------------------------------------------------
     def _tokenizer(self) -> OCRTokenizer:
@@ -331,18 +337,15 @@ class Trainer:
             box = [str(found.path) if found.path else None]
             tdist.broadcast_object_list(box, src=0)
             found.path = Path(box[0]) if box[0] else None
-        if self.dist.main:
-            for why in found.skipped:
-                print(f"resume: skipped {why}", flush=True)
+        self.resume_notes = [f"resume: skipped {why}" for why in found.skipped]
         if found.path is None:
-            if found.skipped and self.dist.main:
-                print("resume: no intact checkpoint; starting at step 0", flush=True)
+            if found.skipped:
+                self.resume_notes.append("resume: no intact checkpoint; starting at step 0")
             return
         meta = ckpt_io.restore(found.path, self.model, self.opt)
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
         self.resumed_from = str(found.path)
-        if self.dist.main:
-            print(f"resume: from {found.path} (step {self.step})", flush=True)
+        self.resume_notes.append(f"resume: from {found.path} (step {self.step})")
 
     def _init_from(self, init_from: str) -> None:
         """Start stage 2 from a stage-1 checkpoint's encoder, or a stage-2 checkpoint's model."""
@@ -353,12 +356,70 @@ class Trainer:
         if enc_file.exists():  # only stage 1 writes the encoder alone
             ckpt_io.verify(ck, (ENCODER_FILE,))
             self.model.load_encoder_state_dict(load_file(str(enc_file)))
+            self.init_note = f"encoder from {ck} (stage 1)"
             return
         try:
             ckpt_io.load_model_weights(ck, self.model)
         except RuntimeError as exc:
             raise ValueError(f"--init-from {init_from}: {ck} is a stage-2 checkpoint of another model shape "
                              f"than --config {self.args.config!r} ({exc})") from exc
+        self.init_note = f"whole model from {ck} (stage 2)"
+
+    def banner(self) -> list[str]:
+        """What this run is about to do, in a few lines: data, model, device, schedule,
+        where it starts from and where it writes."""
+        a, m = self.args, unwrap(self.model)
+        lengths = self.dataset.lengths
+        tokens = int(lengths.sum() if lengths.ndim == 1 else lengths.mean(axis=1).sum())
+        n_ex = len(self.dataset)
+        total = sum(p.numel() for p in m.parameters())
+        trainable = sum(p.numel() for p in m.parameters() if p.requires_grad)
+        frozen: dict[str, int] = {}
+        for name, p in m.named_parameters():
+            if not p.requires_grad:
+                part = ".".join(name.split(".")[:2])
+                frozen[part] = frozen.get(part, 0) + p.numel()
+        dtype = "bfloat16 autocast, float32 weights" if self.dev.type == "cuda" else "float32"
+        if getattr(a, "init_official", None):
+            start = f"the released checkpoint ({a.init_official})"
+        elif self.init_note:
+            start = self.init_note
+        else:
+            start = "random initialisation"
+        if self.resumed_from:
+            start = f"step {self.step} of {self.resumed_from} (resumed; first initialised from {start})"
+        per_step = a.batch_size * a.grad_accum * self.dist.world
+        lines = [
+            f"python -m train: stage {a.stage}, config {self.mcfg.name}, {len(set(a.mode))} mode(s): {' '.join(a.mode)}",
+            f"  data      {self.dataset.num_groups} rows of {len(self.shards.paths)} shard(s) -> {n_ex} examples"
+            f"{' of tasks ' + ' '.join(a.tasks) if a.tasks else ''}, {tokens:,} tokens an epoch "
+            f"(mean {tokens / max(1, n_ex):,.0f} a sequence, image placeholders included)",
+            f"  model     {_count(total)} parameters, {_count(trainable)} trainable; frozen: "
+            + (", ".join(f"{k} ({_count(v)})" for k, v in frozen.items()) or "nothing"),
+            f"  device    {self.dev} x {self.dist.world} rank(s), {dtype}",
+            f"  schedule  {a.steps} steps of up to {per_step} examples ({a.batch_size} x {a.grad_accum} micro-batches"
+            f" x {self.dist.world} ranks), lr {a.lr:g} (warm-up {a.warmup}, cosine to {a.min_lr_ratio:g}x)",
+            f"  start     {start}",
+            f"  writes    {self.run_dir}/ (log.jsonl, run.json, tokenizer.json"
+            + (f", checkpoints/ every {a.save_every} steps, keep {a.keep}" if a.checkpoints else ", no checkpoints")
+            + (", eval.jsonl" if a.eval_data else "") + ")",
+        ]
+        return lines + self.resume_notes
+
+    def stage2_warning(self) -> str | None:
+        """Why a stage-2 run without an initialisation is likely a mistake, or None."""
+        a = self.args
+        if a.stage != 2 or a.init_from or getattr(a, "init_official", None) or self.resumed_from:
+            return None
+        return ("warning: stage 2 without --init-from (or --init-official): SAM and the compressor stay frozen at "
+                "random weights, so the model learns to read through a random encoder. Train stage 1 first and "
+                "pass its run directory to --init-from.")
+
+    def _print_banner(self) -> None:
+        print("\n".join(self.banner()), flush=True)
+        warning = self.stage2_warning()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
 
     def _write_run_file(self) -> None:
         info = {
@@ -472,6 +533,19 @@ class Trainer:
         if self.step == 0:
             self.evaluate_heldout()  # the untrained baseline
         it = self.batches()
+        from tqdm import tqdm
+
+        # On the main rank's terminal only (tqdm leaves it out when stderr is not a TTY).
+        self._bar = tqdm(total=a.steps, initial=self.step, unit="step", desc=f"stage {a.stage}", dynamic_ncols=True,
+                         disable=None if self.dist.main else True, file=sys.stderr)
+        try:
+            return self._fit(it)
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def _fit(self, it: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        a = self.args
         last_log = time.perf_counter()
         window = {"tokens": 0, "images": 0, "targets": 0, "flops": 0.0, "data_s": 0.0, "steps": 0}
         done_here = 0
@@ -482,6 +556,7 @@ class Trainer:
             window["data_s"] += time.perf_counter() - t0
             metrics = self._step(micro)
             done_here += 1
+            self._bar.update(1)
             window["steps"] += 1
             for b in micro:
                 window["tokens"] += b["n_tokens"]
@@ -523,22 +598,34 @@ class Trainer:
             "tokens_per_s": tokens / seconds,
             "target_tokens_per_s": targets / seconds,
             "images_per_s": images / seconds,
-            "mfu": flops / seconds / (self.args.peak_flops * self.dist.world),
+            "model_flops_per_s": flops / seconds,
             "step_s": seconds / max(1, w["steps"]),
             "data_wait_frac": data_s / self.dist.world / seconds,
         }
+        if self.dev.type == "cuda" and self.args.peak_flops > 0:  # a CPU's peak is not known: no MFU
+            rec["mfu"] = flops / seconds / (self.args.peak_flops * self.dist.world)
         if self.dev.type == "cuda":  # this rank's peak so far (bench/bench_memory.py predicts it)
             rec["max_memory_gib"] = torch.cuda.max_memory_allocated(self.dev) / 2 ** 30
         if self._log_fh is not None:
             self._log_fh.write(json.dumps(rec) + "\n")
             self._log_fh.flush()
-            print(
+            self._say(
                 f"step {rec['step']:>6} loss {rec['loss']:.4f} lr {rec['lr']:.2e} gnorm {rec['grad_norm']:.2f} "
-                f"tok/s {rec['tokens_per_s']:.0f} img/s {rec['images_per_s']:.1f} mfu {rec['mfu']:.3f} "
-                f"data {rec['data_wait_frac']:.0%}"
-                + (f" mem {rec['max_memory_gib']:.1f} GiB" if "max_memory_gib" in rec else ""),
-                flush=True,
+                f"tok/s {rec['tokens_per_s']:.0f} img/s {rec['images_per_s']:.1f}"
+                + (f" mfu {rec['mfu']:.3f}" if "mfu" in rec else "")
+                + f" data {rec['data_wait_frac']:.0%}"
+                + (f" mem {rec['max_memory_gib']:.1f} GiB" if "max_memory_gib" in rec else "")
             )
+            if self._bar is not None:
+                self._bar.set_postfix_str(f"loss {rec['loss']:.4f}, {rec['tokens_per_s']:,.0f} tok/s", refresh=True)
+
+    def _say(self, line: str) -> None:
+        """Print a line above the progress bar (plain print when there is none)."""
+        if self._bar is not None and not self._bar.disable:
+            self._bar.write(line, file=sys.stdout)
+            sys.stdout.flush()
+        else:
+            print(line, flush=True)
 
     def evaluate_heldout(self) -> dict[str, Any] | None:
         """The held-out loss now (every rank takes part); rank 0 appends it to eval.jsonl."""
@@ -550,8 +637,8 @@ class Trainer:
                 fh.write(json.dumps(rec) + "\n")
             by_mode = rec.get("eval_loss_by_mode")
             extra = " (" + ", ".join(f"{m} {v:.4f}" for m, v in by_mode.items()) + ")" if by_mode else ""
-            print(f"step {rec['step']:>6} held-out loss {rec['eval_loss']:.4f}{extra} over {rec['eval_examples']} "
-                  f"examples, {rec['eval_tokens']} tokens, {rec['eval_s']:.1f} s", flush=True)
+            self._say(f"step {rec['step']:>6} held-out loss {rec['eval_loss']:.4f}{extra} over {rec['eval_examples']} "
+                      f"examples, {rec['eval_tokens']} tokens, {rec['eval_s']:.1f} s")
         return rec
 
     def save(self) -> None:
@@ -564,6 +651,11 @@ class Trainer:
             extra = {ENCODER_FILE: self.model.encoder_state_dict()} if self.args.stage == 1 else None
             ckpt_io.save(self.run_dir, self.step, self.model, self.opt, state, keep=self.args.keep, extra=extra)
         dist_util.barrier()
+
+
+def _count(n: int) -> str:
+    """A parameter count for people: 3.34B, 570.20M, 12.5k."""
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:

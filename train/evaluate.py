@@ -4,8 +4,12 @@
 
 Text outputs: normalised edit distance and word-set precision/recall/F1, overall, per
 task, per bucket of reference text tokens and per compression ratio (text tokens /
-vision tokens, the paper's Fox table). Grounded outputs: box IoU of matched regions and
-label accuracy. Charts, molecules and geometry use their family scorers when those
+vision tokens of the mode evaluated, the paper's Fox table). Only references that hold
+text are scored as text: a locate answer (``ocr1.locate``, ``vision.grounding``) is a box,
+so it is scored by grounding alone rather than as an empty text matched by an empty
+output. Grounded outputs: box IoU of matched regions and label accuracy, overall and per
+task; an output without any ``<|det|>`` is no answer and scores 0 (train.metrics states
+the empty-set rules). Charts, molecules and geometry use their family scorers when those
 modules exist; a missing scorer is reported under ``families`` instead of failing.
 Writes the JSON and ``<out>.png``, precision against compression ratio.
 """
@@ -24,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from annotate.prompts import TASK_GROUNDED, TASK_LINES
+from annotate.prompts import TASK_GROUNDED, TASK_LINES, TASK_VISION_OCR
 from synth.cli import Parser, show_defaults
 from synth.cli import run as run_cli
 from train.configs import TILED_MODES
@@ -105,9 +109,19 @@ def _mean_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([d[k] for d in ds if k in d])) for k in keys}
 
 
+# Tasks whose <|ref|> spans are the text read (line and word OCR), not layout labels.
+REFS_ARE_TEXT = (TASK_LINES, TASK_VISION_OCR)
+
+
+def reference_text(ref: str, task: str) -> str:
+    """The text a reference asks to be read (boxes and layout labels removed); "" for an
+    answer that is only a box."""
+    return plain_text(ref, task in REFS_ARE_TEXT)
+
+
 def text_scores(pred: str, ref: str, task: str) -> dict[str, float]:
     """Edit distance and word P/R/F1 of the outputs' plain text (boxes removed)."""
-    keep = task == TASK_LINES
+    keep = task in REFS_ARE_TEXT
     p, r = plain_text(pred, keep), plain_text(ref, keep)
     prf = word_prf(p, r)
     return {"edit_distance": normalized_edit_distance(p, r), "precision": prf.precision,
@@ -120,8 +134,10 @@ def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
     for k in keys:
         out[k] = float(np.mean([it["text"][k] for it in items])) if items else math.nan
     out["text_tokens"] = float(np.mean([it["text_tokens"] for it in items])) if items else math.nan
-    out["compression"] = float(np.mean([it["compression"] for it in items])) if items else math.nan
+    # The mode's ratio is over examples with an image: text-only rows have no vision tokens.
     imaged = [it for it in items if it["vision_tokens"]]
+    out["compression"] = float(np.mean([it["compression"] for it in imaged])) if imaged else math.nan
+    out["vision_tokens"] = float(np.mean([it["vision_tokens"] for it in imaged])) if imaged else math.nan
     out["valid_vision_tokens"] = float(np.mean([it["valid_vision_tokens"] for it in imaged])) if imaged else math.nan
     return out
 
@@ -201,7 +217,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
     scorers: dict[str, tuple[Callable | None, str]] = {}
     per_family: dict[str, list[dict[str, float]]] = defaultdict(list)
     text_items: list[dict[str, Any]] = []
-    ground: list[dict[str, float]] = []
+    ground: list[dict[str, Any]] = []
     for e, img, pred, ids in zip(examples, images, preds, target_lens):
         e["prediction"] = pred
         n_vis = n_valid = 0
@@ -221,14 +237,19 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
             if fn is not None:
                 per_family[fam].append(_numeric(fn(pred, e["target"])))
             continue
-        e["text"] = text_scores(pred, e["target"], e["task"])
+        if reference_text(e["target"], e["task"]):
+            e["text"] = text_scores(pred, e["target"], e["task"])
+            text_items.append(e)
         if "<|det|>" in e["target"]:
-            e["grounding"] = grounding_scores(parse_items(pred, e["task"]), parse_items(e["target"], e["task"]))
-            ground.append(e["grounding"])
-        text_items.append(e)
+            e["grounding"] = grounding_scores(parse_items(pred, e["task"]), parse_items(e["target"], e["task"]),
+                                              answered="<|det|>" in pred)
+            ground.append(e)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for it in text_items:
         by_task[it["task"]].append(it)
+    ground_by_task: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for it in ground:
+        ground_by_task[it["task"]].append(it["grounding"])
     imaged = [it for it in text_items if it["vision_tokens"]]
     families: dict[str, Any] = {}
     for fam, (fn, why) in sorted(scorers.items()):
@@ -241,7 +262,8 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         "by_task": {k: _summarise(v) for k, v in sorted(by_task.items())},
         "by_text_tokens": _buckets(text_items, "text_tokens", token_bucket),
         "by_compression": _buckets(imaged, "compression", ratio_bucket),
-        "grounding": {"n": len(ground), **_mean_dicts(ground)} if ground else {"n": 0},
+        "grounding": {"n": len(ground), **_mean_dicts([g["grounding"] for g in ground])} if ground else {"n": 0},
+        "grounding_by_task": {k: {"n": len(v), **_mean_dicts(v)} for k, v in sorted(ground_by_task.items())},
         "families": families,
         "examples": [{k: e.get(k) for k in ("id", "task", "prompt", "target", "prediction", "text_tokens",
                                              "vision_tokens", "valid_vision_tokens", "compression", "text",
@@ -249,6 +271,19 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
                      for e in examples[:keep_examples]],
         "_points": [(it["compression"], it["text"]["precision"]) for it in imaged],
     }
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One console line of a report: its text scores over the references that hold text,
+    the compression ratio and vision tokens of the mode evaluated, its grounding scores."""
+    t, g = report["text"], report["grounding"]
+    line = (f"{report['mode']}: {report['n_examples']} examples; text ({t['n']}): edit {t['edit_distance']:.3f} "
+            f"P {t['precision']:.3f} R {t['recall']:.3f} F1 {t['f1']:.3f}")
+    if not math.isnan(t["compression"]):
+        line += f", {t['compression']:.1f}x compression at {t['vision_tokens']:.0f} vision tokens"
+    if g["n"]:
+        line += f"; grounding ({g['n']}): box F1 {g['box_f1']:.3f} mean IoU {g['mean_iou']:.3f}"
+    return line
 
 
 def plot_precision(reports: list[dict[str, Any]], path: str | Path) -> None:
@@ -327,9 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_precision(reports, out.with_suffix(".png"))
     for r in reports:
         r.pop("_points", None)
-        t = r["text"]
-        print(f"{r['mode']}: {r['n_examples']} examples: edit {t['edit_distance']:.3f} P {t['precision']:.3f} "
-              f"R {t['recall']:.3f} F1 {t['f1']:.3f}")
+        print(summary_line(r))
     # One mode: the report itself; several: one report per mode under "modes".
     doc = {**reports[0], "run": str(a.run)} if len(reports) == 1 else \
         {"run": str(a.run), "modes": {r["mode"]: r for r in reports}}

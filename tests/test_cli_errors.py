@@ -153,3 +153,12 @@ def test_report_of_a_missing_dataset_names_it(tmp_path: Path):
     res = run_cli("-m", "annotate", "report", str(tmp_path / "none"), "--out", str(tmp_path / "r.html"))
     assert res.returncode == 2 and str(tmp_path / "none") in res.stderr and res.stderr.count("\n") == 1
     assert not (tmp_path / "r.html").exists()
+
+
+def test_evaluate_names_a_missing_run_in_one_line(demo_dataset, tmp_path, capsys):
+    from train.evaluate import main as evaluate_main
+
+    code = run(evaluate_main, ["--run", str(tmp_path / "no-run"), "--data", str(demo_dataset)],
+               prog="python -m train.evaluate")
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"python -m train.evaluate: error: --run {tmp_path / 'no-run'}: no such file or directory\n"

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from annotate.prompts import TASK_GROUNDED, TASK_LINES, TASK_VISION_OCR
-from synth.cli import Parser, show_defaults
+from synth.cli import Parser, UsageError, show_defaults
 from synth.cli import run as run_cli
 from train.configs import TILED_MODES
 from train.data import ShardSet, decode_image
@@ -352,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)}")
     if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
         p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
+    for flag, paths in (("--run", [a.run]), ("--data", a.data), ("--checkpoint", [a.checkpoint] if a.checkpoint else [])):
+        for path in paths:
+            if not Path(path).exists():
+                raise UsageError(f"{flag} {path}: no such file or directory")
     run = load_run(a.run, a.checkpoint, a.device)
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
     shards = ShardSet(a.data)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from annotate.dataset import find_row, iter_rows, list_shards
+from annotate.dataset import find_row, list_shards
 from synth.cli import DataError, Parser, UsageError, run, show_defaults
 
 
@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random", action="store_true", help="a random sample instead of the first rows")
     p.add_argument("--seed", type=int, default=0, help="the random sample's seed (with --random)")
     p.add_argument("--cols", type=_positive, default=4, help="thumbnails per row of the sheet")
-    p.add_argument("--cell", type=_positive, default=768, help="thumbnail cell size in pixels (768 keeps a page's body text legible)")
+    p.add_argument("--cell", type=_positive, default=768,
+                   help="thumbnail cell size in pixels (768 keeps a page's body text legible)")
     p.add_argument("--out", default="sheet.png", help="PNG path")
     p.set_defaults(fn=cmd_sheet)
     p = sub.add_parser("report", help="one self-contained HTML page: stats and per-family samples",

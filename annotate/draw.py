@@ -77,7 +77,8 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return out
 
 
-def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], cell: int = 768, cols: int = 4) -> Image.Image:
+def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], cell: int = 768,
+                  cols: int = 4) -> Image.Image:
     """A grid of thumbnails with a caption under each.
 
     The default cell (768 px) keeps a page's body text legible; captions are cut to the

@@ -141,7 +141,8 @@ def build_report(location: str, rows_per_family: int = 6, thumb: int = 512, seed
                         [[t, v["records"], show_summary(v["target_chars"])] for t, v in stats["tasks"].items()], {1}))
     if stats["region_labels"]:
         parts.append("<h2>Region labels</h2>")
-        parts.append(_table(["family", "regions per label"], [[f, _counts(c)] for f, c in stats["region_labels"].items()]))
+        parts.append(_table(["family", "regions per label"],
+                            [[f, _counts(c)] for f, c in stats["region_labels"].items()]))
     parts.append("<h2>Images</h2>")
     parts.append(_table(["", "min / median / max"], [[k.replace("_", " "), show_summary(stats[k])]
                                                      for k in ("image_width", "image_height", "image_bytes")]))

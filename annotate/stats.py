@@ -142,5 +142,6 @@ def format_stats(out: dict[str, Any]) -> list[str]:
     if out["ocr1_pages"]:
         lines.append("ocr1 pages (pages per value; formulas and listings in all):")
         for k, v in out["ocr1_pages"].items():
-            lines.append(f"  {k:<16} " + (", ".join(f"{a} {n}" for a, n in v.items()) if isinstance(v, dict) else str(v)))
+            shown = ", ".join(f"{a} {n}" for a, n in v.items()) if isinstance(v, dict) else str(v)
+            lines.append(f"  {k:<16} {shown}")
     return lines

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     sheet_txt = f", {report['mfu_vs_datasheet']:.1%} of datasheet" if sheet else ""
     gemm_txt = f", {report['mfu_vs_measured_gemm']:.1%} of a measured {measured / 1e12:.0f} TFLOP/s GEMM" if measured else ""
     print(f"{report['device']}: {report['tokens_per_s']:.0f} tokens/s, {report['model_tflops_per_s']:.1f} model TFLOP/s, "
-          + (f"MFU {report['mfu']:.1%} of {a.peak_flops / 1e12:.0f} TFLOP/s{sheet_txt}{gemm_txt}; " if report["mfu"] is not None else "")
+          + (f"MFU {report['mfu']:.1%} of {a.peak_flops / 1e12:.0f} TFLOP/s{sheet_txt}{gemm_txt}; "
+             if report["mfu"] is not None else "")
           + f"step {report['step_images_per_s']:.1f} images/s vs loader {report['loader_images_per_s']:.1f} images/s "
           f"({a.workers} workers), data wait {report['data_wait_frac']:.0%} -> {a.json}")
     if cuda:

@@ -124,7 +124,8 @@ def test_annotate_errors_are_one_unquoted_line(demo_dataset, tmp_path):
     assert res.stderr == f"python -m annotate: error: {empty}: no shards here (no manifest.json listing any, " \
                          "no data-*-of-*.arrow)\n"
     res = run_cli("-m", "annotate", "stats", str(tmp_path / "missing"))
-    assert res.returncode == 2 and res.stderr == f"python -m annotate: error: {tmp_path / 'missing'}: no such file or directory\n"
+    assert res.returncode == 2
+    assert res.stderr == f"python -m annotate: error: {tmp_path / 'missing'}: no such file or directory\n"
     # A KeyError's message used to come out as error: "…" (str() of a KeyError quotes it).
     res = run_cli("-m", "annotate", "show", str(demo_dataset), "mixture-demo/9/9")
     assert res.returncode == 2
@@ -161,4 +162,5 @@ def test_evaluate_names_a_missing_run_in_one_line(demo_dataset, tmp_path, capsys
     code = run(evaluate_main, ["--run", str(tmp_path / "no-run"), "--data", str(demo_dataset)],
                prog="python -m train.evaluate")
     err = capsys.readouterr().err
-    assert code == 2 and err == f"python -m train.evaluate: error: --run {tmp_path / 'no-run'}: no such file or directory\n"
+    assert code == 2
+    assert err == f"python -m train.evaluate: error: --run {tmp_path / 'no-run'}: no such file or directory\n"

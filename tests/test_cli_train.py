@@ -21,8 +21,8 @@ class _Terminal(io.StringIO):
 def test_banner_progress_bar_no_cpu_mfu_and_the_stage2_warning(demo_dataset, tmp_path, capsys, monkeypatch):
     term = _Terminal()
     monkeypatch.setattr(sys, "stderr", term)
-    args = TrainArgs(config="tiny", stage=2, data=[str(demo_dataset)], out=str(tmp_path / "run"), mode=["tiny", "small"],
-                     vocab_size=300, batch_size=2, steps=2, workers=0, log_every=1, save_every=10, device="cpu",
+    args = TrainArgs(config="tiny", stage=2, data=[str(demo_dataset)], out=str(tmp_path / "run"),
+                     mode=["tiny", "small"], vocab_size=300, batch_size=2, steps=2, workers=0, log_every=1, save_every=10, device="cpu",
                      checkpoints=False)
     tr = Trainer(args)
     banner = capsys.readouterr().out.splitlines()

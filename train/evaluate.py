@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)}")
     if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
         p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
-    for flag, paths in (("--run", [a.run]), ("--data", a.data), ("--checkpoint", [a.checkpoint] if a.checkpoint else [])):
+    checkpoint = [a.checkpoint] if a.checkpoint else []
+    for flag, paths in (("--run", [a.run]), ("--data", a.data), ("--checkpoint", checkpoint)):
         for path in paths:
             if not Path(path).exists():
                 raise UsageError(f"{flag} {path}: no such file or directory")

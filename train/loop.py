@@ -390,7 +390,8 @@ class Trainer:
             start = f"step {self.step} of {self.resumed_from} (resumed; first initialised from {start})"
         per_step = a.batch_size * a.grad_accum * self.dist.world
         lines = [
-            f"python -m train: stage {a.stage}, config {self.mcfg.name}, {len(set(a.mode))} mode(s): {' '.join(a.mode)}",
+            f"python -m train: stage {a.stage}, config {self.mcfg.name}, "
+            f"{len(set(a.mode))} mode(s): {' '.join(a.mode)}",
             f"  data      {self.dataset.num_groups} rows of {len(self.shards.paths)} shard(s) -> {n_ex} examples"
             f"{' of tasks ' + ' '.join(a.tasks) if a.tasks else ''}, {tokens:,} tokens an epoch "
             f"(mean {tokens / max(1, n_ex):,.0f} a sequence, image placeholders included)",

@@ -491,10 +491,11 @@ def test_generation_reproduces_an_overfitted_sample(tmp_path):
     assert out == [rec["target"], rec["target"]]
     report = evaluate(run, ss, "base", tasks=[TASK_VISION_GROUND], max_new_tokens=n_new)
     assert report["n_examples"] == 1
-    assert report["text"]["precision"] == 1.0 and report["text"]["edit_distance"] == 0.0
+    # A locate answer is a box: scored by grounding, not as text (train.evaluate).
+    assert report["text"]["n"] == 0 and not report["by_compression"] and not report["by_text_tokens"]
     assert report["grounding"]["n"] == 1 and report["grounding"]["mean_iou"] == 1.0
-    assert report["grounding"]["label_accuracy"] == 1.0
-    assert report["by_compression"] and report["by_text_tokens"]
+    assert report["grounding"]["label_accuracy"] == 1.0 and report["grounding"]["box_f1"] == 1.0
+    assert report["grounding_by_task"][TASK_VISION_GROUND]["box_f1"] == 1.0
     # The generated box drawn back: its bottom edge is painted, its inside is untouched.
     (item,) = parse_grounded(out[0])
     x1, y1, x2, y2 = bins_to_box(item.box, img.width, img.height)

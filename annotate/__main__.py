@@ -1,124 +1,41 @@
-"""The dataset inspection CLI: ``python -m annotate {stats,show,sheet,verify} DATASET``."""
+"""The dataset inspection CLI: ``python -m annotate {stats,show,sheet,report,verify} DATASET``.
+
+Exit codes (synth.cli): 0 done, 1 bad or empty data, 2 usage (a path that does not
+exist, an unknown row id, options that contradict each other); errors are one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
-from annotate import prompts
-from annotate.dataset import find_row, iter_rows, list_shards
+from annotate.dataset import find_row, list_shards
+from synth.cli import DataError, Parser, UsageError, run, show_defaults
 
 
-def _summary(values: list[int]) -> str:
-    if not values:
-        return "-"
-    return f"min {min(values)}  median {int(statistics.median(values))}  max {max(values)}"
+def _existing(args: argparse.Namespace) -> str:
+    """The dataset argument when it exists (a usage error naming it otherwise); an
+    incomplete run is refused unless ``--allow-incomplete``."""
+    location = args.dataset
+    try:
+        list_shards(location, args.allow_incomplete)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    return location
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Rows per family, records per task, region labels per family, image sizes, target lengths."""
-    shards, manifest = list_shards(args.dataset, args.allow_incomplete)
-    fams: dict[str, int] = {}
-    tasks: dict[str, list[int]] = {}
-    labels: dict[str, dict[str, int]] = {}
-    widths, heights, img_bytes = [], [], []
-    rows = 0
-    pages = _PageFeatures()
-    cols = ["family", "records", "width", "height", "image", "regions", "truth"]
-    for _, _, row in iter_rows(args.dataset, columns=cols, allow_incomplete=args.allow_incomplete):
-        rows += 1
-        fams[row["family"]] = fams.get(row["family"], 0) + 1
-        if row["family"] == "ocr1":
-            pages.add(row)
-        for region in row.get("regions") or ():
-            counts = labels.setdefault(row["family"], {})
-            counts[region["label"]] = counts.get(region["label"], 0) + 1
-        for rec in row["records"]:
-            tasks.setdefault(rec["task"], []).append(len(rec["target"]))
-        if row["image"] is not None:
-            widths.append(row["width"])
-            heights.append(row["height"])
-            img_bytes.append(len(row["image"]["bytes"]))
-    out = {
-        "dataset": args.dataset,
-        "shards": len(shards),
-        "rows": rows,
-        "complete": None if manifest is None else manifest.get("complete"),
-        "families": {k: {"rows": v, "share": round(v / rows, 4)} for k, v in sorted(fams.items())},
-        "tasks": {k: {"records": len(v), "target_chars": _summary(v)} for k, v in sorted(tasks.items())},
-        "region_labels": {f: dict(sorted(c.items(), key=lambda kv: -kv[1])) for f, c in sorted(labels.items())},
-        "image_width": _summary(widths),
-        "image_height": _summary(heights),
-        "image_bytes": _summary(img_bytes),
-        "ocr1_pages": pages.summary(),
-    }
+    from annotate.stats import dataset_stats, format_stats
+
+    out = dataset_stats(_existing(args), args.allow_incomplete)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
-        return 0
-    print(f"{args.dataset}: {len(shards)} shards, {rows} rows, complete={out['complete']}")
-    print("families:")
-    for k, v in out["families"].items():
-        print(f"  {k:<10} {v['rows']:>7} rows  {100 * v['share']:5.1f}%")
-    print("tasks (records, target length in characters):")
-    for k, v in out["tasks"].items():
-        print(f"  {k:<28} {v['records']:>7}  {v['target_chars']}")
-    for fam, counts in out["region_labels"].items():
-        print(f"{fam} region labels (regions per label):")
-        print("  " + ", ".join(f"{label} {n}" for label, n in counts.items()))
-    print(f"image width   {out['image_width']}")
-    print(f"image height  {out['image_height']}")
-    print(f"image bytes   {out['image_bytes']}")
-    if out["ocr1_pages"]:
-        print("ocr1 pages (pages per value; formulas and listings in all):")
-        for k, v in out["ocr1_pages"].items():
-            print(f"  {k:<16} " + (", ".join(f"{a} {n}" for a, n in v.items()) if isinstance(v, dict) else str(v)))
+    else:
+        print("\n".join(format_stats(out)))
     return 0
-
-
-class _PageFeatures:
-    """Counts of what OCR 1.0 pages hold, from each row's truth and free-OCR text."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, dict[str, int]] = {}
-        self.formulas = 0
-        self.listings = 0
-
-    def _count(self, key: str, value: object) -> None:
-        c = self.counts.setdefault(key, {})
-        c[str(value)] = c.get(str(value), 0) + 1
-
-    def add(self, row: dict) -> None:
-        """Count one ocr1 row."""
-        truth = json.loads(row["truth"]) if isinstance(row["truth"], str) else (row["truth"] or {})
-        self._count("lang", truth.get("lang"))
-        self._count("columns", truth.get("columns"))
-        self._count("font", truth.get("font"))
-        self._count("page", truth.get("page", {}).get("size"))
-        realism = truth.get("realism", {})
-        self._count("look", "photo" if realism.get("photo") else "scan" if realism.get("scan") else "clean")
-        self._count("inner_page", bool(truth.get("inner_page")))
-        self._count("watermark", truth.get("watermark") is not None)
-        self._count("hyphenated", bool(truth.get("hyphenated")))
-        free = [r["target"] for r in row.get("records") or () if r["task"] == prompts.TASK_FREE]
-        n = (free[0] if free else "").count("\\( ")
-        self._count("inline_math", n > 0)
-        self.formulas += n
-        k = sum(r["label"] == "text" and r["text"].startswith("```") for r in row.get("regions") or ())
-        self._count("code", k > 0)
-        self.listings += k
-
-    def summary(self) -> dict:
-        """Per feature, pages per value (most frequent first), and the totals of inline
-        formulas and code listings."""
-        if not self.counts:
-            return {}
-        out: dict = {k: dict(sorted(c.items(), key=lambda kv: -kv[1])) for k, c in self.counts.items()}
-        out["inline_formulas"] = self.formulas
-        out["code_listings"] = self.listings
-        return out
 
 
 def _overlay(row):
@@ -129,13 +46,15 @@ def _overlay(row):
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Write one row's inspection picture and print its records."""
-    row = find_row(args.dataset, args.id, allow_incomplete=args.allow_incomplete)
+    try:
+        row = find_row(_existing(args), args.id, allow_incomplete=args.allow_incomplete)
+    except KeyError as exc:  # an id or row number the dataset does not have
+        raise UsageError(exc.args[0] if exc.args else str(exc)) from None
     stem = f"show-{row['id'].replace('/', '_')}"
     if args.raw:  # the stored image bytes as they are: what a model is given
         data = (row.get("image") or {}).get("bytes")
         if data is None:
-            print(f"{args.dataset}: row {row['id']} ({row['family']}) has no image", file=sys.stderr)
-            return 1
+            raise DataError(f"{args.dataset}: row {row['id']} ({row['family']}) has no image")
         ext = ".jpg" if data[:2] == b"\xff\xd8" else ".png"
         out = Path(args.out or stem + ext)
         if out.suffix.lower() in ("", ext, ".jpeg" if ext == ".jpg" else ext):
@@ -163,20 +82,33 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     """A contact sheet of N samples (optionally of one family) as one PNG."""
     from annotate.draw import contact_sheet
 
-    images, caps = [], []
-    for _, _, row in iter_rows(args.dataset, allow_incomplete=args.allow_incomplete):
-        if args.family and row["family"] != args.family:
-            continue
-        images.append(_overlay(row))
-        caps.append(f"{row['id']} {row['family']}")
-        if len(images) >= args.n:
-            break
-    if not images:
-        print(f"error: no rows{' of family ' + args.family if args.family else ''} in {args.dataset}", file=sys.stderr)
-        return 1
+    if args.random and args.offset:
+        raise UsageError("--offset and --random: give one (--offset pages through the rows in order, "
+                         "--random --seed N draws a sample)")
+    from annotate.pick import pick_rows
+
+    rows = pick_rows(_existing(args), args.n, args.family, args.offset, args.seed if args.random else None,
+                     args.allow_incomplete)
+    if not rows:
+        what = f"rows of family {args.family}" if args.family else "rows"
+        where = f" after the first {args.offset}" if args.offset else ""
+        raise DataError(f"{args.dataset}: no {what}{where}")
+    images = [_overlay(row) for row in rows]
+    caps = [f"{row['id']} {row['family']}" for row in rows]
     out = Path(args.out)
     contact_sheet(images, caps, cell=args.cell, cols=args.cols).save(out)
     print(f"wrote {out} ({len(images)} samples)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One self-contained HTML page: stats, per-family thumbnails with targets, looks, languages."""
+    from annotate.report import write_report
+
+    size = write_report(_existing(args), args.out, rows_per_family=args.rows_per_family, thumb=args.thumb,
+                        seed=args.seed, max_target_chars=args.max_target_chars,
+                        allow_incomplete=args.allow_incomplete)
+    print(f"wrote {args.out} ({size / 1e6:.2f} MB)")
     return 0
 
 
@@ -184,7 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the dataset is sound; else print the problems and exit 1."""
     from annotate.verify import verify
 
-    report = verify(args.dataset, max_problems=args.max_problems, allow_incomplete=args.allow_incomplete)
+    report = verify(_existing(args), max_problems=args.max_problems, allow_incomplete=args.allow_incomplete)
     for p in report.problems:
         print(f"BAD {p}")
     status = "OK" if report.ok else f"FAILED: {len(report.problems)} problems, {len(report.bad_rows)} bad rows"
@@ -192,43 +124,77 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
-    ap = argparse.ArgumentParser(prog="python -m annotate", description="Inspect a generated dataset.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("stats", help="rows per family/task, image sizes, target lengths")
-    p.add_argument("dataset")
-    p.add_argument("--json", action="store_true")
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
+DATASET_HELP = "a run directory (local path or pyarrow URI such as s3://bucket/dir) or one .arrow shard"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's parser: one subcommand per job, every option with its help and default."""
+    ap = Parser(prog="python -m annotate", description="Inspect a generated dataset.")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    p = sub.add_parser("stats", help="rows per family/task, region labels, image sizes, target lengths",
+                       description="Count what a dataset holds; exit 1 when it holds no shard.")
+    p.add_argument("dataset", help=DATASET_HELP)
+    p.add_argument("--json", action="store_true", help="print the counts as JSON (numbers as numbers)")
     p.set_defaults(fn=cmd_stats)
     p = sub.add_parser("show", help="draw one row's boxes/labels to a PNG and print its records")
-    p.add_argument("dataset")
+    p.add_argument("dataset", help=DATASET_HELP)
     p.add_argument("id", help="row id (e.g. demo/00000/00003) or a global row number")
-    p.add_argument("--out", help="PNG path (default show-<id>.png)")
+    p.add_argument("--out", help="PNG path (default: show-<id>.png)")
     p.add_argument("--raw", action="store_true",
-                   help="write the stored image unchanged, no boxes (default show-<id>.jpg or .png)")
+                   help="write the stored image unchanged, no boxes (default path: show-<id>.jpg or .png)")
     p.set_defaults(fn=cmd_show)
-    p = sub.add_parser("sheet", help="contact sheet of N samples")
-    p.add_argument("dataset")
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--family", default=None)
-    p.add_argument("--cols", type=int, default=4)
-    p.add_argument("--cell", type=int, default=320)
-    p.add_argument("--out", default="sheet.png")
+    p = sub.add_parser("sheet", help="contact sheet of N samples as one PNG")
+    p.add_argument("dataset", help=DATASET_HELP)
+    p.add_argument("--n", type=_positive, default=16, help="samples on the sheet")
+    p.add_argument("--family", default=None, help="only rows of this family (ocr1, chart, molecule, ...)")
+    p.add_argument("--offset", type=_count, default=0, help="skip this many rows first (in shard order)")
+    p.add_argument("--random", action="store_true", help="a random sample instead of the first rows")
+    p.add_argument("--seed", type=int, default=0, help="the random sample's seed (with --random)")
+    p.add_argument("--cols", type=_positive, default=4, help="thumbnails per row of the sheet")
+    p.add_argument("--cell", type=_positive, default=768,
+                   help="thumbnail cell size in pixels (768 keeps a page's body text legible)")
+    p.add_argument("--out", default="sheet.png", help="PNG path")
     p.set_defaults(fn=cmd_sheet)
-    p = sub.add_parser("verify", help="schema, sha256 vs manifest, boxes, targets; non-zero exit on problems")
-    p.add_argument("dataset")
-    p.add_argument("--max-problems", type=int, default=1000)
+    p = sub.add_parser("report", help="one self-contained HTML page: stats and per-family samples",
+                       description="Stats, then per family a few samples (boxes drawn), each with its "
+                                   "targets, look and language; images inlined, no external file.")
+    p.add_argument("dataset", help=DATASET_HELP)
+    p.add_argument("--out", default="report.html", help="HTML path")
+    p.add_argument("--rows-per-family", type=_positive, default=6, help="samples shown per family")
+    p.add_argument("--thumb", type=_positive, default=512, help="longest side of a thumbnail in pixels (JPEG)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sample of each family")
+    p.add_argument("--max-target-chars", type=_positive, default=1500,
+                   help="a longer target is cut there, saying how much was left out")
+    p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("verify", help="schema, sha256 vs manifest, boxes, targets; exit 1 on problems")
+    p.add_argument("dataset", help=DATASET_HELP)
+    p.add_argument("--max-problems", type=_positive, default=1000, help="stop after this many problems")
     p.set_defaults(fn=cmd_verify)
     for p in sub.choices.values():
         p.add_argument("--allow-incomplete", action="store_true",
                        help="read the finished shards of a run that is not complete (refused by default)")
-    args = ap.parse_args(argv)
-    try:
-        return args.fn(args)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return show_defaults(ap)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (exceptions reach synth.cli.run, which prints one line)."""
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, prog="python -m annotate"))

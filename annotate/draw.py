@@ -77,17 +77,24 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return out
 
 
-def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], cell: int = 320, cols: int = 4) -> Image.Image:
-    """A grid of thumbnails with a caption under each."""
+def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], cell: int = 768,
+                  cols: int = 4) -> Image.Image:
+    """A grid of thumbnails with a caption under each.
+
+    The default cell (768 px) keeps a page's body text legible; captions are cut to the
+    cell's width.
+    """
     rows = max(1, -(-len(images) // cols))
-    cap_h = 18
+    f = font(14 if cell >= 256 else 12)
+    cap_h = f.size + 6
     sheet = Image.new("RGB", (cols * cell, rows * (cell + cap_h)), (240, 240, 240))
     d = ImageDraw.Draw(sheet)
-    f = font(12)
     for k, (img, cap) in enumerate(zip(images, captions)):
         thumb = img.convert("RGB").copy()
-        thumb.thumbnail((cell - 8, cell - 8))
+        thumb.thumbnail((cell - 8, cell - 8), Image.Resampling.LANCZOS)
         x, y = (k % cols) * cell, (k // cols) * (cell + cap_h)
         sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-        d.text((x + 4, y + cell), cap[: cell // 7], fill=(0, 0, 0), font=f)
+        while cap and d.textlength(cap, font=f) > cell - 8:
+            cap = cap[:-1]
+        d.text((x + 4, y + cell + 2), cap, fill=(0, 0, 0), font=f)
     return sheet

@@ -85,11 +85,12 @@ def geometry_scores(pred: str | Figure, truth: str | Figure,
                     ious: Sequence[float] = (0.75, 0.9)) -> dict[str, Any]:
     """Everything a geometry prediction is scored on: ``lines`` (:func:`line_f1`), ``circles``
     (:func:`circle_f1`), and ``line_type_accuracy``, the share of lines matched at the
-    lowest threshold whose type (solid or dashed) agrees (1.0 when nothing matched)."""
+    lowest threshold whose type (solid or dashed) agrees; with no matched line it is 1.0 only
+    when neither figure has a line, else 0 (an empty answer earns nothing)."""
     p_fig, t_fig = _figure(pred), _figure(truth)
     pb = [_box(s, MIN_BOX_THICKNESS) for s in p_fig.segments]
     tb = [_box(s, MIN_BOX_THICKNESS) for s in t_fig.segments]
     pairs = greedy_match(pb, tb, min(ious))
     same = [p_fig.segments[i].dashed == t_fig.segments[j].dashed for i, j, _iou in pairs]
     return {"lines": _prf(pb, tb, ious), "circles": circle_f1(p_fig, t_fig, ious),
-            "line_type_accuracy": sum(same) / len(same) if same else 1.0}
+            "line_type_accuracy": sum(same) / len(same) if same else float(not pb and not tb)}

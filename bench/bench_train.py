@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     logs = [json.loads(x) for x in (Path(a.out) / LOG_FILE).read_text().splitlines()]
     last = logs[-1]
-    model_flops_per_s = last["mfu"] * a.peak_flops
+    model_flops_per_s = last["model_flops_per_s"]
     m = trainer.model
     report = {
         "device": f"{trainer.dev} ({name})", "torch": torch.__version__,
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "params": m.num_params(False), "active_params": m.num_params(True),
         "tokens_per_s": last["tokens_per_s"], "target_tokens_per_s": last["target_tokens_per_s"],
         "model_tflops_per_s": model_flops_per_s / 1e12,
-        "mfu": last["mfu"], "peak_flops": a.peak_flops,
+        "mfu": last.get("mfu"), "peak_flops": a.peak_flops,  # no MFU on CPU (no known peak)
         "mfu_vs_datasheet": model_flops_per_s / sheet if sheet else None, "datasheet_peak_flops": sheet,
         "mfu_vs_measured_gemm": model_flops_per_s / measured if measured else None, "measured_gemm_flops": measured,
         "step_images_per_s": last["images_per_s"], "loader_images_per_s": loader["images_per_s"],
@@ -205,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     sheet_txt = f", {report['mfu_vs_datasheet']:.1%} of datasheet" if sheet else ""
     gemm_txt = f", {report['mfu_vs_measured_gemm']:.1%} of a measured {measured / 1e12:.0f} TFLOP/s GEMM" if measured else ""
     print(f"{report['device']}: {report['tokens_per_s']:.0f} tokens/s, {report['model_tflops_per_s']:.1f} model TFLOP/s, "
-          f"MFU {report['mfu']:.1%} of {a.peak_flops / 1e12:.0f} TFLOP/s{sheet_txt}{gemm_txt}; "
-          f"step {report['step_images_per_s']:.1f} images/s vs loader {report['loader_images_per_s']:.1f} images/s "
+          + (f"MFU {report['mfu']:.1%} of {a.peak_flops / 1e12:.0f} TFLOP/s{sheet_txt}{gemm_txt}; "
+             if report["mfu"] is not None else "")
+          + f"step {report['step_images_per_s']:.1f} images/s vs loader {report['loader_images_per_s']:.1f} images/s "
           f"({a.workers} workers), data wait {report['data_wait_frac']:.0%} -> {a.json}")
     if cuda:
         print(f"synchronizing calls in a step: {report['host_syncs_per_step'] or 'none'}")

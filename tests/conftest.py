@@ -67,3 +67,16 @@ def family_row(family: str, seed: int, cfg=None) -> dict:
     fam = families.load(family)
     sample = fam.generator.generate(cfg or fam.generator.Config(), np.random.default_rng(seed))
     return sample_to_row(f"test/0/{seed}", sample, fam.annotator.records(sample))
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory) -> Path:
+    """manifests/mixture_demo.yaml at its smallest: 1 shard of 8 rows (every family but
+    scan/photo looks), in-process executor. Shared by the trainer and CLI tests."""
+    from synth.recipe import load_recipe
+    from synth.runner import generate_dataset
+
+    out = tmp_path_factory.mktemp("demo") / "mix"
+    recipe = load_recipe(REPO / "manifests" / "mixture_demo.yaml", overrides={"shards": 1, "rows_per_shard": 8})
+    generate_dataset(recipe, str(out), workers=1, executor="local")
+    return out

@@ -7,6 +7,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 from PIL import Image
@@ -21,7 +22,13 @@ def test_stats_reports_tasks_and_sizes(ocr1_dataset: Path):
     out = json.loads(res.stdout)
     assert out["rows"] == 8 and out["families"]["ocr1"]["rows"] == 8
     assert out["tasks"]["ocr1.free_ocr"]["records"] == 8
-    assert out["image_width"].startswith("min ")
+    # Numbers as numbers (they were "min 612  median 612  max 612" strings).
+    widths = [r["width"] for r in _rows_with(ocr1_dataset, ["width"])]
+    assert out["image_width"] == {"min": min(widths), "median": int(np.median(widths)), "max": max(widths)}
+    free = [len(rec["target"]) for r in _rows_with(ocr1_dataset, ["records"]) for rec in r["records"]
+            if rec["task"] == "ocr1.free_ocr"]
+    assert out["tasks"]["ocr1.free_ocr"]["target_chars"]["max"] == max(free)
+    assert isinstance(out["families"]["ocr1"]["share"], float)
     labels = out["region_labels"]["ocr1"]  # counted from the rows' regions, most frequent first
     assert labels["text"] >= 8 and list(labels.values()) == sorted(labels.values(), reverse=True)
     assert sum(labels.values()) == sum(len(r["regions"]) for r in _rows(ocr1_dataset))
@@ -39,9 +46,13 @@ def test_stats_reports_tasks_and_sizes(ocr1_dataset: Path):
 
 
 def _rows(dataset: Path) -> list[dict]:
+    return _rows_with(dataset, ["regions"])
+
+
+def _rows_with(dataset: Path, columns: list[str]) -> list[dict]:
     from annotate.dataset import iter_rows
 
-    return [row for _, _, row in iter_rows(str(dataset), columns=["regions"])]
+    return [row for _, _, row in iter_rows(str(dataset), columns=["id", *columns])]
 
 
 def test_show_draws_boxes_and_prints_records(ocr1_dataset: Path, tmp_path: Path):
@@ -70,7 +81,32 @@ def test_sheet_writes_one_png(ocr1_dataset: Path, tmp_path: Path):
     png = tmp_path / "sheet.png"
     res = run_cli("-m", "annotate", "sheet", str(ocr1_dataset), "--n", "6", "--cols", "3", "--cell", "200", "--out", str(png))
     assert res.returncode == 0, res.stderr
-    assert Image.open(png).size == (600, 2 * 218)
+    assert Image.open(png).size == (600, 2 * (200 + 12 + 6))  # cells and their captions (12 px font)
+    # The default cell is large enough to read a page's text: 768 px, four to a row.
+    res = run_cli("-m", "annotate", "sheet", str(ocr1_dataset), "--n", "2", "--out", str(png))
+    assert res.returncode == 0, res.stderr
+    assert Image.open(png).size == (4 * 768, 768 + 14 + 6)
+
+
+def test_sheet_pages_with_offset_and_samples_with_a_seed(ocr1_dataset: Path, tmp_path: Path):
+    from annotate.pick import pick_rows
+
+    ids = [r["id"] for r in _rows_with(ocr1_dataset, [])]
+    assert [r["id"] for r in pick_rows(str(ocr1_dataset), 3, offset=2)] == ids[2:5]
+    assert [r["id"] for r in pick_rows(str(ocr1_dataset), 3, offset=7)] == ids[7:]
+    draws = {s: [r["id"] for r in pick_rows(str(ocr1_dataset), 3, seed=s)] for s in range(4)}
+    assert all(len(set(d)) == 3 and set(d) <= set(ids) for d in draws.values())
+    assert draws[1] == [r["id"] for r in pick_rows(str(ocr1_dataset), 3, seed=1)]  # the seed decides
+    assert len({tuple(d) for d in draws.values()}) > 1
+    # The sheet itself: --random --seed, --offset, and the two together refused (usage, exit 2).
+    png = tmp_path / "sheet.png"
+    res = run_cli("-m", "annotate", "sheet", str(ocr1_dataset), "--random", "--seed", "1", "--n", "3",
+                  "--cell", "64", "--out", str(png))
+    assert res.returncode == 0 and "(3 samples)" in res.stdout, res.stderr
+    res = run_cli("-m", "annotate", "sheet", str(ocr1_dataset), "--offset", "6", "--cell", "64", "--out", str(png))
+    assert res.returncode == 0 and "(2 samples)" in res.stdout, res.stderr
+    res = run_cli("-m", "annotate", "sheet", str(ocr1_dataset), "--offset", "2", "--random", "--out", str(png))
+    assert res.returncode == 2 and "--offset and --random" in res.stderr
 
 
 def test_verify_passes_clean_run(ocr1_dataset: Path):

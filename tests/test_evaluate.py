@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from synth.recipe import parse_recipe
@@ -17,6 +18,7 @@ from synth.runner import generate_dataset
 from train.configs import get_config
 from train.data import ShardSet, iter_texts
 from train.evaluate import evaluate
+from train.model.vision_inputs import tiling
 from train.tokenizer import train_tokenizer
 
 FAMILIES = ("ocr1", "chart", "molecule", "geometry", "vision", "text")
@@ -119,3 +121,38 @@ def test_several_modes_share_one_decoded_held_out_set(mixed, monkeypatch):
     assert all(e["prediction"] == e["target"] for e in base["examples"])
     assert all(e["prediction"] == "" for e in tiny["examples"])
     assert all("prediction" not in e for e in data.examples)
+
+
+def test_an_empty_model_scores_nothing_and_the_ratio_is_the_modes(mixed, monkeypatch):
+    """What an untrained model typically gives, an empty output for every example, must not
+    score 1.0 anywhere (it did: text precision 1.0 on locate answers, which hold only a box,
+    and geometry line-type accuracy 1.0); and the compression ratio is that of the mode
+    evaluated, over the examples that have an image."""
+    import train.evaluate as ev
+    import train.generate
+
+    run = SimpleNamespace(tok=train_tokenizer(iter_texts(mixed), vocab_size=500), enc_cfg=get_config("tiny").encoder)
+    monkeypatch.setattr(train.generate, "generate", lambda run_, images, prompts, *a, **k: ["" for _ in prompts])
+    data = ev.held_out(run, mixed)
+    reports = {m: evaluate(run, mixed, m, data=data) for m in ("tiny", "base")}
+    r = reports["base"]
+    assert r["text"]["n"] > 0 and r["text"]["precision"] == r["text"]["recall"] == r["text"]["f1"] == 0.0
+    assert all(v["precision"] == 0.0 for v in r["by_task"].values()), r["by_task"]
+    assert "ocr1.locate" not in r["by_task"] and "vision.grounding" not in r["by_task"]  # a box, no text
+    assert {"ocr1.locate", "vision.grounding"} <= set(r["grounding_by_task"])
+    g = r["grounding"]
+    assert g["n"] > 0 and g["box_f1"] == g["mean_iou"] == g["label_accuracy"] == 0.0
+    fam = r["families"]
+    assert fam["geometry"]["line_type_accuracy"] == 0.0 and fam["geometry"]["lines.0.75.precision"] == 0.0
+    assert fam["chart"]["strict_precision"] == 0.0 and fam["molecule"]["exact"] == 0.0
+    # The ratio: text tokens over the evaluated mode's vision tokens (tiny config: 1 for
+    # tiny, 9 for base), averaged over the examples with an image only.
+    for mode, rep in reports.items():
+        imaged = [(len(ids), img) for e, ids, img in zip(data.examples, data.target_ids, data.images)
+                  if img is not None and ev.reference_text(e["target"], e["task"])
+                  and e["family"] not in ev.FAMILY_SCORERS]
+        want = np.mean([n / ev.vision_tokens(mode, run.enc_cfg, tiling(mode, img.width, img.height, run.enc_cfg))
+                        for n, img in imaged])
+        assert rep["text"]["compression"] == pytest.approx(want)
+        assert f"{want:.1f}x compression at {rep['text']['vision_tokens']:.0f} vision tokens" in ev.summary_line(rep)
+    assert reports["tiny"]["text"]["compression"] > 5 * reports["base"]["text"]["compression"]

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from train.metrics import (Item, box_iou, edit_distance, grounding_scores, match_boxes, normalized_edit_distance,
+from train.metrics import (PRF, Item, box_iou, edit_distance, grounding_scores, match_boxes, normalized_edit_distance,
                            parse_grounded, plain_text, word_prf, words)
 
 
@@ -98,3 +98,30 @@ def test_grounding_scores_reward_an_empty_answer_to_an_absent_object():
     assert guessed["box_precision"] == 0.0 and guessed["mean_iou"] == 0.0
     missed = grounding_scores([], [Item("the red circle", (10, 10, 50, 50))])
     assert missed["box_recall"] == 0.0 and missed["mean_iou"] == 0.0
+
+
+def test_empty_sets_are_scored_honestly():
+    """No 1.0 for saying nothing (issue 17 item 13); the rules of train.metrics' docstring."""
+    ref = [Item("the red circle", (10, 10, 50, 50))]
+    # An empty prediction of a non-empty truth: precision, recall, F1, IoU, labels all 0.
+    missed = grounding_scores([], ref)
+    assert missed["box_precision"] == missed["box_recall"] == missed["box_f1"] == 0.0
+    assert missed["mean_iou"] == missed["label_accuracy"] == 0.0
+    # No answer at all (no <|det|> in the output) is not the right answer to an absent object.
+    silent = grounding_scores([], [], answered=False)
+    assert silent["box_precision"] == silent["box_recall"] == silent["box_f1"] == 0.0
+    assert silent["mean_iou"] == silent["label_accuracy"] == 0.0
+    # Words: an empty prediction has precision 0 against any text; a guess against no text
+    # has precision and recall 0; nothing against nothing is right.
+    assert word_prf("", "the cat") == word_prf("the cat", "") == PRF(0.0, 0.0, 0.0)
+    assert word_prf("", "") == PRF(1.0, 1.0, 1.0)
+
+
+def test_geometry_line_type_accuracy_is_not_1_for_an_empty_answer():
+    from annotate.slow_perception import geometry_scores
+
+    truth = "{'Line': {'line': ['(0, 0) -- (4, 0)', '(0, 0) -- (0, 4)'], 'line_type': ['-', '--']}}"
+    empty = geometry_scores("", truth)
+    assert empty["line_type_accuracy"] == 0.0 and empty["lines"][0.75]["precision"] == 0.0
+    assert geometry_scores(truth, truth)["line_type_accuracy"] == 1.0
+    assert geometry_scores("", "")["line_type_accuracy"] == 1.0  # no line anywhere: nothing to get wrong

@@ -10,9 +10,11 @@ config in the same shape, so a run can be rebuilt exactly. The defaults of
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields as dc_fields, replace
 from pathlib import Path
 from typing import Any
+
+from synth.suggest import did_you_mean
 
 MODES = ("tiny", "small", "base", "large", "gundam", "gundam_m")
 # Modes that add local tiles to a padded global view: Gundam (n x 640 + 1024 in the paper)
@@ -261,7 +263,8 @@ CONFIG_NAMES = tuple(_CONFIGS)
 def get_config(name: str) -> ModelConfig:
     """A fresh ModelConfig by name: one of ``tiny``, ``small``, ``paper``."""
     if name not in _CONFIGS:
-        raise ValueError(f"model config {name!r} unknown: valid names are {sorted(_CONFIGS)}")
+        raise ValueError(f"model config {name!r} unknown{did_you_mean(name, _CONFIGS)}: valid names are "
+                         f"{', '.join(sorted(_CONFIGS))}")
     return _CONFIGS[name]()
 
 
@@ -278,18 +281,27 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> ModelConfi
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping with keys base, name, {', '.join(_SECTIONS)}; "
                          f"got {type(data).__name__}")
-    unknown = sorted(set(data) - {"base", "name", *_SECTIONS})
+    keys = ("base", "name", *_SECTIONS)
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys are base, name, {', '.join(_SECTIONS)}")
+        raise ValueError(f"{source}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], keys)}; "
+                         f"valid keys are {', '.join(keys)}")
     base_name = data.get("base", "paper")
     if base_name not in _CONFIGS:
-        raise ValueError(f"{source}: base = {base_name!r}: valid names are {sorted(_CONFIGS)}")
+        raise ValueError(f"{source}: base = {base_name!r}{did_you_mean(str(base_name), _CONFIGS)}: "
+                         f"valid names are {', '.join(sorted(_CONFIGS))}")
     from synth.recipe import check_options  # the recipe loader's field checks, shared
 
     base = get_config(base_name)
     sections = {}
     for key, cls in _SECTIONS.items():
-        values = check_options(cls, data.get(key) or {}, f"{source}: {key}")
+        given = data.get(key) or {}
+        fields = [f.name for f in dc_fields(cls)]
+        bad = sorted(set(given) - set(fields)) if isinstance(given, dict) else []
+        if bad:
+            raise ValueError(f"{source}: {key}.{bad[0]}: unknown option{did_you_mean(bad[0], fields)}; "
+                             f"valid options: {', '.join(sorted(fields))}")
+        values = check_options(cls, given, f"{source}: {key}")
         try:
             sections[key] = replace(getattr(base, key), **values)
         except ValueError as err:  # __post_init__'s own checks
@@ -306,7 +318,8 @@ def load_config(spec: str) -> ModelConfig:
         return get_config(spec)
     path = Path(spec)
     if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-        raise ValueError(f"model config {spec!r} unknown: give one of {sorted(_CONFIGS)} or a .yaml/.json file")
+        raise ValueError(f"model config {spec!r} unknown{did_you_mean(spec, _CONFIGS)}: give one of "
+                         f"{', '.join(sorted(_CONFIGS))} or a .yaml/.json file")
     if not path.is_file():
         raise FileNotFoundError(f"model config file {spec!r} does not exist")
     text = path.read_text()

@@ -9,8 +9,12 @@ official tokenizer and prompt template, the records' own prompts); a run made wi
 
 Text outputs: normalised edit distance and word-set precision/recall/F1, overall, per
 task, per bucket of reference text tokens and per compression ratio (text tokens /
-vision tokens, the paper's Fox table). Grounded outputs: box IoU of matched regions and
-label accuracy. Charts, molecules and geometry use their family scorers when those
+vision tokens of the mode evaluated, the paper's Fox table). Only references that hold
+text are scored as text: a locate answer (``ocr1.locate``, ``vision.grounding``) is a box,
+so it is scored by grounding alone rather than as an empty text matched by an empty
+output. Grounded outputs: box IoU of matched regions and label accuracy, overall and per
+task; an output without any ``<|det|>`` is no answer and scores 0 (train.metrics states
+the empty-set rules). Charts, molecules and geometry use their family scorers when those
 modules exist; a missing scorer is reported under ``families`` instead of failing.
 Writes the JSON and ``<out>.png``, precision against compression ratio.
 """
@@ -29,7 +33,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from annotate.prompts import TASK_GROUNDED, TASK_LINES
+from annotate.prompts import TASK_GROUNDED, TASK_LINES, TASK_VISION_OCR
+from synth.cli import Parser, UsageError, show_defaults
+from synth.cli import run as run_cli
 from train.configs import TILED_MODES
 from train.data import ShardSet, decode_image
 from train.metrics import Item, grounding_scores, normalized_edit_distance, parse_grounded, plain_text, word_prf
@@ -108,9 +114,19 @@ def _mean_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([d[k] for d in ds if k in d])) for k in keys}
 
 
+# Tasks whose <|ref|> spans are the text read (line and word OCR), not layout labels.
+REFS_ARE_TEXT = (TASK_LINES, TASK_VISION_OCR)
+
+
+def reference_text(ref: str, task: str) -> str:
+    """The text a reference asks to be read (boxes and layout labels removed); "" for an
+    answer that is only a box."""
+    return plain_text(ref, task in REFS_ARE_TEXT)
+
+
 def text_scores(pred: str, ref: str, task: str) -> dict[str, float]:
     """Edit distance and word P/R/F1 of the outputs' plain text (boxes removed)."""
-    keep = task == TASK_LINES
+    keep = task in REFS_ARE_TEXT
     p, r = plain_text(pred, keep), plain_text(ref, keep)
     prf = word_prf(p, r)
     return {"edit_distance": normalized_edit_distance(p, r), "precision": prf.precision,
@@ -123,8 +139,10 @@ def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
     for k in keys:
         out[k] = float(np.mean([it["text"][k] for it in items])) if items else math.nan
     out["text_tokens"] = float(np.mean([it["text_tokens"] for it in items])) if items else math.nan
-    out["compression"] = float(np.mean([it["compression"] for it in items])) if items else math.nan
+    # The mode's ratio is over examples with an image: text-only rows have no vision tokens.
     imaged = [it for it in items if it["vision_tokens"]]
+    out["compression"] = float(np.mean([it["compression"] for it in imaged])) if imaged else math.nan
+    out["vision_tokens"] = float(np.mean([it["vision_tokens"] for it in imaged])) if imaged else math.nan
     out["valid_vision_tokens"] = float(np.mean([it["valid_vision_tokens"] for it in imaged])) if imaged else math.nan
     return out
 
@@ -204,7 +222,7 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
     scorers: dict[str, tuple[Callable | None, str]] = {}
     per_family: dict[str, list[dict[str, float]]] = defaultdict(list)
     text_items: list[dict[str, Any]] = []
-    ground: list[dict[str, float]] = []
+    ground: list[dict[str, Any]] = []
     for e, img, pred, ids in zip(examples, images, preds, target_lens):
         e["prediction"] = pred
         n_vis = n_valid = 0
@@ -224,14 +242,19 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
             if fn is not None:
                 per_family[fam].append(_numeric(fn(pred, e["target"])))
             continue
-        e["text"] = text_scores(pred, e["target"], e["task"])
+        if reference_text(e["target"], e["task"]):
+            e["text"] = text_scores(pred, e["target"], e["task"])
+            text_items.append(e)
         if "<|det|>" in e["target"]:
-            e["grounding"] = grounding_scores(parse_items(pred, e["task"]), parse_items(e["target"], e["task"]))
-            ground.append(e["grounding"])
-        text_items.append(e)
+            e["grounding"] = grounding_scores(parse_items(pred, e["task"]), parse_items(e["target"], e["task"]),
+                                              answered="<|det|>" in pred)
+            ground.append(e)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for it in text_items:
         by_task[it["task"]].append(it)
+    ground_by_task: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for it in ground:
+        ground_by_task[it["task"]].append(it["grounding"])
     imaged = [it for it in text_items if it["vision_tokens"]]
     families: dict[str, Any] = {}
     for fam, (fn, why) in sorted(scorers.items()):
@@ -244,7 +267,8 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
         "by_task": {k: _summarise(v) for k, v in sorted(by_task.items())},
         "by_text_tokens": _buckets(text_items, "text_tokens", token_bucket),
         "by_compression": _buckets(imaged, "compression", ratio_bucket),
-        "grounding": {"n": len(ground), **_mean_dicts(ground)} if ground else {"n": 0},
+        "grounding": {"n": len(ground), **_mean_dicts([g["grounding"] for g in ground])} if ground else {"n": 0},
+        "grounding_by_task": {k: {"n": len(v), **_mean_dicts(v)} for k, v in sorted(ground_by_task.items())},
         "families": families,
         "examples": [{k: e.get(k) for k in ("id", "task", "prompt", "target", "prediction", "text_tokens",
                                              "vision_tokens", "valid_vision_tokens", "compression", "text",
@@ -252,6 +276,19 @@ def evaluate(run: Any, shards: ShardSet, mode: str, tasks: list[str] | None = No
                      for e in examples[:keep_examples]],
         "_points": [(it["compression"], it["text"]["precision"]) for it in imaged],
     }
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One console line of a report: its text scores over the references that hold text,
+    the compression ratio and vision tokens of the mode evaluated, its grounding scores."""
+    t, g = report["text"], report["grounding"]
+    line = (f"{report['mode']}: {report['n_examples']} examples; text ({t['n']}): edit {t['edit_distance']:.3f} "
+            f"P {t['precision']:.3f} R {t['recall']:.3f} F1 {t['f1']:.3f}")
+    if not math.isnan(t["compression"]):
+        line += f", {t['compression']:.1f}x compression at {t['vision_tokens']:.0f} vision tokens"
+    if g["n"]:
+        line += f"; grounding ({g['n']}): box F1 {g['box_f1']:.3f} mean IoU {g['mean_iou']:.3f}"
+    return line
 
 
 def plot_precision(reports: list[dict[str, Any]], path: str | Path) -> None:
@@ -285,31 +322,38 @@ def plot_precision(reports: list[dict[str, Any]], path: str | Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's options, each with its help and default."""
+    p = Parser(prog="python -m train.evaluate", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="training run directory")
     src.add_argument("--init-official", metavar="DIR",
                      help="a local snapshot of the released DeepSeek-OCR, evaluated before any fine-tuning")
-    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's newest valid one)")
     p.add_argument("--data", nargs="+", required=True, help="held-out shard directories or files")
     p.add_argument("--mode", nargs="+", default=None,
                    help="resolution mode(s); several give one report each (default: the modes the run trained; "
                         "gundam, the official default, with --init-official)")
-    p.add_argument("--out", default="eval.json")
-    p.add_argument("--tasks", nargs="*", default=[])
+    p.add_argument("--out", default="eval.json", help="report JSON; the precision plot goes beside it as .png")
+    p.add_argument("--tasks", nargs="*", default=[], help="evaluate only these record tasks (none: all)")
     p.add_argument("--limit", type=int, default=0, help="evaluate at most this many examples (0: all)")
     p.add_argument("--text-tokens", type=int, nargs=2, metavar=("LO", "HI"), default=None,
                    help="keep references of LO..HI tokens (Fox: 600 1300)")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="stop each output after this many tokens")
+    p.add_argument("--batch-size", type=int, default=8, help="examples decoded together")
     p.add_argument("--token-bucket", type=int, default=100, help="width of text-token buckets")
     p.add_argument("--ratio-bucket", type=float, default=2.0, help="width of compression-ratio buckets")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda when available, else cpu")
     p.add_argument("--allow-incomplete", action="store_true",
                    help="read the finished shards of a run that is not complete (refused by default)")
+    return show_defaults(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    p = build_parser()
     a = p.parse_args(argv)
     from train.configs import MODES
     from train.generate import load_run
@@ -319,14 +363,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--mode {' '.join(bad)}: valid modes are {', '.join(MODES)}")
     if a.text_tokens and not 0 <= a.text_tokens[0] <= a.text_tokens[1]:
         p.error(f"--text-tokens {a.text_tokens[0]} {a.text_tokens[1]}: need 0 <= LO <= HI")
+    checkpoint = [a.checkpoint] if a.checkpoint else []
+    for flag, paths in (("--run", [a.run] if a.run else []), ("--init-official", [a.init_official] if a.init_official else []),
+                        ("--data", a.data), ("--checkpoint", checkpoint)):
+        for path in paths:
+            if not Path(path).exists():
+                raise UsageError(f"{flag} {path}: no such file or directory")
     from train.generate import load_official_run
     from train.official.config import OfficialFormatError
 
     try:
         run = load_official_run(a.init_official, a.device) if a.init_official else load_run(a.run, a.checkpoint, a.device)
-    except OfficialFormatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OfficialFormatError as exc:  # a snapshot that does not fit: refused before any work
+        raise UsageError(str(exc)) from None
     modes = list(dict.fromkeys(a.mode)) if a.mode else run.trained_modes
     shards = ShardSet(a.data, a.allow_incomplete)
     data = held_out(run, shards, a.tasks, a.limit, tuple(a.text_tokens) if a.text_tokens else None)
@@ -336,9 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_precision(reports, out.with_suffix(".png"))
     for r in reports:
         r.pop("_points", None)
-        t = r["text"]
-        print(f"{r['mode']}: {r['n_examples']} examples: edit {t['edit_distance']:.3f} P {t['precision']:.3f} "
-              f"R {t['recall']:.3f} F1 {t['f1']:.3f}")
+        print(summary_line(r))
     # One mode: the report itself; several: one report per mode under "modes".
     source = str(a.run or a.init_official)
     doc = {**reports[0], "run": source} if len(reports) == 1 else \
@@ -349,4 +396,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="python -m train.evaluate"))

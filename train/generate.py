@@ -21,6 +21,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from formats.bins import bins_to_box
+from synth.cli import Parser, UsageError, show_defaults
+from synth.cli import run as run_cli
 from annotate.prompts import FREE_OCR
 from train.configs import config_from_dict
 from train.loop import RUN_FILE, TOKENIZER_FILE, build_model, load_model_from_checkpoint, resolve_checkpoint
@@ -150,30 +152,36 @@ def draw_boxes(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    p = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's options, each with its help and default."""
+    p = Parser(prog="python -m train.generate", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="training run directory")
     src.add_argument("--init-official", metavar="DIR", help="a local snapshot of the released DeepSeek-OCR instead")
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's latest)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's newest valid one)")
     p.add_argument("--image", nargs="+", required=True, help="image files")
     p.add_argument("--mode", default=None, help="resolution mode (default: the run's)")
     p.add_argument("--prompt", default=FREE_OCR, help="prompt; '\\n' is read as a newline")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--no-repeat-ngram-size", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=512, help="stop each output after this many tokens")
+    p.add_argument("--no-repeat-ngram-size", type=int, default=20,
+                   help="never repeat an n-gram of this many tokens (the loop blocker; 0: off)")
+    p.add_argument("--batch-size", type=int, default=8, help="images decoded together")
     p.add_argument("--out-dir", default=None, help="where box drawings go (default: RUN/generations)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    a = p.parse_args(argv)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda when available, else cpu")
+    return show_defaults(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    a = build_parser().parse_args(argv)
     from train.official.config import OfficialFormatError
 
     try:
         run = load_official_run(a.init_official, a.device) if a.init_official else load_run(a.run, a.checkpoint, a.device)
-    except OfficialFormatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OfficialFormatError as exc:  # a snapshot that does not fit: refused before any work
+        raise UsageError(str(exc)) from None
     images = [Image.open(f).convert("RGB") for f in a.image]
     texts = generate(run, images, a.prompt.replace("\\n", "\n"), a.mode, a.max_new_tokens,
                      a.no_repeat_ngram_size, a.batch_size)
@@ -192,4 +200,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="python -m train.generate"))

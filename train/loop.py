@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,14 +71,19 @@ class TrainArgs:
     steps: optimizer steps of the whole run (the schedule's length).
     stop_after: end this invocation after this many steps (0: run to ``steps``); the run
       resumes from its last checkpoint when started again.
-    lr, min_lr_ratio, warmup: peak LR, cosine floor as a fraction of it, warm-up steps.
-    weight_decay, beta1, beta2, eps: AdamW settings (no decay on 1-d params).
+    lr: peak learning rate (linear warm-up, then cosine decay).
+    min_lr_ratio: the cosine's floor as a fraction of the peak.
+    warmup: warm-up steps.
+    weight_decay: AdamW weight decay (not applied to 1-d params: norms, biases).
+    beta1, beta2, eps: AdamW's moment decays and epsilon.
     clip: global gradient-norm clip (0 disables).
     seed: init and data-order seed.
     workers: DataLoader worker processes per rank.
     max_len: longest training sequence in tokens.
     tasks: keep only these record tasks (empty: all).
-    log_every, save_every, keep: logging/checkpoint interval in steps, checkpoints kept.
+    log_every: steps between log lines (console and log.jsonl).
+    save_every: steps between checkpoints.
+    keep: checkpoints kept (the newest; the last valid one is never deleted).
     checkpoints: write checkpoints (off for benchmarks: the paper config's, with optimizer
       state, is 36 GB, and a device's disk holds one).
     eval_data: held-out shard directories or files; their LM loss goes to eval.jsonl before
@@ -104,7 +110,8 @@ class TrainArgs:
       default: on an H200 (torch 2.11) its kernel took 47.5 ms where the key-dim form took
       5.4 (16 pages of 1024 px, forward, docs/gpu.md run 3), 36 % of a paper step. Probed
       once against the key-dim form; the run file's ``sam_attention`` says which ran.
-    peak_flops: accelerator peak FLOP/s for MFU (790e12: measured dense bf16 on H100).
+    peak_flops: accelerator peak FLOP/s per GPU for MFU (790e12: measured dense bf16 on H100;
+      0: no MFU). On CPU, whose peak is not known, MFU is left out of the log.
     lora_rank: 0 (default): full fine-tuning, every parameter of the stage trains (stage 2
       keeps SAM and the compressor frozen). > 0: LoRA of that rank (train/lora.py): only
       the adapters train, on a frozen stage-2 base given by ``init_from`` (or an official
@@ -201,7 +208,7 @@ class TrainArgs:
             raise ValueError(f"--max-batch-tokens {self.max_batch_tokens}: must be >= 0 (0: no token budget)")
         if self.eval_examples < 0:
             raise ValueError(f"--eval-examples {self.eval_examples}: must be >= 0 (0 evaluates every example)")
-        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every"):
+        for name in ("batch_size", "grad_accum", "steps", "log_every", "save_every", "eval_every", "keep"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
         if self.lora_rank < 0:
@@ -248,15 +255,18 @@ def vision_to(vision: list[Any], device: torch.device) -> list[Any]:
     return out
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from a run directory (its latest) or a checkpoint path."""
+def resolve_checkpoint(path: str | Path, files: tuple[str, ...] = ("model.safetensors",)) -> Path:
+    """A checkpoint directory from a run directory (its newest valid one) or a checkpoint
+    path, with ``files`` checked against the checkpoint's checksums (CheckpointError if not)."""
     p = Path(path)
     if (p / "model.safetensors").exists():
-        return p
-    found = ckpt_io.latest(p)
-    if found is None:
-        raise FileNotFoundError(f"{path}: neither a checkpoint (model.safetensors) nor a run directory with checkpoints/latest")
-    return found
+        return ckpt_io.verify(p, files)
+    found = ckpt_io.find_latest(p, files)
+    if found.path is None:
+        why = f" ({found.skipped[0]})" if found.skipped else ""
+        raise FileNotFoundError(f"{path}: neither a checkpoint (model.safetensors) nor a run directory "
+                                f"with a valid checkpoint under checkpoints/{why}")
+    return found.path
 
 
 def load_model_from_checkpoint(model: torch.nn.Module, ckpt: str | Path) -> None:
@@ -366,6 +376,8 @@ class Trainer:
         self.tok = self._tokenizer()
         torch.manual_seed(args.seed)
         self.base: dict[str, str] = {}  # where a stage-2 run's starting weights came from (run.json)
+        self.init_note = ""
+        self.resume_path, self.resume_notes = self._find_resume()
         if self.snapshot is not None:
             self.model, self.mcfg = self._official_model()
             self.base = {"init_official": str(Path(self.snapshot.path).resolve())}
@@ -406,12 +418,7 @@ class Trainer:
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.resumed_from: str | None = None
-        found = ckpt_io.latest(self.run_dir)
-        if found is not None:
-            load_adapters = (lambda sd: load_adapter_state_dict(self.model, sd, str(found))) if args.lora_rank else None
-            meta = ckpt_io.restore(found, self.model, self.opt, load_adapters)
-            self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-            self.resumed_from = str(found)
+        self._resume()
         self.fwd = self.model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -435,7 +442,9 @@ class Trainer:
             self.heldout = HeldOut(held, args.batch_size, args.eval_examples, args.seed, self.dist.rank, self.dist.world)
         if self.dist.main:
             self._write_run_file()
+            self._print_banner()
         self._log_fh = open(self.run_dir / LOG_FILE, "a") if self.dist.main else None
+        self._bar = None
 
     # -- set-up helpers ---------------------------------------------------------
     def _tokenizer(self) -> OCRTokenizer:
@@ -489,19 +498,47 @@ class Trainer:
 
         snap = self.snapshot
         model = empty_model(snap.config, snap.vocab_rows, self.tok.image_id, torch.float32, self.dev)
-        fresh = ckpt_io.latest(self.run_dir) is None
+        fresh = self.resume_path is None
         if fresh or self.args.lora_rank:  # a LoRA run's checkpoints hold its adapters only, never the base
             extras = load_weights(model, snap)
             if self.dist.main and fresh:
                 keep_snapshot_files(snap.path, snap.dtype, extras, self.run_dir)
         return model, snap.config
 
+    def _find_resume(self) -> tuple[Path | None, list[str]]:
+        """The newest complete and valid checkpoint of the run directory (or None), and a
+        line for each newer one (or a stale ``latest``) passed over, with why."""
+        # Rank 0 reads and hashes the checkpoints once and tells the other ranks its choice.
+        found = ckpt_io.find_latest(self.run_dir) if self.dist.main else ckpt_io.Found(None)
+        if dist_util.active():
+            import torch.distributed as tdist
+
+            box = [str(found.path) if found.path else None]
+            tdist.broadcast_object_list(box, src=0)
+            found.path = Path(box[0]) if box[0] else None
+        notes = [f"resume: skipped {why}" for why in found.skipped]
+        if found.path is None and found.skipped:
+            notes.append("resume: no intact checkpoint; starting at step 0")
+        return found.path, notes
+
+    def _resume(self) -> None:
+        """Restore the checkpoint :meth:`_find_resume` chose, if any (a LoRA run's holds its
+        adapters only, the base having been loaded already)."""
+        found = self.resume_path
+        if found is None:
+            return
+        load_adapters = (lambda sd: load_adapter_state_dict(self.model, sd, str(found))) if self.args.lora_rank else None
+        meta = ckpt_io.restore(found, self.model, self.opt, load_adapters)
+        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+        self.resumed_from = str(found)
+        self.resume_notes.append(f"resume: from {found} (step {self.step})")
+
     def _init_from(self, init_from: str) -> None:
         """Start stage 2 from a stage-1 checkpoint's encoder, or a stage-2 checkpoint's model."""
         from safetensors.torch import load_file
 
         ck = resolve_checkpoint(init_from)
-        if self.args.lora_rank and ckpt_io.latest(self.run_dir) is not None and (self.run_dir / RUN_FILE).exists():
+        if self.args.lora_rank and self.resume_path is not None and (self.run_dir / RUN_FILE).exists():
             # A resumed LoRA run's adapters belong to the exact base it started from, even
             # if --init-from names a run that has saved newer checkpoints since.
             recorded = (json.loads((self.run_dir / RUN_FILE).read_text()).get("base") or {}).get("init_from")
@@ -511,7 +548,9 @@ class Trainer:
             if self.args.lora_rank:
                 raise ValueError(f"--init-from {init_from}: {ck} is a stage-1 checkpoint (the encoder alone); "
                                  "LoRA adapts a whole stage-2 model")
+            ckpt_io.verify(ck, (ENCODER_FILE,))
             self.model.load_encoder_state_dict(load_file(str(enc_file)))
+            self.init_note = f"encoder from {ck} (stage 1)"
             return
         try:
             load_model_from_checkpoint(self.model, ck)
@@ -519,6 +558,64 @@ class Trainer:
             raise ValueError(f"--init-from {init_from}: {ck} is a stage-2 checkpoint of another model shape "
                              f"than --config {self.args.config!r} ({exc})") from exc
         self.base = {"init_from": str(ck.resolve())}
+        self.init_note = f"whole model from {ck} (stage 2)"
+
+    def banner(self) -> list[str]:
+        """What this run is about to do, in a few lines: data, model, device, schedule,
+        where it starts from and where it writes."""
+        a, m = self.args, unwrap(self.model)
+        lengths = self.dataset.lengths
+        tokens = int(lengths.sum() if lengths.ndim == 1 else lengths.mean(axis=1).sum())
+        n_ex = len(self.dataset)
+        total = sum(p.numel() for p in m.parameters())
+        trainable = sum(p.numel() for p in m.parameters() if p.requires_grad)
+        frozen: dict[str, int] = {}
+        for name, p in m.named_parameters():
+            if not p.requires_grad:
+                part = ".".join(name.split(".")[:2])
+                frozen[part] = frozen.get(part, 0) + p.numel()
+        dtype = "bfloat16 autocast, float32 weights" if self.dev.type == "cuda" else "float32"
+        if getattr(a, "init_official", None):
+            start = f"the released checkpoint ({a.init_official})"
+        elif self.init_note:
+            start = self.init_note
+        else:
+            start = "random initialisation"
+        if self.resumed_from:
+            start = f"step {self.step} of {self.resumed_from} (resumed; first initialised from {start})"
+        per_step = a.batch_size * a.grad_accum * self.dist.world
+        lines = [
+            f"python -m train: stage {a.stage}, config {self.mcfg.name}, "
+            f"{len(set(a.mode))} mode(s): {' '.join(a.mode)}",
+            f"  data      {self.dataset.num_groups} rows of {len(self.shards.paths)} shard(s) -> {n_ex} examples"
+            f"{' of tasks ' + ' '.join(a.tasks) if a.tasks else ''}, {tokens:,} tokens an epoch "
+            f"(mean {tokens / max(1, n_ex):,.0f} a sequence, image placeholders included)",
+            f"  model     {_count(total)} parameters, {_count(trainable)} trainable; frozen: "
+            + (", ".join(f"{k} ({_count(v)})" for k, v in frozen.items()) or "nothing"),
+            f"  device    {self.dev} x {self.dist.world} rank(s), {dtype}",
+            f"  schedule  {a.steps} steps of up to {per_step} examples ({a.batch_size} x {a.grad_accum} micro-batches"
+            f" x {self.dist.world} ranks), lr {a.lr:g} (warm-up {a.warmup}, cosine to {a.min_lr_ratio:g}x)",
+            f"  start     {start}",
+            f"  writes    {self.run_dir}/ (log.jsonl, run.json, tokenizer.json"
+            + (f", checkpoints/ every {a.save_every} steps, keep {a.keep}" if a.checkpoints else ", no checkpoints")
+            + (", eval.jsonl" if a.eval_data else "") + ")",
+        ]
+        return lines + self.resume_notes
+
+    def stage2_warning(self) -> str | None:
+        """Why a stage-2 run without an initialisation is likely a mistake, or None."""
+        a = self.args
+        if a.stage != 2 or a.init_from or getattr(a, "init_official", None) or self.resumed_from:
+            return None
+        return ("warning: stage 2 without --init-from (or --init-official): SAM and the compressor stay frozen at "
+                "random weights, so the model learns to read through a random encoder. Train stage 1 first and "
+                "pass its run directory to --init-from.")
+
+    def _print_banner(self) -> None:
+        print("\n".join(self.banner()), flush=True)
+        warning = self.stage2_warning()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
 
     def _write_run_file(self) -> None:
         info = {
@@ -640,6 +737,19 @@ class Trainer:
         if self.step == 0:
             self.evaluate_heldout()  # the untrained baseline
         it = self.batches()
+        from tqdm import tqdm
+
+        # On the main rank's terminal only (tqdm leaves it out when stderr is not a TTY).
+        self._bar = tqdm(total=a.steps, initial=self.step, unit="step", desc=f"stage {a.stage}", dynamic_ncols=True,
+                         disable=None if self.dist.main else True, file=sys.stderr)
+        try:
+            return self._fit(it)
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def _fit(self, it: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        a = self.args
         last_log = time.perf_counter()
         window = {"tokens": 0, "images": 0, "targets": 0, "flops": 0.0, "data_s": 0.0, "steps": 0}
         done_here = 0
@@ -650,6 +760,7 @@ class Trainer:
             window["data_s"] += time.perf_counter() - t0
             metrics = self._step(micro)
             done_here += 1
+            self._bar.update(1)
             window["steps"] += 1
             for b in micro:
                 window["tokens"] += b["n_tokens"]
@@ -691,22 +802,34 @@ class Trainer:
             "tokens_per_s": tokens / seconds,
             "target_tokens_per_s": targets / seconds,
             "images_per_s": images / seconds,
-            "mfu": flops / seconds / (self.args.peak_flops * self.dist.world),
+            "model_flops_per_s": flops / seconds,
             "step_s": seconds / max(1, w["steps"]),
             "data_wait_frac": data_s / self.dist.world / seconds,
         }
+        if self.dev.type == "cuda" and self.args.peak_flops > 0:  # a CPU's peak is not known: no MFU
+            rec["mfu"] = flops / seconds / (self.args.peak_flops * self.dist.world)
         if self.dev.type == "cuda":  # this rank's peak so far (bench/bench_memory.py predicts it)
             rec["max_memory_gib"] = torch.cuda.max_memory_allocated(self.dev) / 2 ** 30
         if self._log_fh is not None:
             self._log_fh.write(json.dumps(rec) + "\n")
             self._log_fh.flush()
-            print(
+            self._say(
                 f"step {rec['step']:>6} loss {rec['loss']:.4f} lr {rec['lr']:.2e} gnorm {rec['grad_norm']:.2f} "
-                f"tok/s {rec['tokens_per_s']:.0f} img/s {rec['images_per_s']:.1f} mfu {rec['mfu']:.3f} "
-                f"data {rec['data_wait_frac']:.0%}"
-                + (f" mem {rec['max_memory_gib']:.1f} GiB" if "max_memory_gib" in rec else ""),
-                flush=True,
+                f"tok/s {rec['tokens_per_s']:.0f} img/s {rec['images_per_s']:.1f}"
+                + (f" mfu {rec['mfu']:.3f}" if "mfu" in rec else "")
+                + f" data {rec['data_wait_frac']:.0%}"
+                + (f" mem {rec['max_memory_gib']:.1f} GiB" if "max_memory_gib" in rec else "")
             )
+            if self._bar is not None:
+                self._bar.set_postfix_str(f"loss {rec['loss']:.4f}, {rec['tokens_per_s']:,.0f} tok/s", refresh=True)
+
+    def _say(self, line: str) -> None:
+        """Print a line above the progress bar (plain print when there is none)."""
+        if self._bar is not None and not self._bar.disable:
+            self._bar.write(line, file=sys.stdout)
+            sys.stdout.flush()
+        else:
+            print(line, flush=True)
 
     def evaluate_heldout(self) -> dict[str, Any] | None:
         """The held-out loss now (every rank takes part); rank 0 appends it to eval.jsonl."""
@@ -718,8 +841,8 @@ class Trainer:
                 fh.write(json.dumps(rec) + "\n")
             by_mode = rec.get("eval_loss_by_mode")
             extra = " (" + ", ".join(f"{m} {v:.4f}" for m, v in by_mode.items()) + ")" if by_mode else ""
-            print(f"step {rec['step']:>6} held-out loss {rec['eval_loss']:.4f}{extra} over {rec['eval_examples']} "
-                  f"examples, {rec['eval_tokens']} tokens, {rec['eval_s']:.1f} s", flush=True)
+            self._say(f"step {rec['step']:>6} held-out loss {rec['eval_loss']:.4f}{extra} over {rec['eval_examples']} "
+                      f"examples, {rec['eval_tokens']} tokens, {rec['eval_s']:.1f} s")
         return rec
 
     def save(self) -> None:
@@ -737,6 +860,11 @@ class Trainer:
             ckpt_io.save(self.run_dir, self.step, self.model, self.opt, state, keep=self.args.keep, extra=extra,
                          model_state=adapters)
         dist_util.barrier()
+
+
+def _count(n: int) -> str:
+    """A parameter count for people: 3.34B, 570.20M, 12.5k."""
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:

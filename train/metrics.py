@@ -4,6 +4,19 @@ Text: character edit distance normalised by the longer string, and precision / r
 F1 over word *sets* (Fox/GOT style). Without a Chinese segmenter, every CJK character is
 its own word. Grounding: ``<|ref|>label<|/ref|><|det|>[[x1, y1, x2, y2], ...]<|/det|>``
 items are parsed, matched greedily by IoU, and scored by mean IoU and label accuracy.
+
+Empty sets, so that an empty answer is never rewarded for what it did not say:
+
+- precision of an empty prediction is 0 when the truth is non-empty; recall of a
+  non-empty prediction against an empty truth is 0 (it found nothing that was there,
+  and everything it said is wrong); F1 is 0 whenever either is 0;
+- an empty prediction of an empty truth is right: 1, 1, 1 (a query about an absent
+  object answered with no box). An *answer* has to be there, though: a grounding output
+  with no ``<|det|>`` at all is no answer and scores 0 even where no box was expected;
+- a mean over matched pairs (IoU, label accuracy) with no pair is 0 unless both sides
+  are empty (then 1, as above);
+- text metrics need a reference that has text: train.evaluate leaves references without
+  any (a locate answer is a box) out of the text averages instead of scoring them 1.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ class PRF:
 
 
 def _prf(hits: int, n_pred: int, n_ref: int) -> PRF:
+    """P/R/F1 with the empty-set rules of the module docstring."""
     if n_pred == 0 and n_ref == 0:
         return PRF(1.0, 1.0, 1.0)
     p = hits / n_pred if n_pred else 0.0
@@ -96,21 +110,24 @@ def match_boxes(pred: Sequence[Sequence[float]], ref: Sequence[Sequence[float]],
     return greedy_match(pred, ref, iou_threshold)
 
 
-def grounding_scores(pred: Sequence[Item], ref: Sequence[Item], iou_threshold: float = 0.5) -> dict[str, float]:
+def grounding_scores(pred: Sequence[Item], ref: Sequence[Item], iou_threshold: float = 0.5,
+                     answered: bool = True) -> dict[str, float]:
     """Box precision/recall at the IoU threshold, mean IoU of matches, label accuracy.
 
     Matching ignores labels; label accuracy is the share of matched pairs whose labels
     agree. With no match, mean IoU and label accuracy are 1.0 when nothing was expected and
-    nothing predicted (a correctly empty answer), else 0.
+    nothing predicted (a correctly empty answer), else 0. ``answered``: whether the output
+    gave a grounding answer at all (held a ``<|det|>``); when it did not, every score is 0,
+    even against an empty reference.
     """
     matches = match_boxes([p.box for p in pred], [r.box for r in ref], iou_threshold)
-    prf = _prf(len(matches), len(pred), len(ref))
+    prf = _prf(len(matches), len(pred), len(ref)) if answered else PRF(0.0, 0.0, 0.0)
     if matches:
         mean_iou = float(np.mean([m[2] for m in matches]))
         label_acc = sum(pred[i].label == ref[j].label for i, j, _ in matches) / len(matches)
     else:
         # Nothing expected and nothing predicted (a query about an absent object) is right.
-        mean_iou = label_acc = 1.0 if not ref and not pred else 0.0
+        mean_iou = label_acc = 1.0 if not ref and not pred and answered else 0.0
     return {"box_precision": prf.precision, "box_recall": prf.recall, "box_f1": prf.f1,
             "mean_iou": mean_iou, "label_accuracy": label_acc, "n_pred": len(pred), "n_ref": len(ref),
             "n_matched": len(matches)}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from tests.official_snapshot import small_model_config, small_snapshot
+from synth.cli import run as run_cli
+from train.checkpoint import write_checksums
 from train.export import export_run, main
 from train.official.export import keep_snapshot_files
 from train.official.load import find_tensors, load_official
@@ -31,6 +32,8 @@ def fake_run(run, loaded, extra_tensors=None, keep=True, stage=2, tokenizer=None
     state = {k: v.float().contiguous() for k, v in loaded.model.state_dict().items()}
     save_file({**state, **(extra_tensors or {})}, str(ck / "model.safetensors"))
     (ck / "state.json").write_text("{}")
+    save_file({}, str(ck / "optimizer.safetensors"))
+    write_checksums(ck)  # complete, as the trainer leaves it
     (run / "checkpoints" / "latest").write_text("step-00000001\n")
     (run / "run.json").write_text(json.dumps({"args": {"stage": stage, "mode": ["tiny"]}, "vocab_size": 1000,
                                               "model_config": dataclasses.asdict(loaded.config)}))
@@ -64,21 +67,20 @@ def test_a_model_without_a_patch_embedding_exports_zeros(small, tmp_path):
     assert json.loads((out / "tokenizer_config.json").read_text())["bos_token"] == "<｜begin▁of▁sentence｜>"
 
 
-def test_runs_that_cannot_be_exported_are_refused_with_one_line(small, tmp_path, capsys, monkeypatch):
+def test_runs_that_cannot_be_exported_are_refused_with_one_line(small, tmp_path, capsys):
     from train.tokenizer import train_tokenizer
 
     loaded = load_official(small)
     own = train_tokenizer(["a few words of text"] * 10, vocab_size=300)
-    cases = {
-        "own": (fake_run(tmp_path / "own", loaded, tokenizer=own, keep=False), "project's own tokenizer"),
-        "s1": (fake_run(tmp_path / "s1", loaded, stage=1, keep=False), "stage-1 run"),
-        # A LoRA run needs train.lora to merge its adapters (hidden here, whether or not it exists).
-        "lora": (fake_run(tmp_path / "lora", loaded, {"decoder.blocks.0.attn.q.lora_A": torch.zeros(2, 64)}),
-                 "holds LoRA adapters but this checkout has no train.lora"),
+    cases = {  # run, what the one line names, exit status (2: the run cannot be exported, 1: damaged data)
+        "own": (fake_run(tmp_path / "own", loaded, tokenizer=own, keep=False), "project's own tokenizer", 2),
+        "s1": (fake_run(tmp_path / "s1", loaded, stage=1, keep=False), "stage-1 run", 2),
+        # A checkpoint holding a tensor the run's model does not have: another model's weights.
+        "odd": (fake_run(tmp_path / "odd", loaded, {"decoder.blocks.0.attn.q.extra": torch.zeros(2, 64)}),
+                "unexpected keys ['decoder.blocks.0.attn.q.extra']", 1),
     }
-    monkeypatch.setitem(sys.modules, "train.lora", None)
-    for run, why in cases.values():
-        assert main(["--run", str(run), "--out", str(tmp_path / "never")]) == 2
+    for run, why, status in cases.values():
+        assert run_cli(main, ["--run", str(run), "--out", str(tmp_path / "never")], prog="x") == status
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and why in err and err.count("\n") == 1, err
+        assert err.startswith("x: error: ") and why in err and err.count("\n") == 1, err
     assert not (tmp_path / "never" / "model.safetensors").exists()

@@ -48,6 +48,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file at fault and why."""
 
 
+class CheckpointMismatch(CheckpointError):
+    """A readable checkpoint whose tensors are not the model's (another config or model)."""
+
+
 def step_dir(run_dir: str | Path, step: int) -> Path:
     """The directory of the checkpoint taken after ``step`` optimizer steps."""
     return Path(run_dir) / "checkpoints" / f"step-{step:08d}"
@@ -62,7 +66,7 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _write_checksums(ckpt: Path) -> None:
+def write_checksums(ckpt: Path) -> None:
     files = sorted(p.name for p in ckpt.iterdir() if p.is_file() and p.name != CHECKSUMS)
     doc = {"algorithm": "sha256",
            "files": {n: {"bytes": (ckpt / n).stat().st_size, "sha256": sha256_file(ckpt / n)} for n in files}}
@@ -215,7 +219,7 @@ def save(run_dir: str | Path, step: int, model: torch.nn.Module, opt: torch.opti
         save_file({k: v.detach().cpu().clone().contiguous() for k, v in ts.items()}, str(tmp / name))
     meta = {"step": step, **state, "optimizer": opt_json}
     (tmp / "state.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-    _write_checksums(tmp)  # last: its presence is what makes the checkpoint complete
+    write_checksums(tmp)  # last: its presence is what makes the checkpoint complete
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -261,7 +265,8 @@ def load_model_weights(ckpt: str | Path, model: torch.nn.Module, strict: bool = 
             keys = list(f.keys())
             missing, unexpected = sorted(set(state) - set(keys)), sorted(set(keys) - set(state))
             if strict and (missing or unexpected):
-                raise RuntimeError(f"{ckpt}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+                raise CheckpointMismatch(f"{path}: does not match the model: missing keys {missing[:5]}, "
+                                         f"unexpected keys {unexpected[:5]}")
             with torch.no_grad():
                 for key in keys:
                     if key in state:

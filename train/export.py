@@ -22,8 +22,15 @@ from typing import Any
 
 import torch
 
+from synth.cli import Parser, UsageError, show_defaults
+from synth.cli import run as run_cli
+
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SOURCE_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}  # safetensors' names
+
+
+class NotExportable(ValueError):
+    """A run that cannot become an official checkpoint (stage 1, the project's own tokenizer)."""
 
 
 def export_run(run: str | Path, out: str | Path, checkpoint: str | Path | None = None,
@@ -39,21 +46,21 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str | Path | None =
     run = Path(run)
     info_path = run / RUN_FILE
     if not info_path.is_file():
-        raise ValueError(f"--run {run}: no {RUN_FILE} (not a training run directory)")
+        raise NotExportable(f"--run {run}: no {RUN_FILE} (not a training run directory)")
     info = json.loads(info_path.read_text())
     if info["args"].get("stage") != 2:
-        raise ValueError(f"--run {run}: a stage-{info['args'].get('stage')} run; only stage-2 models (the full "
+        raise NotExportable(f"--run {run}: a stage-{info['args'].get('stage')} run; only stage-2 models (the full "
                          f"DeepSeek-OCR) can be exported")
     tok = OCRTokenizer.load(run / TOKENIZER_FILE)
     if not tok.official:
-        raise ValueError(f"--run {run}: trained with the project's own tokenizer; the official code needs "
+        raise NotExportable(f"--run {run}: trained with the project's own tokenizer; the official code needs "
                          f"DeepSeek-OCR's (train with --init-official or --official-tokenizer)")
     cfg = config_from_dict(info["model_config"], str(info_path))
     kept = run / RUN_SUBDIR
     source = json.loads((kept / SOURCE_FILE).read_text()) if (kept / SOURCE_FILE).is_file() else {}
     dtype = dtype or SOURCE_DTYPES.get(source.get("dtype", ""), "bfloat16")
     if dtype not in DTYPES:
-        raise ValueError(f"--dtype {dtype}: valid are {', '.join(DTYPES)}")
+        raise NotExportable(f"--dtype {dtype}: valid are {', '.join(DTYPES)}")
     out_dtype = DTYPES[dtype]
     ckpt = resolve_checkpoint(checkpoint or run)
     found, _ = read_header(ckpt / "model.safetensors")
@@ -69,27 +76,31 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str | Path | None =
                            files_from=kept if kept.is_dir() else None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: one line on stdout, or one error line on stderr (status 2)."""
-    p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's options, each with its help and default."""
+    p = Parser(prog="python -m train.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="training run directory (stage 2, DeepSeek-OCR tokenizer)")
     p.add_argument("--out", required=True, help="directory to write the official-format snapshot to")
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's latest)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the run's newest valid one)")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES),
                    help="dtype of the written tensors (default: the dtype of the checkpoint the run started from, "
                         "bfloat16 for the released one)")
-    a = p.parse_args(argv)
+    return show_defaults(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: one JSON line on stdout (errors reach synth.cli.run: one line, exit 2 for
+    a run that cannot be exported, 1 for a damaged checkpoint)."""
+    a = build_parser().parse_args(argv)
     from train.official.config import OfficialFormatError
 
     try:
         out = export_run(a.run, a.out, a.checkpoint, a.dtype)
-    except (ValueError, FileNotFoundError, OfficialFormatError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (NotExportable, OfficialFormatError) as exc:
+        raise UsageError(str(exc)) from None
     print(json.dumps({"out": str(out), "files": sorted(f.name for f in Path(out).iterdir())}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="python -m train.export"))

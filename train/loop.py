@@ -554,7 +554,7 @@ class Trainer:
             return
         try:
             load_model_from_checkpoint(self.model, ck)
-        except RuntimeError as exc:
+        except (RuntimeError, ckpt_io.CheckpointMismatch) as exc:
             raise ValueError(f"--init-from {init_from}: {ck} is a stage-2 checkpoint of another model shape "
                              f"than --config {self.args.config!r} ({exc})") from exc
         self.base = {"init_from": str(ck.resolve())}

@@ -118,7 +118,7 @@ def test_empty_sets_are_scored_honestly():
 
 
 def test_geometry_line_type_accuracy_is_not_1_for_an_empty_answer():
-    from annotate.slow_perception import geometry_scores
+    from annotate.geometry_metrics import geometry_scores
 
     truth = "{'Line': {'line': ['(0, 0) -- (4, 0)', '(0, 0) -- (0, 4)'], 'line_type': ['-', '--']}}"
     empty = geometry_scores("", truth)

@@ -142,7 +142,7 @@ def test_bad_snapshots_stop_the_cli_before_training_with_one_line(small, tmp_pat
     out = subprocess.run([sys.executable, "-m", "train", "--init-official", str(bad), "--data", str(tmp_path),
                           "--out", str(tmp_path / "run"), "--device", "cpu"], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=300)
-    assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert out.returncode == 2 and out.stderr.startswith("python -m train: error: ") and out.stderr.count("\n") == 1, out.stderr
     assert "DeepSeek-OCR-2" in out.stderr and not (tmp_path / "run").exists()  # refused before the run began
     out = subprocess.run([sys.executable, "-m", "train.evaluate", "--init-official", str(bad), "--data", str(tmp_path)],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

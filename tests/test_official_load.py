@@ -154,20 +154,28 @@ def test_overrides_change_what_is_not_a_dimension(small):
 
 def test_peak_memory_of_loading_stays_under_1_3x_the_checkpoint(parity_snapshot_dir):
     """Loading the 1.7 GB float32 parity checkpoint (in its own dtype, so the model is the
-    checkpoint's size) in a fresh process: the resident set grows by less than 1.3x the
-    file. Measured: RSS after imports, then the peak (ru_maxrss) after load_official."""
+    checkpoint's size) in a fresh process: its anonymous memory (what the host must hold;
+    RssAnon, sampled every 2 ms while it loads) grows by less than 1.3x the file.
+    ``ru_maxrss`` is printed beside it: it also counts file-backed pages such as the shared
+    libraries' code, which the kernel can drop and which vary from run to run."""
     size = (parity_snapshot_dir / "model.safetensors").stat().st_size
-    code = ("import resource, sys, torch\n"
+    code = ("import resource, sys, threading, time, torch\n"
             "from train.official.load import load_official\n"
-            "def rss():\n"
-            "    return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
-            "base = rss()\n"
-            f"m = load_official(sys.argv[1], dtype=torch.float32)\n"
-            "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+            "def anon():\n"
+            "    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('RssAnon:'))\n"
+            "base, peak, done = anon(), [0], threading.Event()\n"
+            "def poll():\n"
+            "    while not done.is_set():\n"
+            "        peak[0] = max(peak[0], anon()); time.sleep(0.002)\n"
+            "t = threading.Thread(target=poll); t.start()\n"
+            "m = load_official(sys.argv[1], dtype=torch.float32)\n"
+            "done.set(); t.join(); peak[0] = max(peak[0], anon())\n"
+            "print(base, peak[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
     out = subprocess.run([sys.executable, "-c", code, str(parity_snapshot_dir)], cwd=REPO, capture_output=True,
                          text=True, timeout=600, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
-    base, peak = (int(x) for x in out.stdout.split())
+    base, peak, maxrss = (int(x) for x in out.stdout.split())
     ratio = (peak - base) / size
-    print(f"load peak: {(peak - base) / 2 ** 30:.2f} GiB over a {size / 2 ** 30:.2f} GiB checkpoint: {ratio:.3f}x")
+    print(f"load peak: {(peak - base) / 2 ** 30:.2f} GiB anonymous over a {size / 2 ** 30:.2f} GiB checkpoint: "
+          f"{ratio:.3f}x (ru_maxrss {maxrss / 2 ** 30:.2f} GiB)")
     assert ratio < 1.3, ratio

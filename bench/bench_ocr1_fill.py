@@ -7,6 +7,7 @@ share (blank area at the columns' foot over their area) and of the blankest colu
 the seeds of the blankest pages.
 
     python bench/bench_ocr1_fill.py --pages 500
+    python bench/bench_ocr1_fill.py --pages 200 --recipe manifests/ocr1_papers.yaml
 """
 
 from __future__ import annotations
@@ -40,14 +41,22 @@ def main(argv=None) -> None:
     ap.add_argument("--start", type=int, default=0, help="first seed")
     ap.add_argument("--threshold", type=float, default=0.25, help="share counted as a blank foot")
     ap.add_argument("--worst", type=int, default=10, help="blankest pages listed")
+    ap.add_argument("--recipe", default=None, help="measure this recipe's ocr1 config instead of the default")
     args = ap.parse_args(argv)
 
+    config = None
+    if args.recipe:
+        from synth.recipe import load_recipe
+
+        config = next((e.config for e in load_recipe(args.recipe).mixture if e.family == "ocr1"), None)
+        if config is None:
+            raise SystemExit(f"{args.recipe}: the mixture has no ocr1 entry")
     t = time.process_time()
-    res = measure(range(args.start, args.start + args.pages))
+    res = measure(range(args.start, args.start + args.pages), config)
     cpu = time.process_time() - t
     share = np.array([fb.share for _s, fb in res])
     worst = np.array([fb.worst for _s, fb in res])
-    print(f"{len(res)} pages, seeds {args.start}..{args.start + args.pages - 1}, {cpu:.1f} s CPU")
+    print(f"{args.recipe or 'default config'}: {len(res)} pages, seeds {args.start}..{args.start + args.pages - 1}, {cpu:.1f} s CPU")
     pct = (50, 90, 95, 99, 100)
     for name, v in (("page share", share), ("worst column", worst)):
         q = " ".join(f"p{p}={x:.3f}" for p, x in zip(pct, np.percentile(v, pct)))

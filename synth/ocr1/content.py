@@ -21,7 +21,7 @@ from synth import text_sources as ts
 from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
 from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
-from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TTable
+from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TTable, can_wait
 
 
 @dataclass
@@ -610,13 +610,21 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
         flows, h = body.carried_over()
         plan.body += flows
         total += h
-    while total < target:
-        # Near the end only splittable paragraphs: a table or figure that does not fit
-        # would end the page early and leave a blank band.
+    owed = 0.0  # text still owed to the blocks that may wait (see below)
+    while total < target or owed > 0:
+        # Near the end only splittable paragraphs: a table or figure there would mostly
+        # wait for a column the page does not have.
         kind = _choice(rng, kinds if total < 0.7 * target / cfg.fill else tail)
         flows, h = getattr(body, kind)()
         plan.body += flows
         total += h if flows else st.body.leading  # failed blocks still advance, so this ends
+        # A block that cannot split waits for the next column when it does not fit the rest
+        # of one (``layout``), and the text after it fills the place: on a page meant to be
+        # full (fill >= 1) it is followed by at least its own height of text.
+        if cfg.fill >= 1 and any(can_wait(f) for f in flows):
+            owed = max(owed, 0.0) + h
+        else:
+            owed -= h
     # Switched off, the option draws nothing: such recipes keep their earlier bytes.
     if cfg.watermark_prob > 0 and rng.random() < cfg.watermark_prob:
         from synth.ocr1 import watermark

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from reportlab.graphics.shapes import Drawing
-from reportlab.platypus import Flowable, ListFlowable, Paragraph, Table
+from reportlab.platypus import Flowable, KeepTogether, ListFlowable, Paragraph, Table
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -47,7 +47,15 @@ class _Tracked:
     splittable = True
 
     def wrap(self, availWidth, availHeight):  # noqa: N803 (reportlab's names)
-        self._ocr1_wh = super().wrap(availWidth, availHeight)
+        # The same question twice gets the first answer: the layout asks whether a block
+        # fits before the frame places it, a group kept together is measured before its
+        # parts are placed, a title before its frame is sized. A paragraph's answer depends
+        # on the width only and lives in its broken lines (a failed split drops them).
+        para = isinstance(self, Paragraph)
+        key = availWidth if para else (availWidth, availHeight)
+        if getattr(self, "_ocr1_key", None) != key or para and not hasattr(self, "blPara"):
+            self._ocr1_wh = super().wrap(availWidth, availHeight)
+            self._ocr1_key = key
         return self._ocr1_wh
 
     def split(self, availWidth, availHeight):  # noqa: N803
@@ -81,11 +89,42 @@ def source_text(flowable) -> str:
     return " ".join(source_text(f) for f in children)
 
 
+def _ends_in_hyphen(line) -> bool:
+    """Whether a broken line of a Paragraph (a ``(space, words)`` tuple or a FragLine)
+    ends in a hyphen."""
+    words = line[1] if isinstance(line, tuple) else [getattr(w, "text", "") for w in line.words]
+    return "".join(words).rstrip().endswith("-")
+
+
+def can_wait(flowable) -> bool:
+    """Whether the layout may hold ``flowable`` for the next column when it does not fit the
+    rest of this one (``layout``): a block that cannot split (table, figure, list, code
+    listing, sideways block), alone or kept with its caption. Display equations cannot:
+    their numbers follow the text."""
+    if isinstance(flowable, KeepTogether):  # what keepWithNext grouped
+        return any(can_wait(f) for f in flowable._content)
+    return getattr(flowable, "splittable", True) is False and not isinstance(flowable, TEquation)
+
+
 class TPara(_Tracked, Paragraph):
     """A tracked Paragraph; records its source text (see :func:`source_text`)."""
 
     def split(self, availWidth, availHeight):  # noqa: N803
+        marked = getattr(self, "blPara", None) is not None and self.blPara.kind == 1
+        leading = self.style.leading
         parts = super().split(availWidth, availHeight)
+        # Two cases split a line higher (or move the paragraph on, as reportlab does when
+        # fewer than two lines would stay):
+        # - a column does not end in a hyphen, as TeX's \brokenpenalty discourages: the
+        #   word's pieces would lie in two regions, and the second would open on a piece;
+        # - reportlab rebuilds the first part of a paragraph with markup (fonts,
+        #   hyphenation) from its lines' fragments, and re-breaking it can take a line more
+        #   than it measured (a hyphenated, bold-run paragraph of the papers recipe, seed
+        #   193): the frame then raised a LayoutError.
+        while len(parts) == 2 and (_ends_in_hyphen(parts[0].blPara.lines[-1])
+                                   or marked and parts[0].wrap(availWidth, availHeight)[1] > availHeight + 1e-6):
+            availHeight = (int(availHeight / leading) - 0.5) * leading
+            parts = super().split(availWidth, availHeight) if availHeight > leading else []
         source = getattr(self, "_ocr1_source", None) or source_text(self)
         for p in parts:  # a continued part keeps the whole paragraph's text
             p._ocr1_source = source

@@ -6,6 +6,7 @@ Nothing here measures the result: the plan says what to draw; ``layout`` draws i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -21,7 +22,7 @@ from synth import text_sources as ts
 from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
 from synth.ocr1.equation_grammar import inline_formula
 from synth.ocr1.config import Config, allowed_families
-from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TTable, can_wait
+from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TSupply, TTable
 
 
 @dataclass
@@ -602,7 +603,7 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
                                  for f in flows) + (0.0 if plan.title_height else 2.0)
     frame_h = ph - mt - mb - plan.title_height - plan.footnote_height
     body.frame_h = frame_h
-    target = cfg.fill * cols * frame_h
+    capacity = cols * frame_h  # estimated, as the blocks' heights are
     total = 0.0
     kinds = dict(cfg.blocks)
     tail = {"paragraph": 1.0}
@@ -610,21 +611,21 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
         flows, h = body.carried_over()
         plan.body += flows
         total += h
-    owed = 0.0  # text still owed to the blocks that may wait (see below)
-    while total < target or owed > 0:
-        # Near the end only splittable paragraphs: a table or figure there would mostly
-        # wait for a column the page does not have.
-        kind = _choice(rng, kinds if total < 0.7 * target / cfg.fill else tail)
+    # Blocks of every kind until 70 % of the capacity; after that only paragraphs, which
+    # split at a column's foot (a table or figure there would mostly wait for a column the
+    # page does not have). A page that fills (fill >= 1) ends in a supply of paragraphs
+    # that the layout draws from while it has room: estimates of heights are rough, and a
+    # block that waits for the next column leaves its place to the text after it.
+    full = cfg.fill >= 1
+    while total < (0.7 if full else cfg.fill) * capacity:
+        kind = _choice(rng, kinds if total < 0.7 * capacity else tail)
         flows, h = getattr(body, kind)()
         plan.body += flows
         total += h if flows else st.body.leading  # failed blocks still advance, so this ends
-        # A block that cannot split waits for the next column when it does not fit the rest
-        # of one (``layout``), and the text after it fills the place: on a page meant to be
-        # full (fill >= 1) it is followed by at least its own height of text.
-        if cfg.fill >= 1 and any(can_wait(f) for f in flows):
-            owed = max(owed, 0.0) + h
-        else:
-            owed -= h
+    if full:
+        supplier = copy.copy(body)  # its own generator: what the layout draws is not planned here
+        supplier.rng = np.random.default_rng(int(rng.integers(1 << 62)))
+        plan.body.append(TSupply(lambda: supplier.paragraph()[0], plan.body))
     # Switched off, the option draws nothing: such recipes keep their earlier bytes.
     if cfg.watermark_prob > 0 and rng.random() < cfg.watermark_prob:
         from synth.ocr1 import watermark

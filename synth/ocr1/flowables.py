@@ -106,6 +106,34 @@ def can_wait(flowable) -> bool:
     return getattr(flowable, "splittable", True) is False and not isinstance(flowable, TEquation)
 
 
+class TSupply(Flowable):
+    """The end of a body that fills its page: paragraphs made on demand. The layout asks for
+    the next one while the page has room (``layout``), so the page is full whatever the
+    plan's estimate of its capacity, and no paragraph is made that is not drawn. Each one
+    is also inserted before the supply in ``into`` (the plan's body), which then lists what
+    the page drew. A plan is built once: the supply's generator is spent."""
+
+    def __init__(self, make, into: list, limit: int = 200):
+        Flowable.__init__(self)
+        self.make, self.into, self.limit = make, into, limit
+
+    def more(self) -> list:
+        """The next paragraph's flowables; [] once ``limit`` have been made."""
+        if self.limit <= 0:
+            return []
+        self.limit -= 1
+        flows = self.make()
+        at = next(i for i, f in enumerate(self.into) if f is self)
+        self.into[at:at] = flows
+        return flows
+
+    def wrap(self, availWidth, availHeight):  # noqa: N803
+        return 0.0, 0.0  # never drawn: the layout replaces it by what it makes
+
+    def draw(self) -> None:
+        pass
+
+
 class TPara(_Tracked, Paragraph):
     """A tracked Paragraph; records its source text (see :func:`source_text`)."""
 
@@ -113,18 +141,26 @@ class TPara(_Tracked, Paragraph):
         marked = getattr(self, "blPara", None) is not None and self.blPara.kind == 1
         leading = self.style.leading
         parts = super().split(availWidth, availHeight)
-        # Two cases split a line higher (or move the paragraph on, as reportlab does when
-        # fewer than two lines would stay):
-        # - a column does not end in a hyphen, as TeX's \brokenpenalty discourages: the
-        #   word's pieces would lie in two regions, and the second would open on a piece;
-        # - reportlab rebuilds the first part of a paragraph with markup (fonts,
-        #   hyphenation) from its lines' fragments, and re-breaking it can take a line more
-        #   than it measured (a hyphenated, bold-run paragraph of the papers recipe, seed
-        #   193): the frame then raised a LayoutError.
-        while len(parts) == 2 and (_ends_in_hyphen(parts[0].blPara.lines[-1])
-                                   or marked and parts[0].wrap(availWidth, availHeight)[1] > availHeight + 1e-6):
-            availHeight = (int(availHeight / leading) - 0.5) * leading
-            parts = super().split(availWidth, availHeight) if availHeight > leading else []
+        while len(parts) == 2:
+            higher = (int(availHeight / leading) - 0.5) * leading  # room for a line less
+            # reportlab rebuilds the first part of a paragraph with markup (fonts,
+            # hyphenation) from its lines' fragments, and re-breaking it can take a line
+            # more than it measured (a hyphenated, bold-run paragraph of the papers recipe,
+            # seed 193): the frame then raised a LayoutError. Such a part goes a line higher
+            # (or the paragraph moves on, as reportlab does when fewer than two lines stay).
+            if marked and parts[0].wrap(availWidth, availHeight)[1] > availHeight + 1e-6:
+                availHeight = higher
+                parts = super().split(availWidth, higher) if higher > leading else []
+                continue
+            # A column does not end in a hyphen where it can end a line higher, as TeX's
+            # \brokenpenalty discourages: the word's pieces would lie in two regions, and
+            # the second would open on a piece.
+            if _ends_in_hyphen(parts[0].blPara.lines[-1]) and higher > leading:
+                again = super().split(availWidth, higher)
+                if len(again) == 2:
+                    availHeight, parts = higher, again
+                    continue
+            break
         source = getattr(self, "_ocr1_source", None) or source_text(self)
         for p in parts:  # a continued part keeps the whole paragraph's text
             p._ocr1_source = source

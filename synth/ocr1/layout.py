@@ -20,7 +20,7 @@ from reportlab.platypus.doctemplate import FrameBreak
 from reportlab.platypus.flowables import KeepTogether
 
 from synth.ocr1.content import Decoration, PagePlan
-from synth.ocr1.flowables import can_wait, record
+from synth.ocr1.flowables import TSupply, can_wait, record
 
 _FUZZ = rl_config._FUZZ  # reportlab's frames' tolerance on a fit
 
@@ -101,6 +101,12 @@ class _FirstPageDoc(BaseDocTemplate):
                     del flowables[0]._postponed  # it no longer opens a column: it may wait again
                 flowables[0:0] = self.ocr1_held
                 self.ocr1_held = []
+            if isinstance(flowables[0], TSupply):  # the page still has room: one more paragraph
+                made = flowables[0].more()
+                if not made:
+                    del flowables[0]
+                    return
+                flowables[0:0] = made
             self.handle_keepWithNext(flowables)  # group a caption with its float first
             f = flowables[0]
             # A rigid block that does not fit waits for the next column and the text after

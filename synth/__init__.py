@@ -10,4 +10,6 @@ __version__ = "0.1.0"
 # and tests/golden/shards.json is regenerated in the same commit.
 # 2: ocr1 JPEG quality 60, inline formulas from a seeded pool, Chinese faces declare the
 #    ascent their glyphs reach, rows lose `text`, truth JSON without spaces (issue 18).
-GENERATOR_VERSION = 2
+# 3: ocr1 body columns run to their foot (floats wait, headings stay, a paragraph supply
+#    ends full pages; issue 17 item 5).
+GENERATOR_VERSION = 3

@@ -41,8 +41,11 @@ class Config:
     title_prob: probability of a title block (title, author line, maybe an abstract).
     header_prob, footer_prob, page_number_prob, footnote_prob: probabilities of a running
       header, a footer line, a page number and footnotes.
-    fill: body content generated relative to the page's estimated capacity (>1 fills the
-      page; content that does not fit on the first page is dropped).
+    fill: body content planned relative to the page's estimated capacity. At 1 or more
+      the page is full: blocks of every kind up to 70 % of the estimate, then paragraphs
+      made as the layout needs them, so no column ends more than a heading and two lines
+      short of its foot (docs/ocr1.md, "Fill"); values above 1 are the same as 1. Below 1
+      the page is short on purpose and its columns end early.
     scan_prob, photo_prob: probabilities of the scan and photo looks of synth.realism.
     emphasis_prob: probability that an English body paragraph sets one or two runs of
       words in the bold or italic face, that an English caption sets its label in bold,
@@ -110,7 +113,7 @@ class Config:
     footer_prob: float = 0.4
     page_number_prob: float = 0.7
     footnote_prob: float = 0.25
-    fill: float = 1.15
+    fill: float = 1.0
     scan_prob: float = 0.0
     photo_prob: float = 0.0
     emphasis_prob: float = 0.3

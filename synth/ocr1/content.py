@@ -6,6 +6,7 @@ Nothing here measures the result: the plan says what to draw; ``layout`` draws i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -20,7 +21,7 @@ from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableS
 from synth import text_sources as ts
 from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
 from synth.ocr1.config import Config, allowed_families
-from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TTable
+from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TSupply, TTable
 
 
 @dataclass
@@ -601,7 +602,7 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
                                  for f in flows) + (0.0 if plan.title_height else 2.0)
     frame_h = ph - mt - mb - plan.title_height - plan.footnote_height
     body.frame_h = frame_h
-    target = cfg.fill * cols * frame_h
+    capacity = cols * frame_h  # estimated, as the blocks' heights are
     total = 0.0
     kinds = dict(cfg.blocks)
     tail = {"paragraph": 1.0}
@@ -609,13 +610,21 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
         flows, h = body.carried_over()
         plan.body += flows
         total += h
-    while total < target:
-        # Near the end only splittable paragraphs: a table or figure that does not fit
-        # would end the page early and leave a blank band.
-        kind = _choice(rng, kinds if total < 0.7 * target / cfg.fill else tail)
+    # Blocks of every kind until 70 % of the capacity; after that only paragraphs, which
+    # split at a column's foot (a table or figure there would mostly wait for a column the
+    # page does not have). A page that fills (fill >= 1) ends in a supply of paragraphs
+    # that the layout draws from while it has room: estimates of heights are rough, and a
+    # block that waits for the next column leaves its place to the text after it.
+    full = cfg.fill >= 1
+    while total < (0.7 if full else cfg.fill) * capacity:
+        kind = _choice(rng, kinds if total < 0.7 * capacity else tail)
         flows, h = getattr(body, kind)()
         plan.body += flows
         total += h if flows else st.body.leading  # failed blocks still advance, so this ends
+    if full:
+        supplier = copy.copy(body)  # its own generator: what the layout draws is not planned here
+        supplier.rng = np.random.default_rng(int(rng.integers(1 << 62)))
+        plan.body.append(TSupply(lambda: supplier.paragraph()[0], plan.body))
     # Switched off, the option draws nothing: such recipes keep their earlier bytes.
     if cfg.watermark_prob > 0 and rng.random() < cfg.watermark_prob:
         from synth.ocr1 import watermark

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from reportlab.graphics.shapes import Drawing
-from reportlab.platypus import Flowable, ListFlowable, Paragraph, Table
+from reportlab.platypus import Flowable, KeepTogether, ListFlowable, Paragraph, Table
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -47,7 +47,15 @@ class _Tracked:
     splittable = True
 
     def wrap(self, availWidth, availHeight):  # noqa: N803 (reportlab's names)
-        self._ocr1_wh = super().wrap(availWidth, availHeight)
+        # The same question twice gets the first answer: the layout asks whether a block
+        # fits before the frame places it, a group kept together is measured before its
+        # parts are placed, a title before its frame is sized. A paragraph's answer depends
+        # on the width only and lives in its broken lines (a failed split drops them).
+        para = isinstance(self, Paragraph)
+        key = availWidth if para else (availWidth, availHeight)
+        if getattr(self, "_ocr1_key", None) != key or para and not hasattr(self, "blPara"):
+            self._ocr1_wh = super().wrap(availWidth, availHeight)
+            self._ocr1_key = key
         return self._ocr1_wh
 
     def split(self, availWidth, availHeight):  # noqa: N803
@@ -81,11 +89,78 @@ def source_text(flowable) -> str:
     return " ".join(source_text(f) for f in children)
 
 
+def _ends_in_hyphen(line) -> bool:
+    """Whether a broken line of a Paragraph (a ``(space, words)`` tuple or a FragLine)
+    ends in a hyphen."""
+    words = line[1] if isinstance(line, tuple) else [getattr(w, "text", "") for w in line.words]
+    return "".join(words).rstrip().endswith("-")
+
+
+def can_wait(flowable) -> bool:
+    """Whether the layout may hold ``flowable`` for the next column when it does not fit the
+    rest of this one (``layout``): a block that cannot split (table, figure, list, code
+    listing, sideways block), alone or kept with its caption. Display equations cannot:
+    their numbers follow the text."""
+    if isinstance(flowable, KeepTogether):  # what keepWithNext grouped
+        return any(can_wait(f) for f in flowable._content)
+    return getattr(flowable, "splittable", True) is False and not isinstance(flowable, TEquation)
+
+
+class TSupply(Flowable):
+    """The end of a body that fills its page: paragraphs made on demand. The layout asks for
+    the next one while the page has room (``layout``), so the page is full whatever the
+    plan's estimate of its capacity, and no paragraph is made that is not drawn. Each one
+    is also inserted before the supply in ``into`` (the plan's body), which then lists what
+    the page drew. A plan is built once: the supply's generator is spent."""
+
+    def __init__(self, make, into: list, limit: int = 200):
+        Flowable.__init__(self)
+        self.make, self.into, self.limit = make, into, limit
+
+    def more(self) -> list:
+        """The next paragraph's flowables; [] once ``limit`` have been made."""
+        if self.limit <= 0:
+            return []
+        self.limit -= 1
+        flows = self.make()
+        at = next(i for i, f in enumerate(self.into) if f is self)
+        self.into[at:at] = flows
+        return flows
+
+    def wrap(self, availWidth, availHeight):  # noqa: N803
+        return 0.0, 0.0  # never drawn: the layout replaces it by what it makes
+
+    def draw(self) -> None:
+        pass
+
+
 class TPara(_Tracked, Paragraph):
     """A tracked Paragraph; records its source text (see :func:`source_text`)."""
 
     def split(self, availWidth, availHeight):  # noqa: N803
+        marked = getattr(self, "blPara", None) is not None and self.blPara.kind == 1
+        leading = self.style.leading
         parts = super().split(availWidth, availHeight)
+        while len(parts) == 2:
+            higher = (int(availHeight / leading) - 0.5) * leading  # room for a line less
+            # reportlab rebuilds the first part of a paragraph with markup (fonts,
+            # hyphenation) from its lines' fragments, and re-breaking it can take a line
+            # more than it measured (a hyphenated, bold-run paragraph of the papers recipe,
+            # seed 193): the frame then raised a LayoutError. Such a part goes a line higher
+            # (or the paragraph moves on, as reportlab does when fewer than two lines stay).
+            if marked and parts[0].wrap(availWidth, availHeight)[1] > availHeight + 1e-6:
+                availHeight = higher
+                parts = super().split(availWidth, higher) if higher > leading else []
+                continue
+            # A column does not end in a hyphen where it can end a line higher, as TeX's
+            # \brokenpenalty discourages: the word's pieces would lie in two regions, and
+            # the second would open on a piece.
+            if _ends_in_hyphen(parts[0].blPara.lines[-1]) and higher > leading:
+                again = super().split(availWidth, higher)
+                if len(again) == 2:
+                    availHeight, parts = higher, again
+                    continue
+            break
         source = getattr(self, "_ocr1_source", None) or source_text(self)
         for p in parts:  # a continued part keeps the whole paragraph's text
             p._ocr1_source = source

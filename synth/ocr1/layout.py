@@ -1,6 +1,11 @@
 """Draw a page plan with reportlab platypus, in memory, keeping only the first page.
 
 Returns the PDF bytes and the list of drawn-rectangle records (see ``flowables``).
+
+Columns run to their foot (docs/ocr1.md, "Fill"): a block that cannot split and does not
+fit the rest of its column waits for the next one while the text after it fills the
+space, as LaTeX's floats do; a heading moves on with its paragraph only when it and the
+paragraph's first two lines do not fit.
 """
 
 from __future__ import annotations
@@ -10,11 +15,58 @@ from typing import Any
 
 from reportlab import rl_config
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate
+from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
 from reportlab.platypus.doctemplate import FrameBreak
+from reportlab.platypus.flowables import KeepTogether
 
 from synth.ocr1.content import Decoration, PagePlan
-from synth.ocr1.flowables import record
+from synth.ocr1.flowables import TSupply, can_wait, record
+
+_FUZZ = rl_config._FUZZ  # reportlab's frames' tolerance on a fit
+
+
+def _room(frame: Frame, f) -> float:
+    """The height left for ``f`` in ``frame``, as ``Frame.split`` counts it."""
+    s = 0.0
+    if not frame._atTop:
+        s = f.getSpaceBefore()
+        if frame._oASpace:
+            s = max(s - frame._prevASpace, 0.0)
+    return frame._y - frame._y1p - s
+
+
+def _fits(f, frame: Frame, canv) -> bool:
+    """Whether the whole of ``f`` (a block, or a group that keepWithNext made) fits the rest
+    of ``frame``; a group's parts are summed with their spaces, as a frame would stack them
+    (KeepTogether's own measure copies the frame)."""
+    room = _room(frame, f)
+    if room <= 0:
+        return False
+    group = isinstance(f, KeepTogether)
+    parts = f._content if group else [f]
+    aW = frame._getAvailableWidth()
+    # Asked as the frame (a block) or the group's own measure (its parts) will ask next, so
+    # the flowables answer that from memory (``flowables._Tracked.wrap``).
+    h = sum(p.wrapOn(canv, aW, 0xFFFFFFF if group else room)[1] for p in parts)
+    h += sum(a.getSpaceAfter() + b.getSpaceBefore() for a, b in zip(parts, parts[1:]))
+    return h <= room + _FUZZ
+
+
+class _KeepWithNext(KeepTogether):
+    """reportlab's keepWithNext group (a heading and its paragraph, a caption and its
+    table), kept as LaTeX keeps a heading: a group that ends in a paragraph stays in this
+    column when what precedes the paragraph and the paragraph's first lines fit (no orphan,
+    as the paragraph's own split decides); the paragraph then goes on in the next column.
+    reportlab's KeepTogether moved the whole group on, leaving the rest of the column blank."""
+
+    def split(self, aW, aH):  # noqa: N803 (reportlab's names)
+        *lead, last = self._content
+        if lead and isinstance(last, Paragraph) and all(isinstance(f, Paragraph) for f in lead):
+            h = sum(f.wrap(aW, aH)[1] for f in lead)
+            h += sum(a.getSpaceAfter() + b.getSpaceBefore() for a, b in zip(lead, self._content[1:]))
+            if h < aH and last.split(aW, aH - h):
+                return list(self._content)
+        return super().split(aW, aH)
 
 
 class _FirstPageDoc(BaseDocTemplate):
@@ -23,10 +75,12 @@ class _FirstPageDoc(BaseDocTemplate):
     def __init__(self, buf, plan: PagePlan, frames: list[Frame]):
         super().__init__(buf, pagesize=(plan.page_w, plan.page_h), invariant=1, pageCompression=0,
                          leftMargin=plan.margins[0], rightMargin=plan.margins[1],
-                         topMargin=plan.margins[2], bottomMargin=plan.margins[3])
+                         topMargin=plan.margins[2], bottomMargin=plan.margins[3],
+                         keepTogetherClass=_KeepWithNext)
         self.plan = plan
         self.ocr1_drawn: list[dict[str, Any]] = []
         self.ocr1_full = False
+        self.ocr1_held: list = []  # rigid blocks waiting for the next column, in order
         self.addPageTemplates([PageTemplate(id="page", frames=frames, onPage=self._decorate)])
 
     def handle_pageEnd(self):  # noqa: N802 (reportlab's name)
@@ -39,6 +93,29 @@ class _FirstPageDoc(BaseDocTemplate):
         if self.ocr1_full:
             del flowables[:]  # the rest would go to page 2, which is never kept
             return
+        frame = getattr(self, "frame", None)
+        # Not the page-begin actions reportlab runs through here (``_hanging``).
+        if frame is not None and frame.id.startswith("col") and flowables is not self._hanging:
+            if self.ocr1_held and frame._atTop:  # a new column: the held blocks open it
+                if flowables and hasattr(flowables[0], "_postponed"):
+                    del flowables[0]._postponed  # it no longer opens a column: it may wait again
+                flowables[0:0] = self.ocr1_held
+                self.ocr1_held = []
+            if isinstance(flowables[0], TSupply):  # the page still has room: one more paragraph
+                made = flowables[0].more()
+                if not made:
+                    del flowables[0]
+                    return
+                flowables[0:0] = made
+            self.handle_keepWithNext(flowables)  # group a caption with its float first
+            f = flowables[0]
+            # A rigid block that does not fit waits for the next column and the text after
+            # it fills this one; later rigid blocks wait behind it, so floats keep their order.
+            if can_wait(f) and not frame._atTop and (self.ocr1_held or not _fits(f, frame, self.canv)):
+                self.ocr1_held.append(flowables.pop(0))
+                if not flowables:  # the text ran out first: the held blocks still get a column
+                    flowables.append(FrameBreak())
+                return
         super().handle_flowable(flowables)
 
     def _decorate(self, canv, doc) -> None:

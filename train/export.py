@@ -37,39 +37,8 @@ SOURCE_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}  # safe
 
 
 class NotExportable(ValueError):
-    """A run that cannot become an official checkpoint (stage 1, the project's own tokenizer)."""
-
-
-def export_run(run: str | Path, out: str | Path, checkpoint: str | Path | None = None,
-               dtype: str | None = None) -> Path:
-    """Export run ``run``'s checkpoint (default: its latest) to ``out``; returns ``out``."""
-    from train.configs import config_from_dict
-    from train.loop import RUN_FILE, load_model_from_checkpoint, resolve_checkpoint
-    from train.official.export import PATCH_FILE, RUN_SUBDIR, SOURCE_FILE, export_official
-    from train.official.load import empty_model
-    from train.official.st_io import read_header, read_tensor
-
-    run = Path(run)
-    info, tok = _run_info(run)
-    cfg = config_from_dict(info["model_config"], str(run / RUN_FILE))
-    kept = run / RUN_SUBDIR
-    source = json.loads((kept / SOURCE_FILE).read_text()) if (kept / SOURCE_FILE).is_file() else {}
-    dtype = dtype or SOURCE_DTYPES.get(source.get("dtype", ""), "bfloat16")
-    if dtype not in DTYPES:
-        raise NotExportable(f"--dtype {dtype}: valid are {', '.join(DTYPES)}")
-    out_dtype = DTYPES[dtype]
-    ckpt = resolve_checkpoint(checkpoint or run)
-    found, _ = read_header(ckpt / "model.safetensors")
-    # A LoRA run's checkpoint holds adapters only: its recorded base is loaded, the adapters
-    # applied and merged (train.loop.load_model_from_checkpoint), at the export's dtype.
-    work_dtype = out_dtype if info.get("lora") else next(iter(found.values())).dtype
-    model = empty_model(cfg, int(info["vocab_size"]), tok.image_id, work_dtype)
-    load_model_from_checkpoint(model, ckpt)
-    extras = {}
-    if (kept / PATCH_FILE).is_file():
-        extras = {k: read_tensor(v) for k, v in read_header(kept / PATCH_FILE)[0].items()}
-    return export_official(model, cfg, tok, out, dtype=out_dtype, extras=extras,
-                           files_from=kept if kept.is_dir() else None)
+    """A run that cannot become an official checkpoint (stage 1, the project's own tokenizer), or an
+    adapter (not a LoRA run)."""
 
 
 def _run_info(run: Path) -> tuple[dict[str, Any], Any]:
@@ -103,6 +72,38 @@ def _base_model_name(run: Path, info: dict[str, Any]) -> str | None:
         if name:
             return str(name)
     return base.get("init_official") or base.get("init_from")
+
+
+def export_run(run: str | Path, out: str | Path, checkpoint: str | Path | None = None,
+               dtype: str | None = None) -> Path:
+    """Export run ``run``'s checkpoint (default: its latest) to ``out``; returns ``out``."""
+    from train.configs import config_from_dict
+    from train.loop import RUN_FILE, load_model_from_checkpoint, resolve_checkpoint
+    from train.official.export import PATCH_FILE, RUN_SUBDIR, SOURCE_FILE, export_official
+    from train.official.load import empty_model
+    from train.official.st_io import read_header, read_tensor
+
+    run = Path(run)
+    info, tok = _run_info(run)
+    cfg = config_from_dict(info["model_config"], str(run / RUN_FILE))
+    kept = run / RUN_SUBDIR
+    source = json.loads((kept / SOURCE_FILE).read_text()) if (kept / SOURCE_FILE).is_file() else {}
+    dtype = dtype or SOURCE_DTYPES.get(source.get("dtype", ""), "bfloat16")
+    if dtype not in DTYPES:
+        raise NotExportable(f"--dtype {dtype}: valid are {', '.join(DTYPES)}")
+    out_dtype = DTYPES[dtype]
+    ckpt = resolve_checkpoint(checkpoint or run)
+    found, _ = read_header(ckpt / "model.safetensors")
+    # A LoRA run's checkpoint holds adapters only: its recorded base is loaded, the adapters
+    # applied and merged (train.loop.load_model_from_checkpoint), at the export's dtype.
+    work_dtype = out_dtype if info.get("lora") else next(iter(found.values())).dtype
+    model = empty_model(cfg, int(info["vocab_size"]), tok.image_id, work_dtype)
+    load_model_from_checkpoint(model, ckpt)
+    extras = {}
+    if (kept / PATCH_FILE).is_file():
+        extras = {k: read_tensor(v) for k, v in read_header(kept / PATCH_FILE)[0].items()}
+    return export_official(model, cfg, tok, out, dtype=out_dtype, extras=extras,
+                           files_from=kept if kept.is_dir() else None)
 
 
 def export_adapter(run: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:

@@ -23,6 +23,11 @@ from synth.charts.style import Style
 from synth.charts.textcache import memoised_text_layout
 
 
+# Callbacks ``f(fig, renderer, axes)`` run after each chart is drawn, before the figure is
+# reused (synth.charts.audit measures the drawn text with them); empty in production.
+INSPECTORS: list = []
+
+
 @functools.lru_cache(maxsize=1)
 def _base_rc() -> dict:
     """matplotlib's bundled defaults minus the keys that are about backends or the GUI."""
@@ -187,6 +192,12 @@ def _deferred_patch_limits(ax, update: bool):
         ax.update_datalim(corners)
 
 
+def _tag_values(texts, s: int) -> None:
+    """Name each value label ``value:<series>:<category>`` (the audit finds them by it)."""
+    for c, t in enumerate(texts):
+        t.set_gid(f"value:{s}:{c}")
+
+
 def _draw_bars(ax, data: ChartData, style: Style, series: list[int], stacked: bool, horizontal: bool,
                slot: float | None = None) -> list:
     """Grouped or stacked bars of the given series; returns the containers."""
@@ -214,10 +225,11 @@ def _draw_bars(ax, data: ChartData, style: Style, series: list[int], stacked: bo
             if stacked:
                 # A label only where the segment is tall enough to hold it.
                 labels = [lab if abs(v) >= 0.08 * max(totals.max(), 1e-9) else "" for lab, v in zip(labels, vals)]
-                ax.bar_label(c, labels=labels, label_type="center", color=_contrast(color),
-                             fontsize=style.font_size * 0.8)
+                texts = ax.bar_label(c, labels=labels, label_type="center", color=_contrast(color),
+                                     fontsize=style.font_size * 0.8)
             else:
-                ax.bar_label(c, labels=labels, padding=2, fontsize=style.font_size * 0.8)
+                texts = ax.bar_label(c, labels=labels, padding=2, fontsize=style.font_size * 0.8)
+            _tag_values(texts, s)
         if stacked:
             base = base + vals
         containers.append(c)
@@ -236,9 +248,9 @@ def _draw_points(ax, data: ChartData, style: Style, s: int, line: bool, labels: 
         ax.scatter(pos, vals, color=color, marker=marker or "o", s=(style.font_size * 2.2) ** 2 / 4,
                    label=data.series[s], zorder=3)
     if labels:
-        for i, v in enumerate(vals):
-            ax.annotate(data.cell(s, i), (pos[i], v), textcoords="offset points", xytext=(0, 6),
-                        ha="center", va="bottom", fontsize=style.font_size * 0.8, color=color)
+        _tag_values([ax.annotate(data.cell(s, i), (pos[i], v), textcoords="offset points", xytext=(0, 6),
+                                 ha="center", va="bottom", fontsize=style.font_size * 0.8, color=color)
+                     for i, v in enumerate(vals)], s)
 
 
 def _draw_pie(ax, data: ChartData, style: Style) -> None:
@@ -248,7 +260,7 @@ def _draw_pie(ax, data: ChartData, style: Style) -> None:
         wedgeprops["width"] = style.donut_width
     colors = [style.colors[i % len(style.colors)] for i in range(len(data.categories))]
     with _deferred_patch_limits(ax, update=False):
-        wedges = ax.pie(
+        pie = ax.pie(
             data.values[0],
             labels=data.categories if style.pie_labels_outside else None,
             colors=colors,
@@ -258,7 +270,14 @@ def _draw_pie(ax, data: ChartData, style: Style) -> None:
             autopct=(lambda _pct: next(cells)) if style.value_labels else None,
             pctdistance=1.0 - style.donut_width / 2 if data.kind == "donut" else 0.68,
             textprops={"fontsize": style.font_size * 0.85},
-        )[0]
+        )
+    wedges = pie[0]
+    texts = pie.texts
+    if style.pie_labels_outside:
+        for t in texts[0]:
+            t.set_gid("category")
+    if style.value_labels:
+        _tag_values(texts[-1], 0)
     ax.set_aspect("equal")
     if not style.pie_labels_outside:
         # A figure legend at the right edge; render_png keeps the axes clear of it.
@@ -317,9 +336,9 @@ def _draw_area(ax, data: ChartData, style: Style) -> None:
             ax.fill_between(pos, 0, vals, color=colors[s], alpha=style.alpha, label=data.series[s], linewidth=0)
             ax.plot(pos, vals, color=colors[s], linewidth=style.line_width * 0.7)
             if style.value_labels:
-                for i, v in enumerate(vals):
-                    ax.annotate(data.cell(s, i), (pos[i], v), textcoords="offset points", xytext=(0, 5),
-                                ha="center", va="bottom", fontsize=style.font_size * 0.8, color=colors[s])
+                _tag_values([ax.annotate(data.cell(s, i), (pos[i], v), textcoords="offset points", xytext=(0, 5),
+                                         ha="center", va="bottom", fontsize=style.font_size * 0.8, color=colors[s])
+                             for i, v in enumerate(vals)], s)
     _category_axis(ax, data, style)
     _value_axis(ax, data, 0)
     ax.set_xlim(pos[0] - 0.15, pos[-1] + 0.15)
@@ -365,5 +384,7 @@ def render_png(data: ChartData, style: Style, width_px: int, height_px: int, dpi
         draw(axes, data, style)
         place_axes(fig, canvas, axes, pad_px=0.08 * style.font_size * dpi / 72 + 3)
         canvas.draw()
+        for inspect in INSPECTORS:
+            inspect(fig, canvas.get_renderer(), axes)
         rgba = np.asarray(canvas.buffer_rgba())
     return encode_rgb(rgba, compress_level), rgba.shape[1], rgba.shape[0]

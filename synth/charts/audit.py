@@ -59,6 +59,7 @@ class Drawn:
     legends: list[np.ndarray] = field(default_factory=list)  # (x0, y0, x1, y1) per legend
     areas: list[np.ndarray] = field(default_factory=list)    # filled marks: polygons (N, 2)
     lines: list[np.ndarray] = field(default_factory=list)    # stroked marks: polylines (N, 2)
+    values_made: int = 0   # value labels the chart drew or tried to draw
 
 
 def text_quad(text, renderer) -> np.ndarray:
@@ -149,6 +150,7 @@ def measure(fig, renderer, axes) -> Drawn:
                 _add(drawn, tick.label2, renderer, "tick", f"{k}{axis.axis_name}2")
         for t in ax.texts:
             gid = t.get_gid() or ""
+            drawn.values_made += gid.startswith("value") and bool(t.get_text())
             role = "value" if gid.startswith("value") else "category" if gid == "category" else "other"
             _add(drawn, t, renderer, role, gid)
         _measure_legend(drawn, ax.get_legend(), renderer, k)

@@ -484,7 +484,8 @@ def place_values(labels: list[ValueLabel], renderer, obstacles: np.ndarray, mark
     When some label finds no clear spot, all labels are tried again smaller (one size for
     the whole chart, never under the legibility floor) and the size that prints the
     most values wins (the larger one on a tie). ``cands`` are the labels' spot boxes at
-    their own size when already known (``candidate_boxes``).
+    their own size when already known (``candidate_boxes``). A moved label keeps its
+    alignment and changes only its offset.
     """
     if not labels:
         return []
@@ -503,25 +504,34 @@ def place_values(labels: list[ValueLabel], renderer, obstacles: np.ndarray, mark
         chosen = _choose(labels, cands, obstacles, marks, width, height)
         count = sum(c >= 0 for c in chosen)
         if best is None or count > best[0]:
-            best = (count, scale, chosen)
+            best = (count, scale, chosen, cands)
         if count == len(labels):
             break
-    _, scale, chosen = best
+    _, scale, chosen, cands = best
     printed = []
-    for lab, pick in zip(labels, chosen):
-        lab.text.set_fontsize(base * scale)
+    dots = labels[0].text.figure.dpi / 72
+    for lab, pick, boxes in zip(labels, chosen, cands):
+        t = lab.text
+        t.set_fontsize(base * scale)
         if pick < 0:
-            lab.text.set_visible(False)
+            t.set_visible(False)
             continue
         if lab.spots:
             spot = lab.spots[pick]
-            dx, dy, ha, va, colour = spot[:5]
             if len(spot) > 6:
-                lab.text.xy = spot[6]
-            lab.text.xyann = (dx, dy)
-            lab.text.set_horizontalalignment(ha)
-            lab.text.set_verticalalignment(va)
-            if colour:
-                lab.text.set_color(colour)
+                t.xy = spot[6]
+            # The text keeps its alignment (its measured layout stays valid for the draw);
+            # only its offset moves, so that its box lands on the chosen one.
+            x0, y0, x1, y1 = boxes[pick]
+            px, py = t.axes.transData.transform(t.xy)
+            fx, fy = _ALIGN_X[t.get_horizontalalignment()], _ALIGN_Y[t.get_verticalalignment()]
+            t.xyann = ((x0 + (x1 - x0) * fx - px) / dots, (y0 + (y1 - y0) * fy - py) / dots)
+            if spot[4]:
+                t.set_color(spot[4])
         printed.append((lab.series, lab.category))
     return printed
+
+
+# Where the anchor sits in a text's box, per alignment (fraction of width / height).
+_ALIGN_X = {"left": 0.0, "center": 0.5, "right": 1.0}
+_ALIGN_Y = {"bottom": 0.0, "center": 0.5, "top": 1.0}

@@ -26,6 +26,11 @@ import time
 
 import numpy as np
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
+
 from synth import families
 from synth.recipe import build_config
 from synth.rows import sample_to_row

@@ -16,6 +16,10 @@ import argparse
 import time
 
 import numpy as np
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 
 
 def measure(seeds, config=None) -> list[tuple[int, object]]:

@@ -22,6 +22,10 @@ import json
 import time
 
 import numpy as np
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 
 from synth import charts
 from synth.charts.audit import PROBLEMS, find_problems, recording

@@ -105,7 +105,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     scan = bool(rng.random() < cfg.scan_prob)
     photo = bool(rng.random() < cfg.photo_prob)
     img, mapper = apply_realism(img, rng, scan, photo)
-    W, H = img.size
+    H, W = img.shape[:2]
     clock("realism")
     text = "\n\n".join(r.plain for r in regions if r.plain)
     # Drawn after the looks, so the pixels do not depend on how many are asked.

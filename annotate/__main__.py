@@ -190,11 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     return show_defaults(ap)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (exceptions reach synth.cli.run, which prints one line)."""
+def _dispatch(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     return args.fn(args)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the exit code, with what goes wrong printed as one line (synth.cli.run)."""
+    return run(_dispatch, argv, prog="python -m annotate")
+
+
 if __name__ == "__main__":
-    sys.exit(run(main, prog="python -m annotate"))
+    sys.exit(main())

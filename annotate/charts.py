@@ -126,15 +126,55 @@ def _truth_problems(truth: dict[str, Any]) -> list[str]:
         q = 10 ** int(truth["decimals"][0])
         if round(sum(truth["values"][0]) * q) != 100 * q:
             problems.append(f"pie shares sum to {sum(truth['values'][0])}, not 100")
-    return problems
+    return problems + _unprinted_names(truth) + _printed_problems(truth)
+
+
+_UNIT_NOTE = re.compile(r"^(.*?)(?: \([^()]*\)|（[^（）]*）)$")
+
+
+def _unprinted_names(truth: dict[str, Any]) -> list[str]:
+    """Series names the image cannot show (docs/charts.md: every table name is printed).
+
+    Several series have a legend; a single series is named by its value-axis label
+    (``Revenue ($k)`` names ``Revenue``) or the shown title; a pie's only name is its title.
+    """
+    series, title = truth["series"], truth.get("title", "")
+    if truth["kind"] in ("pie", "donut"):
+        if series != [title] or not truth.get("title_shown", True):
+            return [f"pie series name {series[0]!r} is not its shown title {title!r}, the only place a pie prints it"]
+        return []
+    if len(series) != 1:
+        return []
+    label = truth.get("y_label", "")
+    m = _UNIT_NOTE.match(label)
+    names = {label, m.group(1) if m else label}
+    if series[0] in names or (truth.get("title_shown") and title == series[0]):
+        return []
+    return [f"series name {series[0]!r} is neither the value-axis label {label!r} nor a shown title"]
+
+
+def _printed_problems(truth: dict[str, Any]) -> list[str]:
+    """``printed`` (which values the image prints) must match the table's shape."""
+    printed = truth.get("printed")
+    if printed is None:
+        return []
+    n_s, n_c = len(truth["series"]), len(truth["categories"])
+    if len(printed) != n_s or any(len(p) != n_c or not all(isinstance(x, bool) for x in p) for p in printed):
+        return [f"truth printed is not {n_s} series x {n_c} categories of true/false"]
+    if bool(truth.get("value_labels")) != any(any(p) for p in printed):
+        return [f"truth value_labels is {truth.get('value_labels')} but printed marks "
+                f"{sum(map(sum, printed))} values as printed"]
+    return []
 
 
 def check(row: dict[str, Any]) -> list[str]:
     """Problems of a stored chart row (empty when sound).
 
     The target must parse and agree cell by cell with the table the truth implies, so a
-    table that disagrees with its chart's data is caught; the image must decode at the
-    stored size.
+    table that disagrees with its chart's data is caught; every series name must be one
+    the image prints (legend, value-axis label or title); the image must decode at the
+    stored size. What the pixels show (overprinting, clipping) is measured when the chart
+    is drawn: bench/chart_legibility.py and synth.charts.audit.
     """
     problems: list[str] = []
     recs = row.get("records") or [{"task": row.get("task"), "prompt": row.get("prompt"), "target": row.get("target")}]

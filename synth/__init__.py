@@ -12,4 +12,7 @@ __version__ = "0.1.0"
 #    ascent their glyphs reach, rows lose `text`, truth JSON without spaces (issue 18).
 # 3: ocr1 body columns run to their foot (floats wait, headings stay, a paragraph supply
 #    ends full pages; issue 17 item 5).
-GENERATOR_VERSION = 3
+# 4: charts print every table name and every label legibly (legends clear of marks,
+#    wrapped/turned tick labels, value labels moved, shrunk or dropped; truth.printed and
+#    truth.dpi; issue 17 items 1-3).
+GENERATOR_VERSION = 4

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from synth import families
+from synth.suggest import did_you_mean
 
 TOP_LEVEL_KEYS = {"name", "seed", "shards", "rows_per_shard", "mixture", "description", "splits"}
 MIXTURE_KEYS = {"weight", "config"}
@@ -207,7 +208,8 @@ def check_options(config_cls: type, values: dict[str, Any], where: str) -> dict[
     for key, value in values.items():
         if key not in fields:
             raise RecipeError(
-                f"{where}.{key}: unknown option (value {value!r}); valid options: {', '.join(sorted(fields))}"
+                f"{where}.{key}: unknown option (value {value!r}){did_you_mean(key, fields)}; "
+                f"valid options: {', '.join(sorted(fields))}"
             )
         tp = hints[key]
         if not _type_ok(value, tp):
@@ -277,7 +279,8 @@ def parse_recipe(data: Any, source: str = "<memory>", overrides: dict[str, Any] 
         data.pop("shards", None)  # splits given on the command line set the shard count
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            raise RecipeError(f"{source}: unknown key {key!r}; valid keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+            raise RecipeError(f"{source}: unknown key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)}; "
+                              f"valid keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
     name = data.get("name")
     if not isinstance(name, str) or not name or "/" in name:
         raise RecipeError(f"{source}.name: expected a non-empty string without '/', got {name!r}")
@@ -300,13 +303,14 @@ def parse_recipe(data: Any, source: str = "<memory>", overrides: dict[str, Any] 
     for fam, spec in mixture.items():
         where = f"{source}.mixture.{fam}"
         if fam not in families.FAMILIES:
-            raise RecipeError(f"{where}: unknown task family {fam!r}; valid families: {', '.join(families.known())}")
+            raise RecipeError(f"{where}: unknown task family {fam!r}{did_you_mean(fam, families.known())}; "
+                              f"valid families: {', '.join(families.known())}")
         spec = {} if spec is None else spec
         if not isinstance(spec, dict):
             raise RecipeError(f"{where}: expected a mapping with keys weight, config; got {spec!r}")
         for key in spec:
             if key not in MIXTURE_KEYS:
-                raise RecipeError(f"{where}: unknown key {key!r}; valid keys: config, weight")
+                raise RecipeError(f"{where}: unknown key {key!r}{did_you_mean(key, MIXTURE_KEYS)}; valid keys: config, weight")
         weight = spec.get("weight", 1.0)
         if not isinstance(weight, (int, float)) or isinstance(weight, bool):
             raise RecipeError(f"{where}.weight: expected a number, got {type(weight).__name__} {weight!r}")

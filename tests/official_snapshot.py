@@ -170,7 +170,7 @@ def small_model_config():
                         compressor_mid=32, clip_width=32, clip_depth=2, clip_heads=2, pos_antialias=True,
                         resize_kernel="pil")
     dec = DecoderConfig(width=64, layers=2, heads=4, head_dim=16, dense_inter=128, n_routed=4, n_shared=1, top_k=2,
-                        moe_inter=32, vocab_size=1000)
+                        moe_inter=32, vocab_size=1000, aux_loss_per_sequence=True)  # seq_aux's default
     return ModelConfig("deepseek-ocr", enc, dec, replace(get_config("paper").stage1_decoder, vocab_size=1000))
 
 

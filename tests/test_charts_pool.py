@@ -72,6 +72,30 @@ def test_batched_patch_limits_equal_matplotlibs(monkeypatch, kind):
     assert [_chart(kind, s) for s in (7, 8)] == batched
 
 
+# Charts whose layout passes change state on the pooled figure: a larger x tick pad (87),
+# wrapped and turned category labels (30, 115), a legend beside the twin axis (26), a
+# wrapped title (14), smaller or dropped value labels (62), category labels turned 90°
+# and set smaller (crowded bars, then an hbar whose value axis takes the spare ticks),
+# and a figure redrawn at a lower DPI because its text did not fit (figure_png 320x220).
+LAYOUT_CASES = [87, 30, 26, 14, 62, 115]
+CROWDED = charts.Config(kinds={"bar": 1.0, "line": 1.0}, min_categories=10, max_long_side=600)
+
+
+def _layout_charts() -> list[bytes]:
+    out = [charts.generate(charts.Config(), np.random.default_rng([0, i])).image for i in LAYOUT_CASES]
+    out += [charts.generate(CROWDED, np.random.default_rng(129)).image, _chart("hbar", 3)]
+    return out + [charts.figure_png(np.random.default_rng(41), 320, 220, "en")[0]]
+
+
+def test_layout_passes_leave_nothing_behind(monkeypatch):
+    pooled = _layout_charts()
+    # Again in reverse order: what one chart's layout changed must not reach the next.
+    backwards = [charts.generate(charts.Config(), np.random.default_rng([0, i])).image for i in LAYOUT_CASES[::-1]]
+    assert backwards[::-1] == pooled[:len(LAYOUT_CASES)]
+    monkeypatch.setattr(charts_pool, "ENABLED", False)
+    assert _layout_charts() == pooled
+
+
 def test_pool_actually_reuses_figures_and_ticks():
     _chart("bar", 1)
     fig, _, (ax,) = charts_pool._POOL["single"]

@@ -54,15 +54,23 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return out
 
 
+def _out(argv: list[str], cwd: Path) -> Path:
+    return cwd / argv[argv.index("--out") + 1]
+
+
 def test_every_command_of_the_finetuning_walkthrough_runs(tmp_path):
+    from safetensors.torch import load_file
+
     from train.official.load import find_tensors, load_official
     from train.official.st_io import read_tensor
 
     cmds = doc_commands()
     kinds = [c[2] if c[:2] == ["python", "-m"] else " ".join(c[:2]) for c in cmds]
-    assert kinds == ["hf download", "synth", "synth", "train.evaluate", "train", "train.evaluate", "train.export"]
+    assert kinds == ["hf download", "synth", "synth", "train.evaluate", "train", "train", "train.evaluate",
+                     "train.evaluate", "train.export", "train.export", "train.export"]
     (tmp_path / "manifests").symlink_to(REPO / "manifests")
     python = [sys.executable, "-m"]
+    exports = {}  # "full", "merged", "adapter" -> directory
     for argv, kind in zip(cmds, kinds):
         if kind == "hf download":
             snap = tmp_path / argv[argv.index("--local-dir") + 1]
@@ -74,37 +82,62 @@ def test_every_command_of_the_finetuning_walkthrough_runs(tmp_path):
             continue
         out = _run(python + argv[2:] + CPU_FLAGS[kind], tmp_path)
         if kind == "train":
-            run = tmp_path / argv[argv.index("--out") + 1]
+            run = _out(argv, tmp_path)
             info = json.loads((run / "run.json").read_text())
             assert info["tokenizer"] == "official" and info["vocab_size"] == 1000
             assert info["model_config"]["encoder"]["pos_antialias"] is True
+            assert info["model_config"]["decoder"]["aux_loss_per_sequence"] is True  # config.json's seq_aux default
             assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
             assert sorted(p.name for p in (run / "official").iterdir()) == sorted(
                 ["config.json", "patch_embedding.safetensors", "source.json", *REMOTE_FILES])
+            if "--lora-rank" in argv:
+                assert info["lora"]["rank"] == 16 and info["base"] == {"init_official": str(snap.resolve())}
+                assert "decoder.blocks.1.mlp.w_gate_up" in info["lora_modules"]
         if kind == "train.evaluate":
-            report = json.loads((tmp_path / argv[argv.index("--out") + 1]).read_text())
+            report = json.loads(_out(argv, tmp_path).read_text())
             assert report["mode"] == "tiny" and report["n_examples"] == 2, out.stdout
             assert all(e["prompt"].startswith("<image>\n") for e in report["examples"])
-    # The export: the snapshot's keys, shapes and dtype; SAM (frozen in stage 2) and the
+        if kind == "train.export":
+            key = "adapter" if "--adapter" in argv else "merged" if "lora" in argv[argv.index("--run") + 1] else "full"
+            exports[key] = _out(argv, tmp_path)
+    # The exports: the snapshot's keys, shapes and dtype; SAM (frozen in stage 2) and the
     # unused patch embedding bit for bit; trained parts changed; remote code carried over.
-    export = tmp_path / cmds[-1][cmds[-1].index("--out") + 1]
-    src, dst = find_tensors(snap), find_tensors(export)
-    assert sorted(src) == sorted(dst)
-    assert all(src[k].shape == dst[k].shape and dst[k].dtype == torch.bfloat16 for k in src)
-    same = {k: torch.equal(read_tensor(src[k]), read_tensor(dst[k])) for k in src}
-    assert all(same[k] for k in src if k.startswith("model.sam_model.") or "patch_embedding" in k)
-    assert not same["model.vision_model.transformer.layers.0.mlp.fc1.weight"] and not same["lm_head.weight"]
-    for name, text in REMOTE_FILES.items():
-        assert (export / name).read_text() == text
-    config = json.loads((export / "config.json").read_text())
-    assert config["auto_map"]["AutoModel"] == "modeling_deepseekocr.DeepseekOCRForCausalLM"
-    assert config["architectures"] == ["DeepseekOCRForCausalLM"] and config["torch_dtype"] == "bfloat16"
-    again = load_official(export)
-    assert again.tokenizer.image_id == 815 and again.config == load_official(snap).config
-    # The official-code block: valid Python, pointing at the exported directory.
-    [py] = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    compile(py, "finetune.md", "exec")
-    assert f'"{cmds[-1][cmds[-1].index("--out") + 1]}"' in py
+    src = find_tensors(snap)
+    for key in ("full", "merged"):
+        export = exports[key]
+        dst = find_tensors(export)
+        assert sorted(src) == sorted(dst)
+        assert all(src[k].shape == dst[k].shape and dst[k].dtype == torch.bfloat16 for k in src)
+        same = {k: torch.equal(read_tensor(src[k]), read_tensor(dst[k])) for k in src}
+        assert all(same[k] for k in src if k.startswith("model.sam_model.") or "patch_embedding" in k)
+        assert not same["model.layers.0.self_attn.q_proj.weight"]
+        # Full fine-tuning moves CLIP and the head; LoRA (no vision target) leaves them as released.
+        trained = key == "full"
+        assert same["model.vision_model.transformer.layers.0.mlp.fc1.weight"] != trained
+        assert same["lm_head.weight"] != trained
+        for name, text in REMOTE_FILES.items():
+            assert (export / name).read_text() == text
+        config = json.loads((export / "config.json").read_text())
+        assert config["auto_map"]["AutoModel"] == "modeling_deepseekocr.DeepseekOCRForCausalLM"
+        assert config["architectures"] == ["DeepseekOCRForCausalLM"] and config["torch_dtype"] == "bfloat16"
+        again = load_official(export)
+        assert again.tokenizer.image_id == 815 and again.config == load_official(snap).config
+    # The adapter alone: PEFT's two files, the official module names (here every expert's).
+    adapter = exports["adapter"]
+    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    acfg = json.loads((adapter / "adapter_config.json").read_text())
+    assert acfg["peft_type"] == "LORA" and (acfg["r"], acfg["lora_alpha"]) == (16, 32.0)
+    assert {f"model.layers.1.mlp.experts.{e}.up_proj" for e in range(4)} <= set(acfg["target_modules"])
+    assert "model.projector.layers" in acfg["target_modules"]
+    keys = load_file(str(adapter / "adapter_model.safetensors"))
+    assert len(keys) == 2 * len(acfg["target_modules"]) and all(k.startswith("base_model.model.model.") for k in keys)
+    # The Python blocks: valid Python, pointing at the exported directories and the snapshot.
+    full_py, peft_py = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    for py in (full_py, peft_py):
+        compile(py, "finetune.md", "exec")
+    rel = {k: str(v.relative_to(tmp_path)) for k, v in exports.items()}
+    assert f'"{rel["full"]}"' in full_py and f'"{rel["adapter"]}"' in peft_py
+    assert f'"{snap.relative_to(tmp_path)}"' in peft_py
 
 
 @pytest.fixture(scope="module")

@@ -102,3 +102,18 @@ def test_a_recipe_that_is_not_utf8_is_named(tmp_path: Path):
     path.write_bytes("name: caf\xe9\nseed: 1\n".encode("latin-1"))
     with pytest.raises(RecipeError, match=r"latin1.yaml: not UTF-8 text \(byte b'\\xe9' at offset 9\)"):
         load_recipe(path)
+
+
+@pytest.mark.parametrize("data, said", [
+    ({"name": "t", "seed": 1, "shards": 1, "rows_per_shard": 1, "mixtrue": {}}, "unknown key 'mixtrue' (did you mean 'mixture'?)"),
+    ({"name": "t", "seed": 1, "shards": 1, "rows_per_shard": 1, "mixture": {"chrat": {}}},
+     "unknown task family 'chrat' (did you mean 'chart'?)"),
+    ({"name": "t", "seed": 1, "shards": 1, "rows_per_shard": 1, "mixture": {"ocr1": {"wieght": 1}}},
+     "unknown key 'wieght' (did you mean 'weight'?)"),
+    ({"name": "t", "seed": 1, "shards": 1, "rows_per_shard": 1, "mixture": {"ocr1": {"config": {"scan_prb": 0.1}}}},
+     "scan_prb: unknown option (value 0.1) (did you mean 'scan_prob'?)"),
+])
+def test_a_misspelt_recipe_key_says_did_you_mean(data, said):
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(data, source="r.yaml")
+    assert said in str(err.value), str(err.value)

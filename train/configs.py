@@ -172,6 +172,9 @@ class DecoderConfig:
         max_seq_len: longest sequence (prompt + generation) the model is meant for.
         rope_theta: rotary embedding base.
         aux_loss_coef: weight of the load-balancing loss, summed over MoE layers.
+        aux_loss_per_sequence: take the balance loss per sequence and average it over the
+            batch (the official DeepSeek-V2 ``seq_aux``, on in the released checkpoint's
+            config and so for ``--init-official`` runs), instead of over the batch's tokens.
         norm_eps: RMSNorm epsilon.
         tie_embeddings: share the input embedding with the output head.
     """
@@ -191,6 +194,7 @@ class DecoderConfig:
     max_seq_len: int = 8192
     rope_theta: float = 10000.0
     aux_loss_coef: float = 0.001
+    aux_loss_per_sequence: bool = False
     norm_eps: float = 1e-6
     tie_embeddings: bool = False
 

@@ -102,10 +102,13 @@ def _pick_kind(rng: np.random.Generator, weights: dict[str, float]) -> str:
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-def _truth(data: ChartData, style: Style, dpi: float) -> dict[str, Any]:
+def _truth(data: ChartData, style: Style, dpi: float, printed: list[tuple[int, int]]) -> dict[str, Any]:
     truth = data.truth()
-    # What the picture shows, so evaluation can tell printed values from estimated ones.
-    truth["value_labels"] = style.value_labels
+    # What the picture shows, so evaluation can tell printed values from estimated ones:
+    # a value label that could not be placed legibly is not drawn (synth.charts.declutter).
+    shown = set(printed)
+    truth["value_labels"] = bool(shown)
+    truth["printed"] = [[(s, c) in shown for c in range(len(data.categories))] for s in range(len(data.series))]
     truth["title_shown"] = style.show_title or data.kind in PIE_KINDS or (len(data.series) == 1 and not data.y_label)
     truth["dpi"] = round(dpi, 3)
     return truth
@@ -123,8 +126,8 @@ def _draw(rng: np.random.Generator, config: Config, lang: str, long_side: int, a
         w, h = long_side, max(1, int(round(long_side * aspect)))
     else:
         w, h = max(1, int(round(long_side / aspect))), long_side
-    png, width, height = render_png(data, style, w, h, dpi, config.png_compress_level)
-    return png, width, height, _truth(data, style, dpi)
+    png, width, height, dpi, printed = render_png(data, style, w, h, dpi, config.png_compress_level)
+    return png, width, height, _truth(data, style, dpi, printed)
 
 
 def generate(config: Config | dict | None, rng: np.random.Generator) -> Sample:

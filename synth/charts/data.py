@@ -39,7 +39,6 @@ UNITS_ZH = ("", "%", "¥", "万", "亿")
 
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _QUARTERS_ZH = ("第一季度", "第二季度", "第三季度", "第四季度")
-_SHARE_NAMES = {"en": ("Share", "Proportion", "Distribution", "Breakdown"), "zh": ("占比", "比例", "构成", "分布")}
 
 
 @dataclass
@@ -194,8 +193,8 @@ def random_data(rng: np.random.Generator, kind: str, lang: str, min_categories: 
 
     if pie:
         decimals = int(rng.integers(0, 2))
-        names = [title] if rng.random() < 0.5 else [_SHARE_NAMES[lang][int(rng.integers(4))]]
-        return ChartData(kind, lang, title, categories, names, [_pie_shares(rng, n_cat, decimals)],
+        # The series name is the title, the only place a pie prints it (docs/charts.md).
+        return ChartData(kind, lang, title, categories, [title], [_pie_shares(rng, n_cat, decimals)],
                          ["%"], [True], [decimals], False)
 
     n_bar_series = 1 if kind == "composite" else int(rng.integers(1, max_series + 1))

@@ -3,18 +3,22 @@
 matplotlib measures every tick label several times per chart: its tight box positions
 the axis labels from the tick labels of all "sibling" axes, the automatic title
 position measures both y axes again, and drawing repeats all of it. Here the tick
-labels, axis labels, titles, value labels and outside legends are measured once with
-the axes at a provisional position; the margins follow from how far each sticks out of
-the axes. Those overhangs do not depend on the axes size (tick labels sit a fixed number
-of points from their spine), so the axes are moved once and each axis is told where its
-tick labels ended up, which the draw then uses to place the axis label (and the
-unused offset text) instead of measuring the tick labels again.
+labels, axis labels, titles and value labels are measured once with the axes at a
+provisional position, legends beside the axes by their size only; the margins follow
+from how far each sticks out of the axes. Those overhangs do not depend on the axes
+size (tick labels sit a fixed number of points from their spine), so the axes are moved
+once and each axis is told where its tick labels ended up, which the draw then uses to
+place the axis label (and the unused offset text) instead of measuring the tick labels
+again. synth.charts.declutter may change text after a placement (wrap, turn, shrink);
+the renderer then places the axes again.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.transforms import Bbox
+
+from synth.charts.declutter import offset_box
 
 
 def _ticklabel_box(axis, renderer):
@@ -90,20 +94,40 @@ def _axis_extent(axis, ax, renderer) -> list:
 
 
 def _text_boxes(ax, renderer) -> list:
-    """Titles, value labels, pie labels and outside legends of ``ax``."""
+    """Titles, value labels and pie labels of ``ax`` (legends are placed separately)."""
     out = []
     for title in (ax.title, ax._left_title, ax._right_title):
         if title.get_visible() and title.get_text():
             out.append(title.get_window_extent(renderer))
+    dots = ax.figure.dpi / 72
     for text in ax.texts:
-        if text.get_visible() and text.get_text():
+        if not (text.get_visible() and text.get_text()):
+            continue
+        if (text.get_gid() or "").startswith("value"):
+            # Value labels are unrotated annotations at an offset in points from a data
+            # point: their box follows from the text's size (a fraction of the cost).
+            spot = (*text.xyann, text.get_horizontalalignment(), text.get_verticalalignment())
+            box = offset_box(ax.transData.transform(text.xy), text._get_layout(renderer)[2][1], spot, dots)
+            out.append(Bbox.from_extents(*box))
+        else:
             out.append(text.get_window_extent(renderer))
-    legend = ax.get_legend()
-    # Legends placed inside the axes ("best", "upper left") never need room; finding
-    # the "best" spot is costly and is left to the draw.
-    if legend is not None and legend.get_visible() and legend._bbox_to_anchor is not None:
-        out.append(legend.get_window_extent(renderer))
     return out
+
+
+def forget(cache: dict, *artists) -> None:
+    """Drop what ``cache`` holds about these axes or axis objects (their text changed)."""
+    ids = {id(a) for a in artists}
+    for key in [k for k in cache if k[1] in ids]:
+        del cache[key]
+
+
+def legend_size(legend, renderer, cache: dict) -> tuple[float, float]:
+    """(width, height) of ``legend`` in pixels, measured once (its spot does not change it)."""
+    held = cache.get(("legend", id(legend)))
+    if held is None or held[0] is not legend:  # an id may be reused once a legend is gone
+        b = legend.get_window_extent(renderer)
+        held = cache["legend", id(legend)] = (legend, (b.width, b.height))
+    return held[1]
 
 
 def _finite(b: Bbox) -> bool:
@@ -112,8 +136,21 @@ def _finite(b: Bbox) -> bool:
     return (b.width > 0 or b.height > 0) and b.width < np.inf and b.height < np.inf
 
 
-def place_axes(fig, canvas, axes: tuple, pad_px: float) -> None:
-    """Size and place ``axes`` (one shared position) so the chart's text fits ``fig``."""
+def place_axes(fig, canvas, axes: tuple, pad_px: float, side_legends: tuple = (), cache: dict | None = None) -> bool:
+    """Size and place ``axes`` (one shared position) so the chart's text fits ``fig``.
+
+    ``side_legends`` are (legend, side) pairs, side "right", "top" or "bottom": each gets
+    room beyond everything else on that side (tick labels, axis labels, the twin axis'
+    labels) and is anchored there, so it covers no text. Legends inside the axes need no
+    room (synth.charts.declutter places them). Returns False when the text leaves too
+    little room for a usable plot (the axes then take a fixed share and text may clip).
+
+    ``cache`` keeps each axis' and each axes' text boxes between calls for one chart
+    (they are measured at the same provisional position every time); the caller drops
+    the entries of whatever it changed (``forget``).
+    """
+    from matplotlib.transforms import IdentityTransform
+
     renderer = canvas.get_renderer()
     W, H = fig.bbox.width, fig.bbox.height
     for ax in axes:
@@ -121,20 +158,47 @@ def place_axes(fig, canvas, axes: tuple, pad_px: float) -> None:
         ax.apply_aspect()
     inner = Bbox.union([ax.bbox for ax in axes])
     boxes = [inner]
+    cache = {} if cache is None else cache
     for ax in axes:
-        boxes += _axis_extent(ax.xaxis, ax, renderer) + _axis_extent(ax.yaxis, ax, renderer)
-        boxes += _text_boxes(ax, renderer)
+        for axis in (ax.xaxis, ax.yaxis):
+            if ("extent", id(axis)) not in cache:
+                cache["extent", id(axis)] = _axis_extent(axis, ax, renderer)
+            boxes += cache["extent", id(axis)]
+        if ("texts", id(ax)) not in cache:
+            cache["texts", id(ax)] = _text_boxes(ax, renderer)
+        boxes += cache["texts", id(ax)]
     outer = Bbox.union([b for b in boxes if _finite(b)])
     right_edge = W
     if fig.legends:
-        right_edge = W - fig.legends[0].get_window_extent(renderer).width - pad_px
-    left = inner.x0 - outer.x0 + pad_px
-    bottom = inner.y0 - outer.y0 + pad_px
-    right = right_edge - (outer.x1 - inner.x1) - pad_px
-    top = H - (outer.y1 - inner.y1) - pad_px
-    if right - left < 0.3 * W or top - bottom < 0.3 * H:
+        right_edge = W - legend_size(fig.legends[0], renderer, cache)[0] - pad_px
+    extra = {"right": 0.0, "top": 0.0, "bottom": 0.0}
+    sizes = []
+    for legend, side in side_legends:
+        w, h = legend_size(legend, renderer, cache)
+        sizes.append((w, h))
+        extra[side] += (w if side == "right" else h) + pad_px
+    over = (inner.x0 - outer.x0, inner.y0 - outer.y0, outer.x1 - inner.x1, outer.y1 - inner.y1)
+    left = over[0] + pad_px
+    bottom = over[1] + pad_px + extra["bottom"]
+    right = right_edge - over[2] - pad_px - extra["right"]
+    top = H - over[3] - pad_px - extra["top"]
+    fits = right - left >= 0.3 * W and top - bottom >= 0.3 * H
+    if not fits:
         # Labels too long for the canvas: keep a usable plot, accept some clipping.
         left, bottom, right, top = 0.15 * W, 0.15 * H, 0.9 * W, 0.88 * H
     pos = (left / W, bottom / H, (right - left) / W, (top - bottom) / H)
     for ax in axes:
         ax.set_position(pos)
+        # Where the draw will put it (pies keep their aspect): later passes read transData.
+        ax.apply_aspect()
+    for (legend, side), (w, h) in zip(side_legends, sizes):
+        cx = min(max((left + right) / 2, w / 2 + pad_px), W - w / 2 - pad_px)
+        if side == "right":
+            loc, x, y = "center left", right + over[2] + pad_px, (bottom + top) / 2
+        elif side == "top":
+            loc, x, y = "lower center", cx, top + over[3] + pad_px
+        else:
+            loc, x, y = "upper center", cx, bottom - over[1] - pad_px
+        legend.set_loc(loc)
+        legend.set_bbox_to_anchor(Bbox.from_bounds(x, y, 0, 0), transform=IdentityTransform())
+    return fits

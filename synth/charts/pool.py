@@ -102,6 +102,8 @@ def _reset(ax) -> None:
     """cla() plus what a new Axes gets in __init__ from rcParams and cla() does not redo."""
     rc = mpl.rcParams
     for axis in (ax.xaxis, ax.yaxis):
+        # cla() keeps tick parameters set by set_tick_params; the layout may set the pad.
+        axis._major_tick_kw.pop("pad", None)
         axis._chart_stash_ticks()
         # cla() resets the ticks once per spine, building a new tick 0 each time; only
         # the last reset counts, so skip them (cla() still sets the

@@ -120,7 +120,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.width, cfg.norm_eps)
         self.is_moe = cfg.is_moe_layer(layer)
         if self.is_moe:
-            self.mlp = MoE(cfg.width, cfg.n_routed, cfg.n_shared, cfg.top_k, cfg.moe_inter, cfg.norm_topk_prob)
+            self.mlp = MoE(cfg.width, cfg.n_routed, cfg.n_shared, cfg.top_k, cfg.moe_inter, cfg.norm_topk_prob,
+                           cfg.aux_loss_per_sequence)
         else:
             self.mlp = SwiGLU(cfg.width, cfg.dense_inter)
 

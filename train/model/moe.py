@@ -156,11 +156,18 @@ def use_grouped_gemm(xs: torch.Tensor) -> bool:
 
 
 class MoE(nn.Module):
-    """Routed + shared experts; returns (output, load-balancing loss)."""
+    """Routed + shared experts; returns (output, load-balancing loss).
 
-    def __init__(self, dim: int, n_routed: int, n_shared: int, top_k: int, inter: int, norm_topk_prob: bool):
+    ``aux_per_sequence``: the balance loss is taken per sequence and averaged over the
+    batch, as the official DeepSeek-V2 code does with ``seq_aux`` (its default); else over
+    all the batch's tokens at once (:meth:`balance_loss`).
+    """
+
+    def __init__(self, dim: int, n_routed: int, n_shared: int, top_k: int, inter: int, norm_topk_prob: bool,
+                 aux_per_sequence: bool = False):
         super().__init__()
         self.n_routed, self.top_k, self.norm_topk_prob = n_routed, top_k, norm_topk_prob
+        self.aux_per_sequence = aux_per_sequence
         self.gate = nn.Linear(dim, n_routed, bias=False)
         self.w_gate_up = nn.Parameter(torch.empty(n_routed, 2 * inter, dim))
         self.w_down = nn.Parameter(torch.empty(n_routed, dim, inter))
@@ -219,17 +226,27 @@ class MoE(nn.Module):
         out = (self._routed if grouped else self._routed_eager)(x, w, idx, grouped)
         if self.shared is not None:
             out = out + self.shared(x)
-        return out.reshape(shape), self.balance_loss(probs, idx, valid)
+        # Sequences are the leading dim of a [B, T, D] input; anything else counts as one.
+        seqs = shape[0] if self.aux_per_sequence and len(shape) == 3 else 1
+        return out.reshape(shape), self.balance_loss(probs, idx, valid, seqs)
 
-    def balance_loss(self, probs: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    def balance_loss(self, probs: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor | None,
+                     seqs: int = 1) -> torch.Tensor:
         """DeepSeek's expert-level balance loss: E * sum_i f_i * P_i over the valid tokens.
 
         f_i is the fraction of routed slots that went to expert i, P_i its mean score;
-        a perfectly balanced router gives 1.
+        a perfectly balanced router gives 1. ``seqs`` > 1: the N rows are ``seqs``
+        sequences of N / seqs tokens; the loss is taken per sequence (over its valid
+        tokens) and averaged over the sequences that have any, the official ``seq_aux``
+        form. For a sequence without padding that is the official code's
+        ``(ce * scores.mean(1)).sum(1)`` with ``ce`` = expert counts * E / (T * k).
         """
         m = torch.ones(probs.shape[0], device=probs.device) if valid is None else valid.reshape(-1).float()
-        n = m.sum().clamp(min=1.0)
         hits = torch.zeros_like(probs).scatter_(1, idx, 1.0)
-        f = (hits * m[:, None]).sum(0) / (n * self.top_k)
-        p = (probs * m[:, None]).sum(0) / n
-        return self.n_routed * (f * p).sum()
+        m, hits, probs = m.view(seqs, -1), hits.view(seqs, -1, self.n_routed), probs.view(seqs, -1, self.n_routed)
+        n = m.sum(1).clamp(min=1.0)[:, None]  # [S, 1]
+        f = (hits * m[..., None]).sum(1) / (n * self.top_k)  # [S, E]
+        p = (probs * m[..., None]).sum(1) / n
+        per_seq = self.n_routed * (f * p).sum(-1)  # [S]
+        has = (m.sum(1) > 0).float()  # sequences of padding only do not count (no host sync)
+        return (per_seq * has).sum() / has.sum().clamp(min=1.0)

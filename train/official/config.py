@@ -33,8 +33,8 @@ LM_DEFAULTS: dict[str, Any] = {
     "n_routed_experts": None, "n_shared_experts": None, "first_k_dense_replace": 0, "moe_layer_freq": 1,
     "norm_topk_prob": False, "routed_scaling_factor": 1.0, "topk_method": "greedy", "scoring_func": "softmax",
     "n_group": 1, "topk_group": 1, "use_mla": False, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-    "rope_scaling": None, "tie_word_embeddings": False, "aux_loss_alpha": 0.001, "attention_bias": False,
-    "hidden_act": "silu", "max_position_embeddings": 8192,
+    "rope_scaling": None, "tie_word_embeddings": False, "aux_loss_alpha": 0.001, "seq_aux": True,
+    "attention_bias": False, "hidden_act": "silu", "max_position_embeddings": 8192,
 }
 LM_REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 # Settings our decoder has no other value for: (key, the only value it implements).
@@ -113,7 +113,8 @@ def decoder_from_official(raw: dict[str, Any], source: str) -> DecoderConfig:
             top_k=int(lm["num_experts_per_tok"] or 1), moe_inter=int(lm["moe_intermediate_size"] or 0),
             norm_topk_prob=bool(lm["norm_topk_prob"]), vocab_size=int(lm["vocab_size"]),
             max_seq_len=int(lm["max_position_embeddings"]), rope_theta=float(lm["rope_theta"]),
-            aux_loss_coef=float(lm["aux_loss_alpha"]), norm_eps=float(lm["rms_norm_eps"]),
+            aux_loss_coef=float(lm["aux_loss_alpha"]), aux_loss_per_sequence=bool(lm["seq_aux"]),
+            norm_eps=float(lm["rms_norm_eps"]),
             tie_embeddings=bool(lm["tie_word_embeddings"]),
         )
     except ValueError as exc:
@@ -213,7 +214,8 @@ def official_config_json(cfg: ModelConfig, vocab_size: int, base: dict[str, Any]
           "num_experts_per_tok": dec.top_k if dec.n_routed else None, "first_k_dense_replace": dec.first_dense_layers,
           "norm_topk_prob": dec.norm_topk_prob, "max_position_embeddings": dec.max_seq_len,
           "rope_theta": dec.rope_theta, "rms_norm_eps": dec.norm_eps, "tie_word_embeddings": dec.tie_embeddings,
-          "aux_loss_alpha": dec.aux_loss_coef, "bos_token_id": 0, "eos_token_id": 1, "use_mla": False,
+          "aux_loss_alpha": dec.aux_loss_coef, "seq_aux": dec.aux_loss_per_sequence, "bos_token_id": 0,
+          "eos_token_id": 1, "use_mla": False,
           "topk_method": "greedy", "lm_head": True}
     out = json.loads(json.dumps(base)) if base else {
         "architectures": [ARCHITECTURE], "model_type": "deepseek_vl_v2", "candidate_resolutions": [[1024, 1024]],

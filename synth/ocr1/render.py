@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-from synth.mupdf import pymupdf
+from synth.mupdf import pymupdf, unstretch_shared_fonts
 from PIL import Image
 
 
@@ -18,8 +18,12 @@ def open_page(pdf: bytes):
 
 def display_list(page):
     """The page's drawing commands, interpreted once from the PDF: the pixmap and the
-    TextPage (``readback.PageText``) both run it, rather than each parsing the page."""
-    return page.get_displaylist()
+    TextPage (``readback.PageText``) both run it, rather than each parsing the page. The
+    page's fonts are loaded by then, so the shared ones are unstretched here
+    (``synth.mupdf.unstretch_shared_fonts``)."""
+    drawing = page.get_displaylist()
+    unstretch_shared_fonts()
+    return drawing
 
 
 class _Pixels:
@@ -37,7 +41,7 @@ def rasterize(page, long_side: int, drawing=None) -> tuple[np.ndarray, float]:
     ``long_side`` px; return (RGB pixels, (h, w, 3) uint8 read-only, px per pt)."""
     rect = page.rect
     scale = long_side / max(rect.width, rect.height)
-    source = drawing if drawing is not None else page
+    source = drawing if drawing is not None else display_list(page)
     pix = source.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False, colorspace=pymupdf.csRGB)
     return np.asarray(_Pixels(pix)), scale
 

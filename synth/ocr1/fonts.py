@@ -103,9 +103,8 @@ def embedded_fonts():
 class SharedTTFont(TTFont):
     """reportlab's TTFont, written into the PDF by name, not embedded.
 
-    reportlab embeds a subset of a TrueType face in each document; MuPDF then loads every
-    subset afresh and rasterises its glyphs again, page after page (``synth.mupdf.share_font``
-    says what that costs). Here each 256-character subset is written as a TrueType font
+    reportlab embeds a subset of a TrueType face in each document, and MuPDF loads every
+    subset afresh, page after page (``synth.mupdf.share_font`` says what that costs). Here each 256-character subset is written as a TrueType font
     dictionary that names the face (``AAAAAA+DejaVuSans``, as an embedded subset is named),
     gives the widths reportlab laid out with, maps each code to its character by glyph name
     (``/Differences`` with ``uniXXXX``), and declares the face's metrics without a font

@@ -78,6 +78,7 @@ def steady(cfg, pages: int, warmup: int, seed0: int = 0) -> tuple[dict[str, floa
     from synth.ocr1 import generate
     from synth.rows import sample_to_row
     from synth.shards import encode_table
+    from synth.worker import settle_gc
 
     def run(seeds, timings):
         rows = []
@@ -92,6 +93,7 @@ def steady(cfg, pages: int, warmup: int, seed0: int = 0) -> tuple[dict[str, floa
 
     if warmup:
         run(range(100_000, 100_000 + warmup), {})
+    settle_gc()  # as a worker does after its first row
     timings: dict[str, float] = {}
     t, c = time.perf_counter(), time.process_time()
     run(range(seed0, seed0 + pages), timings)

@@ -37,13 +37,22 @@ def _config(config: Config | dict[str, Any] | None) -> Config:
     return cfg
 
 
-def render_pdf(config: Config | dict[str, Any] | None, rng: np.random.Generator):
-    """Lay out one page: (PDF bytes, PagePlan, drawn records). First step of ``generate``."""
+def render_pdf(config: Config | dict[str, Any] | None, rng: np.random.Generator, embed_fonts: bool = False):
+    """Lay out one page: (PDF bytes, PagePlan, drawn records). First step of ``generate``.
+
+    The PDF names its TrueType faces without embedding them (``fonts.SharedTTFont``): only
+    this process, which registered them, draws it as ``generate`` does. ``embed_fonts``
+    embeds them, for a PDF to be saved or opened elsewhere (same pixels and words here).
+    """
+    import contextlib
+
+    from synth.ocr1 import fonts
     from synth.ocr1.content import make_plan
     from synth.ocr1.layout import build_pdf
 
     plan = make_plan(_config(config), rng)
-    pdf, drawn = build_pdf(plan)
+    with fonts.embedded_fonts() if embed_fonts else contextlib.nullcontext():
+        pdf, drawn = build_pdf(plan)
     return pdf, plan, drawn
 
 
@@ -105,7 +114,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     scan = bool(rng.random() < cfg.scan_prob)
     photo = bool(rng.random() < cfg.photo_prob)
     img, mapper = apply_realism(img, rng, scan, photo)
-    W, H = img.size
+    H, W = img.shape[:2]
     clock("realism")
     text = "\n\n".join(r.plain for r in regions if r.plain)
     # Drawn after the looks, so the pixels do not depend on how many are asked.

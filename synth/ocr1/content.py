@@ -196,23 +196,26 @@ class _Body:
             style = ParagraphStyle("inline_math", parent=self.st.body, alignment=TA_LEFT)
             found = self._with_inline_math(text, style)
             if found is not None:
-                p = TPara(found[0], style)
+                p = found[2] or TPara(found[0], style)
                 # The digests name the drawn images at read-back (see synth.ocr1.inline_math).
                 p.tag = _tag("text", inline_math=found[1],
-                             inline_digests=[inline_math.digest(f, self.math_fontset) for f in found[1]])
+                             inline_digests=[inline_math.digest(f, self.math_fontset) for f in found[1]],
+                             inline_sizes=[inline_math.pixel_size(f, self.math_fontset) for f in found[1]])
                 return [p], height
         return [_para(text, self.st.body, _tag("text"))], height
 
-    def _with_inline_math(self, text: str, style: ParagraphStyle) -> tuple[str, list[str]] | None:
-        """Paragraph markup of ``text`` with 1-3 short formulas set in it, and the formulas'
-        LaTeX in order; None when no placement lays out (Chinese, see below).
+    def _with_inline_math(self, text: str, style: ParagraphStyle) -> tuple[str, list[str], TPara | None] | None:
+        """Paragraph markup of ``text`` with 1-3 short formulas set in it, the formulas'
+        LaTeX in order, and (Chinese) the paragraph already wrapped at the column width;
+        None when no placement lays out (Chinese, see below).
 
         English formulas go between words. Chinese ones go between two ideographs: reportlab's
         CJK line breaker (``cjkFragSplit``) calls ``ord()`` on an image fragment, which has no
         text, when it scans back from a Latin character that ends a line, or when the image
         itself overflows the line. Ideographs on both sides keep the scan off the image, and
         each placement is wrapped at the column width here, as the frame will wrap it (the
-        same width, so the same lines); up to three placements are tried.
+        same width, so the same lines); up to three placements are tried. The paragraph that
+        wrapped is the one drawn, so the frame's wrap is answered from memory.
         """
         n = int(self.rng.integers(1, 4))
         if self.lang != "zh":
@@ -224,7 +227,7 @@ class _Body:
                     formulas.append(inline_math.pick(self.rng, self.cfg.inline_math_pool))
                     parts.append(inline_math.markup(formulas[-1], self.math_fontset, self.st.fs))
                 parts.append(escape(word))
-            return " ".join(parts), formulas
+            return " ".join(parts), formulas, None
         slots = [i for i in range(1, len(text)) if _ideograph(text[i - 1]) and _ideograph(text[i])]
         for _attempt in range(3):
             if not slots:
@@ -235,11 +238,12 @@ class _Body:
             parts = [escape(text[a:b]) for a, b in zip(cuts, cuts[1:])]
             markup = parts[0] + "".join(inline_math.markup(f, self.math_fontset, self.st.fs) + part
                                         for f, part in zip(formulas, parts[1:]))
+            para = TPara(markup, style)
             try:
-                TPara(markup, style).wrap(self.col_w, 1e6)
+                para.wrap(self.col_w, 1e6)
             except TypeError:
                 continue
-            return markup, formulas
+            return markup, formulas, para
         return None
 
     def carried_over(self) -> tuple[list, float]:

@@ -2,7 +2,9 @@
 
 A *face set* maps a style ("regular", "bold", "italic") to a reportlab font name. Sets:
 - reportlab's Bitstream Vera TTFs, matplotlib's DejaVu Sans/Serif and STIX TTFs
-  (embedded, subset per document);
+  (named, not embedded, in the pages made for the engine: MuPDF draws them from one font
+  object per process, see ``SharedTTFont``; embedded, subset per document, inside
+  ``embedded_fonts()``);
 - the PDF standard fonts Helvetica/Times/Courier (not embedded: PyMuPDF draws them
   with its built-in Nimbus clones);
 - Computer Modern (cmr10, cmb10, cmti10: the BaKoMa TTFs matplotlib ships), LaTeX's
@@ -11,17 +13,19 @@ A *face set* maps a style ("regular", "bold", "italic") to a reportlab font name
   see ``UNDRAWABLE``): text set in them avoids those characters;
 - Chinese: reportlab's ``STSong-Light`` CID font (not embedded; PyMuPDF draws it with
   its fallback CJK font) and PyMuPDF's built-in Droid Sans Fallback registered with
-  reportlab as an embedded TrueType font.
+  reportlab as a TrueType font (shared or embedded like the Latin TTFs).
 Registration happens once per process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 
 STYLES = ("regular", "bold", "italic")
 
@@ -77,29 +81,101 @@ def mpl_font_dir() -> str:
 CJK_ASCENT = 830
 
 
-def _declare_ascent(font, ascent: int):
-    """Make a registered TTFont write ``ascent`` in its PDF font descriptor."""
-    face = font.face
-    write = face.addSubsetObjects
+# Whether TrueType faces are embedded in the PDFs built now (see SharedTTFont): a page made
+# for the engine names them and MuPDF draws them from fonts it loaded once per process; a
+# PDF meant to be opened elsewhere (``render_pdf(..., embed_fonts=True)``) embeds them.
+_EMBED = [False]
 
-    def add_subset_objects(doc, fontname, subset):
+
+@contextlib.contextmanager
+def embedded_fonts():
+    """Within this block, PDFs built embed their TrueType faces (subset per document, as
+    reportlab does) instead of naming them: a PDF that leaves the process must, since only
+    a process that registered the faces (``face_set``) can draw the named ones."""
+    saved = _EMBED[0]
+    _EMBED[0] = True
+    try:
+        yield
+    finally:
+        _EMBED[0] = saved
+
+
+class SharedTTFont(TTFont):
+    """reportlab's TTFont, written into the PDF by name, not embedded.
+
+    reportlab embeds a subset of a TrueType face in each document, and MuPDF loads every
+    subset afresh, page after page (``synth.mupdf.share_font`` says what that costs). Here each 256-character subset is written as a TrueType font
+    dictionary that names the face (``AAAAAA+DejaVuSans``, as an embedded subset is named),
+    gives the widths reportlab laid out with, maps each code to its character by glyph name
+    (``/Differences`` with ``uniXXXX``), and declares the face's metrics without a font
+    file; ``synth.mupdf.share_font`` gives MuPDF the whole face under that name. Pixels and
+    words read back are the same as from the embedded subsets (tested). ``declared_ascent``
+    (1/1000 em), when set, is the ascent the descriptor declares instead of the face's.
+    """
+
+    declared_ascent: int | None = None
+
+    def addObjects(self, doc):  # noqa: N802 (reportlab's name)
+        face = self.face
         own = face.ascent
-        face.ascent = ascent
+        if self.declared_ascent is not None:
+            face.ascent = self.declared_ascent
         try:
-            return write(doc, fontname, subset)
+            if _EMBED[0]:
+                return super().addObjects(doc)
+            return self._add_named(doc)
         finally:
             face.ascent = own
 
-    face.addSubsetObjects = add_subset_objects
-    return font
+    def _add_named(self, doc) -> None:
+        from reportlab.pdfbase import pdfdoc
+        from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC, SUBSETN
+
+        state = self._assignState(doc)
+        state.frozen = 1
+        face = self.face
+        flags = (face.flags & ~FF_SYMBOLIC) | FF_NONSYMBOLIC  # codes map to characters by glyph name
+        for n, subset in enumerate(state.subsets):
+            internal = self.getSubsetInternalName(n, doc)[1:]
+            base = b"".join((SUBSETN(n), b"+", face.name, face.subfontNameX)).decode("pdfdoc")
+            font = pdfdoc.PDFTrueTypeFont()
+            font.__Comment__ = f"Font {self.fontName} subset {n} (not embedded)"
+            font.Name = internal
+            font.BaseFont = base
+            font.FirstChar = 0
+            font.LastChar = len(subset) - 1
+            font.Widths = pdfdoc.PDFArray(list(map(face.getCharWidth, subset)))
+            font.Encoding = pdfdoc.PDFDictionary({
+                "Type": pdfdoc.PDFName("Encoding"),
+                "Differences": pdfdoc.PDFArray([0] + [pdfdoc.PDFName(_glyph_name(c)) for c in subset])})
+            font.FontDescriptor = doc.Reference(pdfdoc.PDFDictionary({
+                "Type": "/FontDescriptor", "Ascent": face.ascent, "CapHeight": face.capHeight,
+                "Descent": face.descent, "Flags": flags, "FontBBox": pdfdoc.PDFArray(face.bbox),
+                "FontName": pdfdoc.PDFName(base), "ItalicAngle": face.italicAngle, "StemV": face.stemV,
+                "MissingWidth": 0}), "fontDescriptor:" + base)
+            doc.Reference(font, internal)
+            doc.idToObject["BasicFonts"].dict[internal] = font
+        del self.state[doc]
 
 
-def _register_ttf(name: str, path_or_file, ascent: int | None = None) -> str:
-    from reportlab.pdfbase.ttfonts import TTFont
+def _glyph_name(code: int) -> str:
+    """The glyph name of a character by its code point (``uni4E2D``; ``.notdef`` for 0)."""
+    if code == 0:
+        return ".notdef"
+    return f"uni{code:04X}" if code <= 0xFFFF else f"u{code:X}"
+
+
+def _register_ttf(name: str, source: str | bytes, ascent: int | None = None) -> str:
+    """Register a TrueType face (a file path or its bytes) with reportlab as ``name``, and
+    with MuPDF under its PostScript name (``SharedTTFont``); ``ascent`` is the ascent its
+    PDF font descriptors declare (1/1000 em), when not its own."""
+    from synth.mupdf import share_font
 
     if name not in pdfmetrics.getRegisteredFontNames():
-        font = TTFont(name, path_or_file)
-        pdfmetrics.registerFont(_declare_ascent(font, ascent) if ascent is not None else font)
+        font = SharedTTFont(name, io.BytesIO(source) if isinstance(source, bytes) else source)
+        font.declared_ascent = ascent
+        share_font((font.face.name + font.face.subfontNameX).decode("pdfdoc"), source)
+        pdfmetrics.registerFont(font)
     return name
 
 
@@ -158,7 +234,7 @@ def face_set(family: str) -> dict[str, str]:
     if family == "DroidSansFallback":
         from synth.mupdf import pymupdf
 
-        name = _register_ttf("ocr1-DroidSansFallback", io.BytesIO(pymupdf.Font("cjk").buffer), CJK_ASCENT)
+        name = _register_ttf("ocr1-DroidSansFallback", bytes(pymupdf.Font("cjk").buffer), CJK_ASCENT)
         return {s: name for s in STYLES}
     raise ValueError(f"unknown font family {family!r}; valid: {', '.join(LATIN_FAMILIES + CJK_FAMILIES)}")
 

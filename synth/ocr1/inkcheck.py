@@ -88,8 +88,10 @@ def page_overflows(page, boxes: list[tuple[float, float, float, float]], zoom: f
     """:func:`overflow` of boxes given in PDF points (y down) on a PyMuPDF page rendered at
     ``zoom`` pixels per point; the counts are in those pixels."""
     from synth.mupdf import pymupdf
+    from synth.ocr1.render import display_list
 
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
+    # Through the display list, so shared faces draw unstretched, as the engine draws them.
+    pix = display_list(page).get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
     grey = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)[:, :pix.width]
     px = [tuple(v * zoom for v in b) for b in boxes]
     cover = np.zeros(grey.shape, dtype=np.int32)  # how many line boxes cover each pixel

@@ -97,6 +97,15 @@ def _png(latex: str, fontset: str, pid: int) -> tuple[str, str]:
     return path, digest
 
 
+def pixel_size(latex: str, fontset: str) -> tuple[int, int]:
+    """(width, height) in pixels of the formula's image: read-back digests only images of
+    the sizes a page planned."""
+    from synth.ocr1 import equations
+
+    h, w = equations.product(latex, fontset)["grey"].shape
+    return int(w), int(h)
+
+
 def digest(latex: str, fontset: str) -> str:
     """Hex MD5 of the pixels the formula is drawn with: what PyMuPDF reports for its image."""
     return _png(latex, fontset, os.getpid())[1]

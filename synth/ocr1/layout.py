@@ -11,9 +11,11 @@ paragraph's first two lines do not fit.
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 from typing import Any
 
 from reportlab import rl_config
+from reportlab.pdfbase import pdfdoc
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
 from reportlab.platypus.doctemplate import FrameBreak
@@ -23,6 +25,36 @@ from synth.ocr1.content import Decoration, PagePlan
 from synth.ocr1.flowables import TSupply, can_wait, record
 
 _FUZZ = rl_config._FUZZ  # reportlab's frames' tolerance on a fit
+_IMAGE_MEMO = 256  # loaded image XObjects kept per process (compressed streams: a few MB)
+
+
+class _ImageXObject(pdfdoc.PDFImageXObject):
+    """reportlab's image XObject, loaded once per process for each image name.
+
+    reportlab names an image by the MD5 of its pixels (an ImageReader) or of its path (a
+    file: the inline formulas' PNGs, which are named by their pixels), and loads it afresh
+    for every document: it reads and decodes the image and deflates its pixels again (0.8
+    ms a page). Here the loaded state is kept by name, and each document gets a fresh
+    object (reportlab marks the objects it registers with a document), so the PDF bytes
+    are the same."""
+
+    _loaded: OrderedDict = OrderedDict()
+
+    def __init__(self, name, source=None, mask=None):
+        key = (name, repr(mask))
+        state = self._loaded.get(key)
+        if state is None:
+            super().__init__(name, source, mask)
+            state = self._loaded[key] = dict(self.__dict__)
+            if len(self._loaded) > _IMAGE_MEMO:
+                self._loaded.popitem(last=False)
+        else:
+            self._loaded.move_to_end(key)
+        self.__dict__.update(state)
+        smask = state.get("_smask")
+        if smask is not None:  # a soft mask (alpha) is registered by the canvas too: a fresh one
+            self._smask = object.__new__(type(smask))
+            self._smask.__dict__.update({k: v for k, v in smask.__dict__.items() if k != "__InternalName__"})
 
 
 def _room(frame: Frame, f) -> float:
@@ -199,10 +231,11 @@ def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     story += plan.body
     # ASCII85 of image streams is pure Python without rl_accel (~10 ms per image) and
     # buys nothing in memory: write binary streams for this build only.
-    saved = rl_config.useA85
-    rl_config.useA85 = 0
+    # Images are loaded once per process (_ImageXObject), for this build only too.
+    saved = rl_config.useA85, pdfdoc.PDFImageXObject
+    rl_config.useA85, pdfdoc.PDFImageXObject = 0, _ImageXObject
     try:
         doc.build(story)
     finally:
-        rl_config.useA85 = saved
+        rl_config.useA85, pdfdoc.PDFImageXObject = saved
     return buf.getvalue(), doc.ocr1_drawn

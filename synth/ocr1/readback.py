@@ -50,13 +50,14 @@ class PageText:
     content stream, and the read-back and the text-location queries used to build four or
     five of them per page. The flags are PyMuPDF's ``TEXTFLAGS_TEXT``, which its words,
     dict and rawdict extractions all default to, so the results are the same as theirs.
-    Drawn images are listed apart (:attr:`images`, pages with inline formulas only).
+    Drawn images are listed apart (:meth:`images`, pages with inline formulas only).
     Given the page's display list (``render.display_list``), the TextPage is made by
     running it, which the raster shares, rather than by parsing the page again.
     """
 
     def __init__(self, page, drawing=None):
         self.page = page
+        self.drawing = drawing
         if drawing is None:
             self.textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
         else:
@@ -78,10 +79,28 @@ class PageText:
         """The blocks of ``page.get_text("rawdict")`` (spans of characters with boxes)."""
         return self.textpage.extractRAWDICT()["blocks"]
 
-    @functools.cached_property
-    def images(self) -> list[dict[str, Any]]:
-        """``page.get_image_info(hashes=True)``: each drawn image's box and pixel MD5."""
-        return self.page.get_image_info(hashes=True)
+    def images(self, sizes) -> list[tuple[tuple[float, float, float, float], str]]:
+        """(box, hex MD5 of the pixels) of each drawn image whose pixel size (w, h) is one of
+        ``sizes``, in drawing order: what ``page.get_image_info(hashes=True)`` reports for
+        them (the same TextPage flags, the same pixmap digest), without decoding the page's
+        other images (charts, display equations: most of its cost)."""
+        mupdf = pymupdf.mupdf
+        if self.drawing is not None:
+            textpage = pymupdf.TextPage(self.drawing.get_textpage(flags=pymupdf.TEXT_PRESERVE_IMAGES))
+        else:
+            textpage = self.page.get_textpage(flags=pymupdf.TEXT_PRESERVE_IMAGES)
+        out = []
+        for block in textpage.this:
+            if block.m_internal.type != mupdf.FZ_STEXT_BLOCK_IMAGE:
+                continue
+            img = block.i_image()
+            if (img.w(), img.h()) not in sizes:
+                continue
+            whole = mupdf.FzIrect(pymupdf.FZ_MIN_INF_RECT, pymupdf.FZ_MIN_INF_RECT, pymupdf.FZ_MAX_INF_RECT,
+                                  pymupdf.FZ_MAX_INF_RECT)
+            pix, _w, _h = mupdf.fz_get_pixmap_from_image(img, whole, mupdf.FzMatrix(img.w(), 0, 0, img.h(), 0, 0))
+            out.append((pymupdf.JM_py_from_rect(block.m_internal.bbox), bytes(mupdf.fz_md5_pixmap2(pix)).hex()))
+        return out
 
 
 def page_text(page_or_text) -> PageText:
@@ -346,14 +365,17 @@ def _inline_math_tokens(page, drawn: list[dict[str, Any]], emphasis: bool) -> li
     -1[, ""])``: PyMuPDF's images, named through their pixel digests by the formulas the
     page's paragraphs planned (the first planned wins where two draw the same pixels)."""
     names: dict[str, str] = {}
+    sizes = set()
     for rec in drawn:
-        for latex, digest in zip(rec["tag"].get("inline_math", ()), rec["tag"].get("inline_digests", ())):
+        tag = rec["tag"]
+        for latex, digest in zip(tag.get("inline_math", ()), tag.get("inline_digests", ())):
             names.setdefault(digest, latex)
+        sizes.update(tuple(s) for s in tag.get("inline_sizes", ()))
     out = []
-    for info in page_text(page).images:
-        latex = names.get(bytes(info["digest"]).hex())
+    for bbox, digest in page_text(page).images(sizes):
+        latex = names.get(digest)
         if latex is not None:
-            tok = (*info["bbox"], inline_math.token(latex), _MATH, _MATH, _MATH)
+            tok = (*bbox, inline_math.token(latex), _MATH, _MATH, _MATH)
             out.append(tok + ("",) if emphasis else tok)
     return out
 

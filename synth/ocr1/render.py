@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-from synth.mupdf import pymupdf
+from synth.mupdf import pymupdf, unstretch_shared_fonts
 from PIL import Image
 
 
@@ -18,24 +18,36 @@ def open_page(pdf: bytes):
 
 def display_list(page):
     """The page's drawing commands, interpreted once from the PDF: the pixmap and the
-    TextPage (``readback.PageText``) both run it, rather than each parsing the page."""
-    return page.get_displaylist()
+    TextPage (``readback.PageText``) both run it, rather than each parsing the page. The
+    page's fonts are loaded by then, so the shared ones are unstretched here
+    (``synth.mupdf.unstretch_shared_fonts``)."""
+    drawing = page.get_displaylist()
+    unstretch_shared_fonts()
+    return drawing
 
 
-def rasterize(page, long_side: int, drawing=None) -> tuple[Image.Image, float]:
+class _Pixels:
+    """The pixels of a PyMuPDF pixmap as a read-only numpy array without a copy: the array
+    keeps this object, and so the pixmap and its memory, alive."""
+
+    def __init__(self, pix):
+        self.pix = pix
+        self.__array_interface__ = {"version": 3, "shape": (pix.height, pix.width, pix.n), "typestr": "|u1",
+                                    "data": (pix.samples_ptr, True), "strides": (pix.stride, pix.n, 1)}
+
+
+def rasterize(page, long_side: int, drawing=None) -> tuple[np.ndarray, float]:
     """Render the page (from its ``display_list`` when given) so its longer side is
-    ``long_side`` px; return (RGB image, px per pt)."""
+    ``long_side`` px; return (RGB pixels, (h, w, 3) uint8 read-only, px per pt)."""
     rect = page.rect
     scale = long_side / max(rect.width, rect.height)
-    source = drawing if drawing is not None else page
+    source = drawing if drawing is not None else display_list(page)
     pix = source.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False, colorspace=pymupdf.csRGB)
-    # One copy of the pixels, straight from the pixmap's memory (``samples`` would copy
-    # them into bytes first).
-    return Image.frombytes("RGB", (pix.width, pix.height), pix.samples_mv), scale
+    return np.asarray(_Pixels(pix)), scale
 
 
-def apply_realism(img: Image.Image, rng: np.random.Generator, scan: bool,
-                  photo: bool) -> tuple[Image.Image, Callable[[np.ndarray], np.ndarray] | None]:
+def apply_realism(img: np.ndarray, rng: np.random.Generator, scan: bool,
+                  photo: bool) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray] | None]:
     """Apply synth.realism's scan/photo looks; (image, point mapper) or (image, None) when off.
 
     Raises ImportError naming the missing module when a look is asked for but
@@ -50,13 +62,25 @@ def apply_realism(img: Image.Image, rng: np.random.Generator, scan: bool,
     return realism.apply(img, rng, scan=scan, photo=photo)
 
 
-def encode(img: Image.Image, fmt: str, jpeg_quality: int = 90, png_level: int = 6) -> bytes:
-    """Encode without metadata, with fixed options, so equal pixels give equal bytes."""
-    buf = io.BytesIO()
+def encode(img: np.ndarray, fmt: str, jpeg_quality: int = 90, png_level: int = 6) -> bytes:
+    """Encode (h, w) grey or (h, w, 3) RGB pixels without metadata, with fixed options, so
+    equal pixels give equal bytes.
+
+    JPEG goes through OpenCV's libjpeg-turbo straight from the array (baseline, 4:2:0, no
+    optimised tables: the same bytes as PIL's encoder with those options, without PIL's
+    copy of the pixels); PNG through PIL."""
     if fmt == "jpeg":
-        img.save(buf, format="JPEG", quality=jpeg_quality, subsampling=2, optimize=False, progressive=False)
-    elif fmt == "png":
-        img.save(buf, format="PNG", compress_level=png_level, optimize=False)
-    else:
-        raise ValueError(f"image_format {fmt!r} is not supported; valid: 'jpeg', 'png'")
-    return buf.getvalue()
+        from synth.opencv import cv2
+
+        bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality),
+                                              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+                                              cv2.IMWRITE_JPEG_OPTIMIZE, 0, cv2.IMWRITE_JPEG_PROGRESSIVE, 0])
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode a {img.shape} page as JPEG")
+        return data.tobytes()
+    if fmt == "png":
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", compress_level=png_level, optimize=False)
+        return buf.getvalue()
+    raise ValueError(f"image_format {fmt!r} is not supported; valid: 'jpeg', 'png'")

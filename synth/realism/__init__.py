@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from synth.realism.geom import IDENTITY, PointMap, transform_box
+from synth.realism.ops import as_array, check_array, to_image
 from synth.realism.photo import photo as _photo
 from synth.realism.scan import scan as _scan
 
@@ -25,24 +26,27 @@ __all__ = ["apply", "transform_box", "PointMap", "IDENTITY"]
 
 
 def apply(
-    image: Image.Image, rng: np.random.Generator, scan: bool, photo: bool
-) -> tuple[Image.Image, Callable[[np.ndarray], np.ndarray]]:
+    image: Image.Image | np.ndarray, rng: np.random.Generator, scan: bool, photo: bool
+) -> tuple[Image.Image | np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """Return (degraded image, point map input->output px) for a rendered page.
 
-    ``image`` is 'L' or 'RGB' ('RGBA'/'P' pages are flattened to RGB first). With
-    ``scan`` and ``photo`` both False the same image object comes back with the identity
-    map, and ``rng`` is not drawn from. The result is a pure function of the image and
-    the generator's state.
+    ``image`` is a PIL image, 'L' or 'RGB' ('RGBA'/'P' pages are flattened to RGB first),
+    or its pixels, an (h, w) or (h, w, 3) uint8 array; the result is of the same kind.
+    With ``scan`` and ``photo`` both False the same object comes back with the identity
+    map, and ``rng`` is not drawn from. The result is a pure function of the pixels and
+    the generator's state; the input is never modified.
     """
     if not (scan or photo):
         return image, IDENTITY
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        pixels = check_array(image)
+    else:
+        pixels = as_array(image if image.mode in ("L", "RGB") else image.convert("RGB"))
     mapping = IDENTITY
     if scan:
-        image, m = _scan(image, rng)
+        pixels, m = _scan(pixels, rng)
         mapping = mapping.then(PointMap(m))
     if photo:
-        image, m = _photo(image, rng)
+        pixels, m = _photo(pixels, rng)
         mapping = mapping.then(PointMap(m))
-    return image, mapping
+    return (pixels if isinstance(image, np.ndarray) else to_image(pixels)), mapping

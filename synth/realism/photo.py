@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from synth.opencv import cv2
 from synth.realism import ops
 from synth.realism.backgrounds import background
-from synth.realism.geom import homography_from_quads, pil_coefficients, translation
+from synth.realism.geom import homography_from_quads, translation
 
 LOW = 4  # light field and background are drawn at 1/LOW scale and upsampled
 PAGE_SCALE = (0.72, 0.95)  # page size relative to the frame before the fit
@@ -24,9 +25,6 @@ MARGIN = 0.01  # the page quad stays this share of the frame inside it
 BLUR_PASSES = (1, 1, 2)
 SHADOW_PROB = 0.5
 NOISE_SIGMA = (2.0, 7.0)
-_BG_HEADROOM = 2.0  # surface intensities reach ~1.6; index 127 stands for 2.0
-# Grey page value -> palette index 128..255 (the page's half of the shared palette).
-_PAGE_INDEX = (128 + np.round(np.arange(256) * 127 / 255)).astype(np.uint8).tolist()
 
 
 def _page_quad(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -70,36 +68,31 @@ def _light_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     return light / light.max()
 
 
-def _to_image(a: np.ndarray) -> Image.Image:
-    """Float array in [0, 1] (or [0, 255] when 3-channel) to a uint8 PIL image."""
-    if a.ndim == 2:
-        return Image.fromarray(np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "RGB")
+def _to_u8(a: np.ndarray) -> np.ndarray:
+    """A float field in [0, 1] as uint8 0-255."""
+    return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def photo(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
-    """Photograph ``img`` ('L' or 'RGB') on a surface; returns (RGB image, forward matrix).
-
-    The output has the input's size, so the long side is unchanged.
+def photo(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Photograph a page ((h, w) grey or (h, w, 3) RGB uint8 array); returns (RGB array,
+    forward matrix). The output has the input's size, so the long side is unchanged.
     """
-    w, h = img.size
-    page = img if img.mode == "L" else (img.convert("L") if ops.is_gray(img) else img)
+    h, w = img.shape[:2]
+    grey = ops.one_channel(img)
+    page = img if grey is None else grey  # a grey page is processed as one channel
     quad = _page_quad(rng, w, h)
     forward = homography_from_quads(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), quad)
 
     page, shift = ops.box_blur2(page, int(rng.choice(BLUR_PASSES)))
-    coeffs = pil_coefficients(forward @ translation(-shift, -shift), affine=False)
-    white = 255 if page.mode == "L" else (255, 255, 255)
-    warped = page.transform(
-        (w, h), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.NEAREST, fillcolor=white
-    )
+    # Sample the blurred page: output -> original is inv(forward), original -> blurred adds
+    # `shift`; nearest sampling is enough because the blur already smoothed it.
+    warped = ops.warp(page, forward @ translation(-shift, -shift), (w, h), 255)
 
     low = (max(2, -(-h // LOW)), max(2, -(-w // LOW)))
     light = _light_field(rng, low)
     mottle = 1.0 - float(rng.uniform(0.0, 0.06)) * ops.smooth_noise(rng, low, float(rng.uniform(6, 16)))
-    page_light = _to_image(light * mottle).resize((w, h), Image.Resampling.BILINEAR)
-    warped = Image.composite(warped, Image.new(warped.mode, (w, h), 0), page_light)
-    warped = ops.add_noise(warped, ops.noise_layer(rng, (w, h), float(rng.uniform(*NOISE_SIGMA))))
+    warped = ops.shade(warped, ops.upsample(_to_u8(light * mottle), (w, h)))
+    warped = ops.add_noise(warped, rng, float(rng.uniform(*NOISE_SIGMA)))
 
     # Light colour (warm or cool) tints paper, ink and background alike.
     cast = np.array([1.0, 1.0 - rng.uniform(0, 0.04), 1.0 - rng.uniform(0, 0.1)])
@@ -117,28 +110,12 @@ def photo(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.n
     ImageDraw.Draw(sil).polygon([tuple(p) for p in quad / LOW + nudge], fill=255)
     sil = sil.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.0, 3.0))))
     t = t * light * (1.0 - float(rng.uniform(0.2, 0.5)) * np.asarray(sil, np.float32) / 255.0)
-    # The surface is one grey channel (intensity x light x drop shadow) of palette indices
-    # 0-127, upsampled; one palette lookup colours it, a third of the cost of RGB.
-    levels = np.arange(128)[:, None] / 127.0
-    surface_pal = levels * (colour * cast * _BG_HEADROOM)[None, :]
-    bg = Image.fromarray(np.clip(t * (127.0 / _BG_HEADROOM) + 0.5, 0, 127).astype(np.uint8), "L")
-    bg = bg.resize((w, h), Image.Resampling.BILINEAR)
+    # The surface (intensity x light x drop shadow, coloured) is made at 1/LOW scale and
+    # upsampled: a photo's background is out of focus anyway.
+    surface = np.clip(t[:, :, None] * (colour * cast).astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+    out = ops.upsample(surface, (w, h))
 
     mask = Image.new("L", (w, h), 0)
     ImageDraw.Draw(mask).polygon([tuple(p) for p in quad], fill=255)
-    if warped.mode == "L":
-        # A grey page takes indices 128-255 (its ink-to-paper ramp): page and surface are
-        # merged as single-channel images and coloured by one lookup.
-        page_pal = ink[None, :] + levels * (paper - ink)[None, :]
-        out = Image.composite(warped.point(_PAGE_INDEX), bg, mask)
-        return _colour(out, np.concatenate([surface_pal, page_pal])), forward
-    ramp = np.arange(256) / 255.0
-    luts = [np.clip(np.round(ink[c] + (paper[c] - ink[c]) * ramp), 0, 255).astype(np.uint8).tolist() for c in range(3)]
-    return Image.composite(ops.apply_luts(warped, luts), _colour(bg, surface_pal), mask), forward
-
-
-def _colour(index: Image.Image, palette: np.ndarray) -> Image.Image:
-    """Colour an 'L' image of palette indices with an (n, 3) float RGB palette."""
-    pal = np.clip(np.round(palette), 0, 255).astype(np.uint8)
-    index.putpalette(pal.tobytes(), "RGB")  # turns the 'L' image into 'P' in place
-    return index.convert("RGB")
+    cv2.copyTo(ops.tint(warped, ink, paper), np.asarray(mask), out)
+    return out, forward

@@ -9,10 +9,10 @@ corners follow the pixels exactly.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
+from synth.opencv import cv2
 from synth.realism import ops
-from synth.realism.geom import pil_coefficients, rotation_scale, translation
+from synth.realism.geom import rotation_scale, translation
 
 MAX_SKEW_DEG = 2.0  # |rotation| bound
 SKEW_PROB = 0.85  # share of scans that are skewed at all
@@ -41,15 +41,16 @@ def _skew(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return translation(dx, dy) @ rotation_scale(angle, scale, w / 2.0, h / 2.0)
 
 
-def scan(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
-    """Degrade ``img`` ('L' or 'RGB') like a flatbed scan; returns (image, forward matrix).
-
-    The output has the input's size and mode.
-    """
-    mode = img.mode
-    w, h = img.size
+def scan(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Degrade a page ((h, w) grey or (h, w, 3) RGB uint8 array) like a flatbed scan;
+    returns (array of the input's shape, forward matrix)."""
+    h, w = img.shape[:2]
     gray_scan = rng.random() < GRAY_SCAN_PROB
-    work = img.convert("L") if mode == "L" or gray_scan or ops.is_gray(img) else img
+    if gray_scan:
+        work = ops.gray(img)
+    else:
+        grey = ops.one_channel(img)
+        work = img if grey is None else grey
 
     if rng.random() < BLEED_PROB:
         work = ops.ink_bleed(work, full=bool(rng.random() < 0.5))
@@ -62,24 +63,23 @@ def scan(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, np.nd
         skew = _skew(rng, w, h)
         dark = rng.random() < DARK_LID_PROB
         lid = int(rng.integers(10, 60)) if dark else int(rng.integers(225, 256))
-        fill = lid if work.mode == "L" else (lid, lid, lid)
         # Sample the blurred image: output -> original is inv(skew), original -> blurred
         # adds `shift`; nearest sampling is enough because the blur already smoothed it.
-        coeffs = pil_coefficients(skew @ translation(-shift, -shift), affine=True)
-        work = work.transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.NEAREST, fillcolor=fill)
+        work = ops.warp(work, skew @ translation(-shift, -shift), (w, h), lid, affine=True)
         forward = skew
 
     lo = float(rng.uniform(0.0, 50.0))
     hi = float(rng.uniform(215.0, 255.0))
-    tone = ops.tone_lut(lo, hi, float(rng.uniform(0.7, 1.5)))
-    work = work.point(tone * (3 if work.mode == "RGB" else 1))
+    work = cv2.LUT(work, ops.tone_lut(lo, hi, float(rng.uniform(0.7, 1.5))))
 
     if rng.random() < NOISE_PROB:
-        work = ops.add_noise(work, ops.noise_layer(rng, (w, h), float(rng.uniform(*NOISE_SIGMA))))
+        work = ops.add_noise(work, rng, float(rng.uniform(*NOISE_SIGMA)))
     if rng.random() < SPECKLE_PROB:
         work = ops.speckle(work, rng, float(rng.uniform(*SPECKLE_DENSITY)))
 
     if rng.random() < JPEG_PROB:
         # A grey scan is saved as a grey JPEG (as scanners do), at half the cost of colour.
         work = ops.jpeg_roundtrip(work, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
-    return (work.convert("RGB") if work.mode != mode else work), forward
+    if work.ndim != img.ndim:
+        work = cv2.cvtColor(work, cv2.COLOR_GRAY2RGB)
+    return work, forward

@@ -9,7 +9,7 @@ from pathlib import Path
 RECIPE = Path(__file__).resolve().parent / "recipe.yaml"
 # The packages whose output ends up in shard bytes (rasterisers, encoders, fonts, text).
 RENDER_STACK = ("numpy", "pillow", "pyarrow", "reportlab", "pymupdf", "matplotlib", "rdkit", "shapely",
-                "jieba", "essential-generators", "pyphen", "fonttools")
+                "jieba", "essential-generators", "pyphen", "fonttools", "opencv-python-headless")
 
 
 def library_versions() -> dict[str, str]:

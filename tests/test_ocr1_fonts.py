@@ -1,0 +1,73 @@
+"""Shared TrueType faces (synth.ocr1.fonts.SharedTTFont, synth.mupdf.share_font): pages that
+name their faces draw and read back exactly as pages that embed them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from synth.ocr1 import Config, fonts, generate, render_pdf
+from tests.conftest import REPO
+
+# Every shared face: the Latin TTF families (regular, bold, italic: emphasis and headings),
+# Computer Modern's OT1-coded faces, DejaVu Sans Mono (code listings) and the Chinese face.
+FAMILIES = [("en", "Vera"), ("en", "DejaVuSans"), ("en", "DejaVuSerif"), ("en", "STIX"),
+            ("en", "ComputerModern"), ("zh", "DroidSansFallback")]
+SEEDS = (0, 1)
+
+
+def _cfg(lang: str, family: str) -> Config:
+    # PNG and no looks: the stored image is the rasterised pixels, losslessly.
+    return Config(langs={lang: 1.0}, fonts=[family], scan_prob=0.0, photo_prob=0.0, image_format="png",
+                  png_compress_level=1, emphasis_prob=1.0,
+                  blocks={"paragraph": 3, "heading": 1, "list": 1, "table": 1, "code": 1})
+
+
+def _digest(sample) -> str:
+    """sha256 of a page's pixels (PNG bytes) and everything read back from them."""
+    read = {"text": sample.text, "truth": sample.truth, "regions": list(map(repr, sample.regions)),
+            "lines": list(map(repr, sample.lines))}
+    return hashlib.sha256(sample.image + json.dumps(read, sort_keys=True).encode()).hexdigest()
+
+
+def test_shared_pdf_names_its_faces_and_embedded_pdf_carries_them():
+    lang, family = "en", "DejaVuSerif"
+    shared, _, _ = render_pdf(_cfg(lang, family), np.random.default_rng(0))
+    embedded, _, _ = render_pdf(_cfg(lang, family), np.random.default_rng(0), embed_fonts=True)
+    named = {m.split(b"+")[1] for m in re.findall(rb"/BaseFont /([A-Z]{6}\+[\w-]+)", shared)}
+    assert {b"DejaVuSerif", b"DejaVuSerif-Bold", b"DejaVuSerif-Italic"} <= named
+    assert b"/FontFile2" not in shared and embedded.count(b"/FontFile2") >= 3
+
+
+@pytest.mark.parametrize("lang,family", FAMILIES)
+def test_shared_faces_draw_and_read_back_as_embedded_ones(lang, family):
+    cfg = _cfg(lang, family)
+    for seed in SEEDS:
+        shared = generate(cfg, np.random.default_rng(seed))
+        with fonts.embedded_fonts():
+            embedded = generate(cfg, np.random.default_rng(seed))
+        assert shared.truth["words"], (family, seed)
+        assert shared.image == embedded.image, f"{family} seed {seed}: pixels differ"
+        assert (shared.text, shared.truth, shared.regions, shared.lines) == \
+            (embedded.text, embedded.truth, embedded.regions, embedded.lines), f"{family} seed {seed}: read-back differs"
+
+
+def test_a_fresh_process_draws_its_first_page_with_shared_faces_as_embedded():
+    """A new process (as a pool or Ray worker starts) shares its faces before its first page."""
+    pages = [("en", "DejaVuSans", 0), ("zh", "DroidSansFallback", 1)]
+    code = ("import sys, numpy as np; from tests.test_ocr1_fonts import _cfg, _digest; "
+            "from synth.ocr1 import generate; "
+            f"print(' '.join(_digest(generate(_cfg(l, f), np.random.default_rng(s))) for l, f, s in {pages!r}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    with fonts.embedded_fonts():
+        here = [_digest(generate(_cfg(lang, family), np.random.default_rng(seed))) for lang, family, seed in pages]
+    assert out.stdout.split() == here

@@ -30,6 +30,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from synth.charts.marks import lines_and_markers
+
 PROBLEMS: tuple[str, ...] = (
     "name_missing", "pie_series_missing", "tick_overlap", "value_overlap", "value_under_legend",
     "legend_over_text", "legend_over_marks", "text_overlap", "clipped", "value_over_marks",
@@ -99,10 +101,8 @@ def _measure_legend(drawn: Drawn, legend, renderer, k: int) -> None:
 
 
 def _measure_marks(drawn: Drawn, ax, renderer) -> None:
-    from matplotlib.collections import PathCollection, PolyCollection
     from matplotlib.patches import Rectangle, Wedge
 
-    dots = ax.figure.dpi / 72
     for p in ax.patches:
         if not p.get_visible():
             continue
@@ -112,27 +112,9 @@ def _measure_marks(drawn: Drawn, ax, renderer) -> None:
         elif isinstance(p, Wedge):
             for poly in p.get_transform().transform_path(p.get_path()).to_polygons():
                 drawn.areas.append(np.asarray(poly))
-    for line in ax.lines:
-        if not line.get_visible():
-            continue
-        xy = line.get_transform().transform(line.get_xydata())
-        if line.get_linestyle() not in ("None", "", " ") and len(xy) > 1:
-            drawn.lines.append(xy)
-        if line.get_marker() not in (None, "None", "", " "):
-            r = line.get_markersize() * dots / 2
-            drawn.areas += [np.array([(x - r, y - r), (x + r, y - r), (x + r, y + r), (x - r, y + r)]) for x, y in xy]
-    for coll in ax.collections:
-        if not coll.get_visible():
-            continue
-        if isinstance(coll, PolyCollection):
-            for path in coll.get_paths():
-                for poly in coll.get_transform().transform_path(path).to_polygons():
-                    drawn.lines.append(np.asarray(poly))
-        elif isinstance(coll, PathCollection):
-            xy = coll.get_offset_transform().transform(coll.get_offsets())
-            sizes = np.broadcast_to(np.sqrt(coll.get_sizes()) * dots / 2, (len(xy),))
-            drawn.areas += [np.array([(x - r, y - r), (x + r, y - r), (x + r, y + r), (x - r, y + r)])
-                            for (x, y), r in zip(xy, sizes)]
+    polylines, markers = lines_and_markers(ax)
+    drawn.lines += polylines
+    drawn.areas += [np.array([(x - r, y - r), (x + r, y - r), (x + r, y + r), (x - r, y + r)]) for x, y, r in markers]
 
 
 def measure(fig, renderer, axes) -> Drawn:

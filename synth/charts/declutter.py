@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from synth.charts.marks import lines_and_markers
+
 # Smallest text size (pixels per em) a fitting pass may set: the generator's own smallest
 # tick labels (8.1 pt at ~70 dpi) are about this size.
 MIN_FONT_PX = 8.0
@@ -119,12 +121,10 @@ def _floor_pt(size_pt: float, dpi: float) -> float:
 
 def collect_marks(axes) -> Marks:
     """Bars, markers, data lines, area outlines and pie slice edges of ``axes``, in pixels."""
-    from matplotlib.collections import PathCollection, PolyCollection
     from matplotlib.patches import Rectangle, Wedge
 
     rects, owners, segs = [], [], []
     for ax in axes:
-        dots = ax.figure.dpi / 72
         bars = [p for p in ax.patches if p.get_visible() and isinstance(p, Rectangle)]
         if bars:
             # Bars are data-space rectangles: all their corners in one transform.
@@ -138,28 +138,10 @@ def collect_marks(axes) -> Marks:
             if p.get_visible() and isinstance(p, Wedge):
                 for poly in p.get_transform().transform_path(p.get_path()).to_polygons():
                     segs.append(np.hstack([poly[:-1], poly[1:]]))
-        for line in ax.lines:
-            if not line.get_visible():
-                continue
-            xy = line.get_transform().transform(line.get_xydata())
-            if line.get_linestyle() not in ("None", "", " ") and len(xy) > 1:
-                segs.append(np.hstack([xy[:-1], xy[1:]]))
-            if line.get_marker() not in (None, "None", "", " "):
-                r = line.get_markersize() * dots / 2
-                rects += [(x - r, y - r, x + r, y + r) for x, y in xy]
-                owners += [None] * len(xy)
-        for coll in ax.collections:
-            if not coll.get_visible():
-                continue
-            if isinstance(coll, PolyCollection):
-                for path in coll.get_paths():
-                    for poly in coll.get_transform().transform_path(path).to_polygons():
-                        segs.append(np.hstack([poly[:-1], poly[1:]]))
-            elif isinstance(coll, PathCollection):
-                xy = coll.get_offset_transform().transform(coll.get_offsets())
-                r = np.broadcast_to(np.sqrt(coll.get_sizes()) * dots / 2, (len(xy),))
-                rects += [(x - q, y - q, x + q, y + q) for (x, y), q in zip(xy, r)]
-                owners += [None] * len(xy)
+        polylines, markers = lines_and_markers(ax)
+        segs += [np.hstack([xy[:-1], xy[1:]]) for xy in polylines]
+        rects += [(x - r, y - r, x + r, y + r) for x, y, r in markers]
+        owners += [None] * len(markers)
     return Marks(np.array(rects, dtype=float).reshape(-1, 4), owners,
                  np.vstack(segs) if segs else np.zeros((0, 4)))
 

@@ -93,7 +93,7 @@ def steady(cfg, pages: int, warmup: int, seed0: int = 0) -> tuple[dict[str, floa
 
     if warmup:
         run(range(100_000, 100_000 + warmup), {})
-    settle_gc()  # as a worker does after its first row
+    settle_gc(force=True)  # as a worker does after its first row
     timings: dict[str, float] = {}
     t, c = time.perf_counter(), time.process_time()
     run(range(seed0, seed0 + pages), timings)

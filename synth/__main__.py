@@ -63,4 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from synth.worker import dedicate_process
+
+    dedicate_process()  # this process exists to make shards: its GC may be frozen (synth.worker.settle_gc)
     sys.exit(main())

@@ -54,17 +54,36 @@ def make_row(recipe: Recipe, shard: int, row: int, family: str) -> dict:
 
 
 _gc_settled = False
+# Whether this process exists to make shards (a pool worker, a Ray worker, the synth CLI):
+# only then is its GC frozen. A user's program that runs the runner in-process keeps its
+# own GC as it was.
+_dedicated = [False]
 
 
-def settle_gc() -> None:
-    """Once per process, after its first row: collect, then freeze what is alive.
+def dedicate_process() -> None:
+    """Mark this process as one that exists to make shards (see ``settle_gc``)."""
+    _dedicated[0] = True
+
+
+def _is_dedicated() -> bool:
+    if _dedicated[0]:
+        return True
+    import sys
+
+    main = str(getattr(sys.modules.get("__main__"), "__file__", "") or "").replace(os.sep, "/")
+    return "/ray/_private/workers/" in main  # a Ray worker process (Ray runs default_worker.py)
+
+
+def settle_gc(force: bool = False) -> None:
+    """Once per shard-making process (or with ``force``), after its first row: collect,
+    then freeze what is alive.
 
     By then the process holds its imports, fonts, text models and pools: some 160,000
     objects that live as long as it does, which every full collection of Python's cyclic
     GC would walk again (about 0.6 ms a page of OCR 1.0). Frozen, they are left out of
     collections; what later rows make is collected as before."""
     global _gc_settled
-    if not _gc_settled:
+    if not _gc_settled and (force or _is_dedicated()):
         _gc_settled = True
         gc.collect()
         gc.freeze()
@@ -136,6 +155,7 @@ def watch_parent(poll_s: float = 0.2) -> None:
     the driver process is gone, so a killed driver leaves no workers behind."""
     import signal
 
+    dedicate_process()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 

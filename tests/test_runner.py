@@ -231,3 +231,14 @@ def test_unreachable_s3_endpoint_is_one_line(tmp_path: Path, capsys):
     assert main([recipe, "--executor", "local", "--no-progress", "--out", uri]) == 1
     line = _one_line_error(capsys)
     assert line.startswith(f"error: --out {uri}: ") and "Could not connect to server" in line
+
+
+def test_an_in_process_run_leaves_the_callers_gc_alone(tmp_path: Path):
+    # Workers freeze their GC after their first row (synth.worker.settle_gc); a program that
+    # runs the runner in its own process must not find its objects frozen afterwards.
+    import gc
+
+    before = gc.get_freeze_count()
+    recipe = write_recipe(tmp_path / "r.yaml", shards=1, rows_per_shard=2, mixture={"geometry": {"weight": 1}})
+    generate_dataset(recipe, str(tmp_path / "out"), executor="local")
+    assert gc.get_freeze_count() == before

@@ -75,10 +75,11 @@ def _submit(address: str, *args: str) -> subprocess.CompletedProcess:
     # CLI client only sends the token when told to: the README's submit command sets this.
     env = dict(os.environ, RAY_ADDRESS=address, RAY_DISABLE_USAGE_STATS="1", RAY_AUTH_MODE="token")
     deadline = time.time() + 60
-    while True:  # the dashboard's job server may need a moment after `ray start`
+    while True:  # the job server, and the agent that runs jobs, may need a moment after `ray start`
         res = subprocess.run(["ray", "job", "submit", "--working-dir", ".", "--", *args],
                              cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
-        if res.returncode == 0 or "Connection" not in res.stderr or time.time() > deadline:
+        not_ready = "Connection" in res.stderr or "No available agent to submit job" in res.stderr
+        if res.returncode == 0 or not not_ready or time.time() > deadline:
             return res
         time.sleep(2)
 

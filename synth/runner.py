@@ -607,7 +607,7 @@ def _remove_unrecorded(fs: pafs.FileSystem, base: str, recipe: Recipe, manifest:
             continue
         try:
             fs.delete_file(join(base, name))
-        except (FileNotFoundError, OSError):
+        except OSError:  # not there (the usual case), or not removable: a resume rewrites it
             pass
 
 

@@ -57,16 +57,17 @@ _gc_settled = False
 # Whether this process exists to make shards (a pool worker, a Ray worker, the synth CLI):
 # only then is its GC frozen. A user's program that runs the runner in-process keeps its
 # own GC as it was.
-_dedicated = [False]
+_dedicated = False
 
 
 def dedicate_process() -> None:
     """Mark this process as one that exists to make shards (see ``settle_gc``)."""
-    _dedicated[0] = True
+    global _dedicated
+    _dedicated = True
 
 
 def _is_dedicated() -> bool:
-    if _dedicated[0]:
+    if _dedicated:
         return True
     import sys
 

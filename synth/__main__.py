@@ -7,13 +7,17 @@ Every error is one line (a failing shard: one paragraph), never a traceback.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
+from synth.threads import one_thread_here
 
-from synth.recipe import RecipeError, load_recipe
-from synth.runner import EXECUTORS, RunCancelled, RunError, generate_dataset, stop_embedded_ray
+one_thread_here()  # before NumPy loads (synth.threads says why)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from synth.recipe import RecipeError, load_recipe  # noqa: E402
+from synth.runner import EXECUTORS, RunCancelled, RunError, generate_dataset, stop_embedded_ray  # noqa: E402
 
 
 def _split(text: str) -> tuple[str, int]:

@@ -56,6 +56,7 @@ from synth.shards import (
     write_hf_sidecars,
     write_json,
 )
+from synth.threads import one_thread_children
 from synth.worker import GenerationError, build_shard, watch_parent
 
 EXECUTORS = ("ray", "local")
@@ -331,7 +332,8 @@ class _Pool:
         self.futures: set[cf.Future] = set()
 
     def results(self, pending: list[int]) -> Iterator[ShardStats]:
-        self.futures = {self.pool.submit(build_shard, self.recipe, s, self.out_uri, self.token) for s in pending}
+        with one_thread_children():  # the pool spawns its workers as these are submitted
+            self.futures = {self.pool.submit(build_shard, self.recipe, s, self.out_uri, self.token) for s in pending}
         while self.futures:
             done, _ = cf.wait(self.futures, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
             for fut in sorted(done, key=lambda f: f.exception() is not None):  # successes first

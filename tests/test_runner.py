@@ -242,3 +242,49 @@ def test_an_in_process_run_leaves_the_callers_gc_alone(tmp_path: Path):
     recipe = write_recipe(tmp_path / "r.yaml", shards=1, rows_per_shard=2, mixture={"geometry": {"weight": 1}})
     generate_dataset(recipe, str(tmp_path / "out"), executor="local")
     assert gc.get_freeze_count() == before
+
+
+def _thread_names(pid: int | str = "self") -> list[str]:
+    task = Path(f"/proc/{pid}/task")
+    return sorted((t / "comm").read_text().strip() for t in task.iterdir())
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads threads from Linux's /proc")
+def test_the_synth_cli_loads_numpy_with_one_thread():
+    # OpenBLAS starts a thread per core as NumPy loads; in a process that exists to make
+    # shards they only burn CPU (synth.threads). pyarrow's allocator keeps one thread
+    # (jemalloc_bg_thd) either way.
+    from synth.threads import ONE_THREAD
+
+    env = {k: v for k, v in os.environ.items() if k not in ONE_THREAD}
+    code = ("import synth.__main__, numpy, os, json; from pathlib import Path; "
+            "print(json.dumps([sorted((t / 'comm').read_text().strip() for t in Path('/proc/self/task').iterdir()), "
+            "os.environ['OPENBLAS_NUM_THREADS']]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    names, value = json.loads(out.stdout)
+    assert [n for n in names if n != "jemalloc_bg_thd"] == ["python"] and value == "1"
+    # a value the user chose is kept
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "2"}, cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)[1] == "2"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads environments from Linux's /proc")
+def test_pool_workers_start_with_one_math_thread_and_the_caller_keeps_its_environment(tmp_path: Path, monkeypatch):
+    import multiprocessing
+
+    from synth.threads import ONE_THREAD
+
+    for name in ONE_THREAD:
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+
+    def on_shard(_stats):
+        for p in multiprocessing.active_children():
+            env = dict(e.split("=", 1) for e in Path(f"/proc/{p.pid}/environ").read_text().split("\0") if "=" in e)
+            seen.append({name: env.get(name) for name in ONE_THREAD})
+
+    recipe = write_recipe(tmp_path / "r.yaml", shards=3, rows_per_shard=2, mixture={"text": {"weight": 1}})
+    generate_dataset(recipe, str(tmp_path / "out"), workers=2, executor="local", on_shard=on_shard)
+    assert seen and all(s == ONE_THREAD for s in seen)
+    assert not any(name in os.environ for name in ONE_THREAD)

@@ -59,6 +59,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def installed_env(**extra: str) -> dict[str, str]:
+    """This environment as an installed program sees it: Python writes and reuses its
+    bytecode caches (a shell with PYTHONDONTWRITEBYTECODE would make every run compile the
+    project's modules afresh, about 0.05 s, which no user pays twice)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **extra}
+
+
 STAGES = ("plan", "layout", "read-back", "raster", "realism", "boxes", "encode", "rows")
 
 
@@ -115,7 +125,7 @@ def whole_process(pages: int, shards: int, workers: int, args, again: bool = Fal
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "recipe.yaml"  # JSON is YAML
         _recipe(recipe, pages, shards, args)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = installed_env(PYTHONPATH=str(ROOT))
         if args.cold:
             env["SYNTH_CACHE_DIR"] = str(Path(tmp) / "cache")
         cmd = [sys.executable, "-m", "synth", str(recipe), "--out", str(Path(tmp) / "out"), "--executor", "local",

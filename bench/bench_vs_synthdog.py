@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 
+from bench.bench_ocr1 import installed_env  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,14 +50,14 @@ def ours(pages: int, photo: float) -> tuple[float, float]:
                                       "mixture": {"ocr1": {"weight": 1.0, "config": {"scan_prob": 0.0,
                                                                                       "photo_prob": photo}}}}))
         return _run([sys.executable, "-m", "synth", str(recipe), "--out", str(Path(tmp) / "out"), "--executor",
-                     "local", "--workers", "1", "--no-progress"], str(ROOT), dict(os.environ, PYTHONPATH=str(ROOT)))
+                     "local", "--workers", "1", "--no-progress"], str(ROOT), installed_env(PYTHONPATH=str(ROOT)))
 
 
 def synthdog(pages: int, folder: str, venv: str) -> tuple[float, float]:
     """One synthtiger run of ``pages`` SynthDoG pages (1 worker, seed 1)."""
     with tempfile.TemporaryDirectory() as tmp:
         return _run([os.path.join(venv, "bin", "synthtiger"), "-o", tmp, "-c", str(pages), "-w", "1", "-s", "1",
-                     "template.py", "SynthDoG", "config_en.yaml"], folder)
+                     "template.py", "SynthDoG", "config_en.yaml"], folder, installed_env())
 
 
 def main(argv=None) -> None:

@@ -42,15 +42,16 @@ def _run(cmd: list[str], cwd: str, env: dict | None = None) -> tuple[float, floa
     return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), wall
 
 
-def ours(pages: int, photo: float) -> tuple[float, float]:
-    """One ``python -m synth`` run of ``pages`` ocr1 pages (1 shard, 1 worker)."""
+def ours(pages: int, photo: float, root: Path = ROOT) -> tuple[float, float]:
+    """One ``python -m synth`` run of ``pages`` ocr1 pages (1 shard, 1 worker) by the engine
+    checked out at ``root``."""
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "recipe.yaml"  # JSON is YAML
         recipe.write_text(json.dumps({"name": "vs-synthdog", "seed": 7, "shards": 1, "rows_per_shard": pages,
                                       "mixture": {"ocr1": {"weight": 1.0, "config": {"scan_prob": 0.0,
                                                                                       "photo_prob": photo}}}}))
         return _run([sys.executable, "-m", "synth", str(recipe), "--out", str(Path(tmp) / "out"), "--executor",
-                     "local", "--workers", "1", "--no-progress"], str(ROOT), installed_env(PYTHONPATH=str(ROOT)))
+                     "local", "--workers", "1", "--no-progress"], str(root), installed_env(PYTHONPATH=str(root)))
 
 
 def synthdog(pages: int, folder: str, venv: str) -> tuple[float, float]:
@@ -66,6 +67,8 @@ def main(argv=None) -> None:
     ap.add_argument("--synthdog", required=True, help="Donut's synthdog/ folder")
     ap.add_argument("--venv", default="/tmp/synthdog-venv", help="venv with synthtiger (default /tmp/synthdog-venv)")
     ap.add_argument("--pages", type=int, nargs=2, default=[20, 100], help="the two page counts (default 20 100)")
+    ap.add_argument("--before", default=None, metavar="DIR",
+                    help="also time the engine checked out at DIR (e.g. `git worktree add DIR OLD_COMMIT`), as 'before' rows")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each; the least CPU counts (default 1)")
     args = ap.parse_args(argv)
     if not (Path(args.synthdog) / "template.py").exists():
@@ -73,8 +76,15 @@ def main(argv=None) -> None:
     if not (Path(args.venv) / "bin" / "synthtiger").exists():
         sys.exit(f"--venv {args.venv}: no bin/synthtiger; see bench/bench_vs_synthdog.md")
     small, large = args.pages
-    makers = {"clean pages": lambda n: ours(n, 0.0), "every page photographed": lambda n: ours(n, 1.0),
-              "SynthDoG (text only, no boxes)": lambda n: synthdog(n, args.synthdog, args.venv)}
+    makers = {"clean pages": lambda n: ours(n, 0.0), "every page photographed": lambda n: ours(n, 1.0)}
+    if args.before:
+        before = Path(args.before).resolve()
+        if not (before / "synth" / "__main__.py").exists():
+            sys.exit(f"--before {args.before}: no synth/__main__.py there; give a checkout of the engine")
+        makers = {"clean pages, before": lambda n: ours(n, 0.0, before), "clean pages, now": makers["clean pages"],
+                  "every page photographed, before": lambda n: ours(n, 1.0, before),
+                  "every page photographed, now": makers["every page photographed"]}
+    makers["SynthDoG (text only, no boxes)"] = lambda n: synthdog(n, args.synthdog, args.venv)
     got = {name: {n: min((make(n) for _ in range(args.rounds)), key=lambda r: r[0]) for n in (small, large)}
            for name, make in makers.items()}
     sd = got["SynthDoG (text only, no boxes)"]

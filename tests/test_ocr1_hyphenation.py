@@ -71,3 +71,33 @@ def test_hyphenated_pages_pass_check_and_say_so():
         assert ann.check(sample_to_row(f"t/hyph/{seed}", s, ann.records(s))) == []
     zh = generate(Config(langs={"zh": 1.0}, hyphenate_prob=1.0), np.random.default_rng(0))
     assert zh.truth["hyphenated"] is False  # Chinese is not hyphenated
+
+
+def test_patterns_come_from_the_node_cache_as_pyphen_parses_them(tmp_path, monkeypatch):
+    """The cached patterns are pyphen's own, and a process that finds them in the node cache
+    hyphenates its pages without parsing the pattern file (40 ms a process)."""
+    import pyphen
+
+    from synth.ocr1 import hyphenation
+
+    monkeypatch.setenv("SYNTH_CACHE_DIR", str(tmp_path))
+    path = pyphen.LANGUAGES[pyphen.language_fallback(hyphenation.LANG)]
+    own = pyphen.HyphDict(path)
+    monkeypatch.setattr(pyphen, "hdcache", {})
+    hyphenation.ready.cache_clear()
+    hyphenation.ready()  # builds the cached arrays
+    assert vars(pyphen.hdcache[path]) == vars(own) and list(tmp_path.glob("hyphenation/*.bin"))
+
+    # A fresh process's view: nothing parsed yet, the node cache filled.
+    monkeypatch.setattr(pyphen, "hdcache", {})
+    hyphenation.ready.cache_clear()
+
+    def parse(self, path):
+        raise AssertionError(f"pyphen parsed {path}")
+
+    monkeypatch.setattr(pyphen.HyphDict, "__init__", parse)
+    sample = generate(_cfg(1.0), np.random.default_rng(3))
+    hd = pyphen.hdcache[path]
+    assert sample.truth["hyphenated"] and hd.cache  # it hyphenated words with the cached patterns
+    assert (hd.patterns, hd.maxlen) == (own.patterns, own.maxlen)
+    hyphenation.ready.cache_clear()

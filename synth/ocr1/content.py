@@ -19,7 +19,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, TableStyle
 
 from synth import text_sources as ts
-from synth.ocr1 import code_block, equations, figures, fonts, inline_math, references
+from synth.ocr1 import code_block, equations, figures, fonts, hyphenation, inline_math, references
 from synth.ocr1.config import Config, allowed_families
 from synth.ocr1.flowables import TDrawing, TEquation, TImage, TList, TPara, TRotated, TSupply, TTable
 
@@ -562,6 +562,8 @@ def make_plan(cfg: Config, rng: np.random.Generator) -> PagePlan:
     col_w = (usable_w - (cols - 1) * gutter) / cols
     # Switched off (or on Chinese pages), the option draws nothing.
     hyphenate = lang == "en" and cfg.hyphenate_prob > 0 and bool(rng.random() < cfg.hyphenate_prob)
+    if hyphenate:
+        hyphenation.ready()  # pyphen's patterns from the node cache, not parsed again in this process
     # Styles derived from the body's (lists, captions, footnotes...) copy its hyphenation.
     st = _Styles(rng, faces, fs, lang, hyphenate)
     # Switched off, the option draws nothing: such recipes keep their earlier bytes.

@@ -14,7 +14,7 @@ from synth.ocr1.config import Config
 
 def warm(config: Config | None = None) -> dict[str, int]:
     """Build every cached product ``config`` can draw from; returns how many of each."""
-    from synth.ocr1 import code_sources, equations, figures, inline_math
+    from synth.ocr1 import code_sources, equations, figures, hyphenation, inline_math
     from synth.text_sources import english_words, wiki, zh
 
     cfg = config or Config()
@@ -22,6 +22,8 @@ def warm(config: Config | None = None) -> dict[str, int]:
     zh.lexicon()
     english_words()
     code_sources.pools()
+    if cfg.hyphenate_prob > 0 and cfg.langs.get("en", 0) > 0:
+        hyphenation.ready()
     for fontset in equations.FONTSETS:  # pages pick the fontset matching their text face
         for i in range(cfg.equation_pool):
             equations.rasterize(equations.entry(i), fontset)

@@ -71,3 +71,45 @@ def test_a_fresh_process_draws_its_first_page_with_shared_faces_as_embedded():
     with fonts.embedded_fonts():
         here = [_digest(generate(_cfg(lang, family), np.random.default_rng(seed))) for lang, family, seed in pages]
     assert out.stdout.split() == here
+
+
+def _face_sources() -> list:
+    import reportlab
+
+    from synth.mupdf import pymupdf
+
+    rl = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+    paths = [os.path.join(rl, f) for f in fonts._REPORTLAB_TTF.values()]
+    paths += [os.path.join(fonts.mpl_font_dir(), f) for styles in fonts._MPL_TTF.values() for f in styles.values()]
+    paths.append(os.path.join(fonts.mpl_font_dir(), "DejaVuSansMono.ttf"))
+    return paths + [bytes(pymupdf.Font("cjk").buffer)]
+
+
+def test_faces_from_the_node_cache_are_the_faces_reportlab_parses(tmp_path, monkeypatch):
+    """Every TrueType face the pages use, loaded from synth.cache, holds what reportlab's
+    own parse holds; once cached, a face is not parsed again (a fresh process's view)."""
+    import io
+
+    from reportlab.pdfbase import ttfonts
+
+    monkeypatch.setenv("SYNTH_CACHE_DIR", str(tmp_path))
+    sources = _face_sources()
+    parsed = [ttfonts.TTFont("t", io.BytesIO(s) if isinstance(s, bytes) else s) for s in sources]
+    for s in sources:
+        fonts.cached_face(s)  # builds the node's files
+    assert len(list(tmp_path.glob("ttf-face/*.bin"))) == len(sources) == 17
+
+    def parse(*_args, **_kwargs):
+        raise AssertionError("a cached face was parsed again")
+
+    monkeypatch.setattr(ttfonts.TTFontFile, "extractInfo", parse)
+    for s, ref in zip(sources, parsed):
+        font = fonts._font_with_face("t", fonts.cached_face(s))
+        got, want = vars(font.face), vars(ref.face)
+        assert got.keys() == want.keys() and vars(font).keys() == vars(ref).keys()
+        for k in want:
+            if k != "_pdfScale":
+                assert type(got[k]) is type(want[k]) and got[k] == want[k], k
+        assert [font.face._pdfScale(v) for v in (0, 1, 777, 2048)] == [ref.face._pdfScale(v) for v in (0, 1, 777, 2048)]
+        text = "Hello, wörld — 中文排版 0123"
+        assert font.stringWidth(text, 10.5) == ref.stringWidth(text, 10.5)

@@ -271,10 +271,9 @@ def _st_song():
 
 
 def _registered(name: str):
-    try:
-        return pdfmetrics.getFont(name)
-    except KeyError:
-        return None
+    # Looked up among the registered fonts: getFont would search every AFM file on
+    # reportlab's path for a name it does not hold (7 ms, once a process).
+    return pdfmetrics.getFont(name) if name in pdfmetrics.getRegisteredFontNames() else None
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,7 +1,8 @@
 """A per-node disk cache of what the engine derives from installed files.
 
 Parsing the English word chain (a 46 MB JSON), jieba's dictionary, or rendering the
-equation and chart pools costs seconds, and every worker process used to pay it. Each
+equation and chart pools costs seconds (parsing the font faces and the hyphenation
+patterns, a tenth of one), and every worker process used to pay it. Each
 such product is built once per node (on first use, or ahead with ``python -m
 synth.cache``) into a compact binary file of plain arrays, and every later process on
 the node loads it in milliseconds.

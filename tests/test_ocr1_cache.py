@@ -178,3 +178,41 @@ def test_encoded_shards_read_back_as_the_rows(tmp_path):
     (tmp_path / "shard.arrow").write_bytes(data)
     ds = datasets.Dataset.from_file(str(tmp_path / "shard.arrow"))
     assert ds.num_rows == 210 and ds[2]["image"] is None and ds[0]["image"].size == (rows[0]["width"], rows[0]["height"])
+
+
+def _image_streams(pdf: bytes) -> list[tuple[int, bytes]]:
+    """(stored length, decoded stream) of each image on the PDF's page."""
+    from synth.mupdf import pymupdf
+
+    doc = pymupdf.open("pdf", pdf)
+    return [(len(doc.xref_stream_raw(im[0])), doc.xref_stream(im[0])) for im in doc[0].get_images()]
+
+
+def test_engine_pages_store_image_streams_and_pdfs_that_leave_deflate_them():
+    """A page built for the engine writes its images as stored (level-0) Flate streams: no
+    time spent deflating pixels that MuPDF inflates a moment later. A PDF meant to leave
+    the process deflates them as reportlab does. The pixels are the same either way."""
+    from synth.ocr1 import Config, render_pdf
+
+    for seed in (0, 2):
+        engine, _, _ = render_pdf(Config(), np.random.default_rng(seed))
+        leaving, _, _ = render_pdf(Config(), np.random.default_rng(seed), embed_fonts=True)
+        stored, deflated = _image_streams(engine), _image_streams(leaving)
+        assert len(stored) == len(deflated) >= 5
+        assert all(raw >= len(decoded) for raw, decoded in stored)
+        assert all(raw < len(decoded) for raw, decoded in deflated)
+        assert [d for _, d in stored] == [d for _, d in deflated]  # the same pixels
+
+
+def test_the_image_memo_is_bounded_in_bytes(monkeypatch):
+    from synth.ocr1 import Config, generate, layout
+
+    monkeypatch.setattr(layout, "_IMAGE_MEMO_BYTES", 200_000)
+    monkeypatch.setattr(layout._ImageXObject, "_loaded", type(layout._ImageXObject._loaded)())
+    monkeypatch.setattr(layout._ImageXObject, "_bytes", 0)
+    for seed in range(6):
+        generate(Config(), np.random.default_rng(seed))
+        memo = layout._ImageXObject._loaded
+        total = sum(layout._state_bytes(st) for st in memo.values())
+        assert total == layout._ImageXObject._bytes
+        assert total <= 200_000 or len(memo) == 1  # one image larger than the bound is kept alone

@@ -100,6 +100,11 @@ def embedded_fonts():
         _EMBED[0] = saved
 
 
+def embedding() -> bool:
+    """Whether the PDF being built now is meant to leave the process (``embedded_fonts``)."""
+    return _EMBED[0]
+
+
 class SharedTTFont(TTFont):
     """reportlab's TTFont, written into the PDF by name, not embedded.
 

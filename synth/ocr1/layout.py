@@ -11,6 +11,7 @@ paragraph's first two lines do not fit.
 from __future__ import annotations
 
 import io
+import zlib
 from collections import OrderedDict
 from typing import Any
 
@@ -21,11 +22,28 @@ from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
 from reportlab.platypus.doctemplate import FrameBreak
 from reportlab.platypus.flowables import KeepTogether
 
+from synth.ocr1 import fonts
 from synth.ocr1.content import Decoration, PagePlan
 from synth.ocr1.flowables import TSupply, can_wait, record
 
 _FUZZ = rl_config._FUZZ  # reportlab's frames' tolerance on a fit
-_IMAGE_MEMO = 256  # loaded image XObjects kept per process (compressed streams: a few MB)
+_IMAGE_MEMO = 256  # loaded image XObjects kept per process, at most
+_IMAGE_MEMO_BYTES = 64 << 20  # and at most this many bytes of their streams (stored: raw pixels)
+
+
+class _StoredDeflate:
+    """``zlib`` as reportlab's pdfdoc sees it while a page for the engine is built: image
+    streams are deflated at level 0 (stored blocks), still valid Flate data. The PDF lives
+    in memory for one page and MuPDF decodes the same pixels either way; deflating them at
+    zlib's default level cost about 0.3 ms an image (two a page) and inflating them again
+    in MuPDF more. A PDF that leaves the process (``fonts.embedded_fonts``) is deflated as
+    reportlab does."""
+
+    @staticmethod
+    def compress(data, level: int = 0) -> bytes:  # noqa: ARG004 (zlib's signature; always stored)
+        return zlib.compress(data, 0)
+
+    decompress = staticmethod(zlib.decompress)
 
 
 class _ImageXObject(pdfdoc.PDFImageXObject):
@@ -34,20 +52,23 @@ class _ImageXObject(pdfdoc.PDFImageXObject):
     reportlab names an image by the MD5 of its pixels (an ImageReader) or of its path (a
     file: the inline formulas' PNGs, which are named by their pixels), and loads it afresh
     for every document: it reads and decodes the image and deflates its pixels again (0.8
-    ms a page). Here the loaded state is kept by name, and each document gets a fresh
-    object (reportlab marks the objects it registers with a document), so the PDF bytes
-    are the same."""
+    ms a page). Here the loaded state is kept by name (and by how its stream is deflated),
+    and each document gets a fresh object (reportlab marks the objects it registers with a
+    document), so the PDF bytes are the same. The memo is bounded by count and by bytes."""
 
     _loaded: OrderedDict = OrderedDict()
+    _bytes = 0
 
     def __init__(self, name, source=None, mask=None):
-        key = (name, repr(mask))
+        key = (name, repr(mask), pdfdoc.zlib is _StoredDeflate)
         state = self._loaded.get(key)
         if state is None:
             super().__init__(name, source, mask)
             state = self._loaded[key] = dict(self.__dict__)
-            if len(self._loaded) > _IMAGE_MEMO:
-                self._loaded.popitem(last=False)
+            cls = type(self)
+            cls._bytes += _state_bytes(state)
+            while len(self._loaded) > 1 and (len(self._loaded) > _IMAGE_MEMO or cls._bytes > _IMAGE_MEMO_BYTES):
+                cls._bytes -= _state_bytes(self._loaded.popitem(last=False)[1])
         else:
             self._loaded.move_to_end(key)
         self.__dict__.update(state)
@@ -55,6 +76,11 @@ class _ImageXObject(pdfdoc.PDFImageXObject):
         if smask is not None:  # a soft mask (alpha) is registered by the canvas too: a fresh one
             self._smask = object.__new__(type(smask))
             self._smask.__dict__.update({k: v for k, v in smask.__dict__.items() if k != "__InternalName__"})
+
+
+def _state_bytes(state: dict) -> int:
+    smask = state.get("_smask")
+    return len(state.get("streamContent") or b"") + len(getattr(smask, "streamContent", None) or b"")
 
 
 def _room(frame: Frame, f) -> float:
@@ -231,11 +257,13 @@ def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     story += plan.body
     # ASCII85 of image streams is pure Python without rl_accel (~10 ms per image) and
     # buys nothing in memory: write binary streams for this build only.
-    # Images are loaded once per process (_ImageXObject), for this build only too.
-    saved = rl_config.useA85, pdfdoc.PDFImageXObject
+    # Images are loaded once per process (_ImageXObject), for this build only too, and
+    # their streams stored, not deflated, unless the PDF leaves the process (_StoredDeflate).
+    saved = rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib
     rl_config.useA85, pdfdoc.PDFImageXObject = 0, _ImageXObject
+    pdfdoc.zlib = zlib if fonts.embedding() else _StoredDeflate
     try:
         doc.build(story)
     finally:
-        rl_config.useA85, pdfdoc.PDFImageXObject = saved
+        rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib = saved
     return buf.getvalue(), doc.ocr1_drawn

@@ -279,6 +279,17 @@ def overprints(ax, axis, renderer, cache: dict) -> bool:
     return not bool(apart.all())
 
 
+def _ytick_label_boxes(axes, renderer) -> list:
+    """Window extents of the visible, non-empty y tick labels (both sides) of ``axes``."""
+    boxes = []
+    for a in axes:
+        if a.yaxis.get_visible():
+            for t in a.yaxis._update_ticks():
+                boxes += [lab.get_window_extent(renderer) for lab in (t.label1, t.label2)
+                          if lab.get_visible() and lab.get_text()]
+    return boxes
+
+
 def corner_overlap(axes, renderer) -> float:
     """How far (px) the first or last x tick label runs into a y tick label, vertically."""
     ax = axes[0]
@@ -294,13 +305,7 @@ def corner_overlap(axes, renderer) -> float:
     xs = _extents([first.get_window_extent(renderer), last.get_window_extent(renderer)])
     if xs[:, 0].min() > ax.bbox.x0 and (len(axes) == 1 or xs[:, 2].max() < ax.bbox.x1):
         return 0.0  # y tick labels lie beyond the spines; these stay between them
-    ys = []
-    for a in axes:
-        if a.yaxis.get_visible():
-            for t in a.yaxis._update_ticks():
-                ys += [lab.get_window_extent(renderer) for lab in (t.label1, t.label2)
-                       if lab.get_visible() and lab.get_text()]
-    ys = _extents(ys)
+    ys = _extents(_ytick_label_boxes(axes, renderer))
     if not len(ys):
         return 0.0
     a, b = xs[:, None, :], ys[None, :, :]
@@ -326,14 +331,8 @@ def fit_title_clearance(fit: TitleFit, axes, renderer) -> bool:
     inner = axes[0].bbox
     if box.x0 >= inner.x0 and box.x1 <= inner.x1:
         return False  # y tick labels lie beside the axes, never under such a title
-    labels = []
-    for a in axes:
-        if a.yaxis.get_visible():
-            for t in a.yaxis._update_ticks():
-                labels += [lab.get_window_extent(renderer) for lab in (t.label1, t.label2)
-                           if lab.get_visible() and lab.get_text()]
     depth = 0.0
-    for b in labels:
+    for b in _ytick_label_boxes(axes, renderer):
         if b.x0 < box.x1 + GAP_PX and box.x0 < b.x1 + GAP_PX:
             depth = max(depth, b.y1 - box.y0 + GAP_PX)
     if depth <= 0:

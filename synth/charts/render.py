@@ -270,10 +270,7 @@ def _draw_bars(ax, data: ChartData, style: Style, plan: Plan, series: list[int],
                     xy = (v, pos[i] + off) if horizontal else (pos[i] + off, v)
                     spots = _edge_spots(v, horizontal, _contrast(color))
                     colour = None
-                t = ax.annotate(data.cell(s, i), xy, textcoords="offset points", xytext=spots[0][:2],
-                                ha=spots[0][2], va=spots[0][3], fontsize=size, color=colour)
-                t.set_gid(f"value:{s}:{i}")
-                plan.values.append(ValueLabel(t, s, i, spots, bar))
+                plan.values.append(_value_label(ax, data.cell(s, i), xy, spots, s, i, size, colour, bar))
         if stacked:
             base = base + vals
 
@@ -320,10 +317,7 @@ def _draw_points(ax, data: ChartData, style: Style, plan: Plan, s: int, line: bo
 def _point_labels(ax, data: ChartData, style: Style, plan: Plan, s: int, pos, vals, r: float, color: str) -> None:
     spots = _point_spots(r)
     for i, v in enumerate(vals):
-        t = ax.annotate(data.cell(s, i), (pos[i], v), textcoords="offset points", xytext=spots[0][:2],
-                        ha=spots[0][2], va=spots[0][3], fontsize=style.font_size * 0.8, color=color)
-        t.set_gid(f"value:{s}:{i}")
-        plan.values.append(ValueLabel(t, s, i, spots))
+        plan.values.append(_value_label(ax, data.cell(s, i), (pos[i], v), spots, s, i, style.font_size * 0.8, color))
 
 
 def _draw_pie(ax, data: ChartData, style: Style, plan: Plan) -> None:
@@ -363,10 +357,17 @@ def _pie_value(ax, text: str, wedge, inner: float, size: float, i: int) -> Value
     va = "bottom" if s > 0.25 else "top" if s < -0.25 else "center"
     spots = [(0.0, 0.0, "center", "center", None, False, (inner * c, inner * s)),
              (4.0 * c, 4.0 * s, ha, va, None, False, (wedge.r * c, wedge.r * s))]
-    t = ax.annotate(text, spots[0][6], textcoords="offset points", xytext=(0.0, 0.0), ha="center",
-                    va="center", fontsize=size)
-    t.set_gid(f"value:0:{i}")
-    return ValueLabel(t, 0, i, spots)
+    return _value_label(ax, text, spots[0][6], spots, 0, i, size)
+
+
+def _value_label(ax, text: str, xy, spots: list, s: int, i: int, size: float, color: str | None = None,
+                 own=None) -> ValueLabel:
+    """Print the value of series ``s``, category ``i`` at its first spot (``xy`` the anchor,
+    in data coordinates), named ``value:s:i`` for the audit; its spots go to declutter."""
+    dx, dy, ha, va = spots[0][:4]
+    t = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, va=va, fontsize=size, color=color)
+    t.set_gid(f"value:{s}:{i}")
+    return ValueLabel(t, s, i, spots, own)
 
 
 def draw(axes: tuple, data: ChartData, style: Style) -> Plan:

@@ -89,6 +89,8 @@ class PageText:
             textpage = pymupdf.TextPage(self.drawing.get_textpage(flags=pymupdf.TEXT_PRESERVE_IMAGES))
         else:
             textpage = self.page.get_textpage(flags=pymupdf.TEXT_PRESERVE_IMAGES)
+        whole = mupdf.FzIrect(pymupdf.FZ_MIN_INF_RECT, pymupdf.FZ_MIN_INF_RECT, pymupdf.FZ_MAX_INF_RECT,
+                              pymupdf.FZ_MAX_INF_RECT)
         out = []
         for block in textpage.this:
             if block.m_internal.type != mupdf.FZ_STEXT_BLOCK_IMAGE:
@@ -96,8 +98,6 @@ class PageText:
             img = block.i_image()
             if (img.w(), img.h()) not in sizes:
                 continue
-            whole = mupdf.FzIrect(pymupdf.FZ_MIN_INF_RECT, pymupdf.FZ_MIN_INF_RECT, pymupdf.FZ_MAX_INF_RECT,
-                                  pymupdf.FZ_MAX_INF_RECT)
             pix, _w, _h = mupdf.fz_get_pixmap_from_image(img, whole, mupdf.FzMatrix(img.w(), 0, 0, img.h(), 0, 0))
             out.append((pymupdf.JM_py_from_rect(block.m_internal.bbox), bytes(mupdf.fz_md5_pixmap2(pix)).hex()))
         return out

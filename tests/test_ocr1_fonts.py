@@ -126,3 +126,20 @@ def test_registering_the_cjk_cid_face_searches_no_afm_files():
             "assert type(pdfmetrics.getFont('STSong-Light')).__name__ == 'STSong'\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-500:]
+
+
+@pytest.mark.parametrize("count", [0, 1, 9, 10, 11, 20, 256])
+def test_preformatted_font_arrays_are_the_bytes_reportlab_writes(count):
+    """The Widths and Differences arrays of a named subset are written as bytes formatted
+    once per face (fonts._array_bytes): the same bytes as reportlab's PDFArray of numbers
+    and names, at every length (the line break after each tenth element included)."""
+    from reportlab.pdfbase import pdfdoc, pdfmetrics
+
+    face = pdfmetrics.getFont(fonts.face_set("DejaVuSans")["regular"]).face
+    codes = [0, 32, 65, 0x4E2D, 0x1F600, 0xE9, 0x3B1][:count] + list(range(97, 97 + max(0, count - 7)))
+    doc = pdfdoc.PDFDocument()
+    widths = pdfdoc.PDFArray([face.getCharWidth(c) for c in codes])
+    names = pdfdoc.PDFArray([0] + [pdfdoc.PDFName(fonts._glyph_name(c)) for c in codes])
+    assert fonts._array_bytes([fonts._width_bytes(face)(c) for c in codes]) == pdfdoc.format(widths, doc)
+    assert fonts._array_bytes([b"0"] + [fonts._glyph_name_bytes(c) for c in codes]) == pdfdoc.format(names, doc)
+    assert any(not float(w).is_integer() for w in widths.sequence) or count < 8  # fractional widths are covered

@@ -216,3 +216,37 @@ def test_the_image_memo_is_bounded_in_bytes(monkeypatch):
         total = sum(layout._state_bytes(st) for st in memo.values())
         assert total == layout._ImageXObject._bytes
         assert total <= 200_000 or len(memo) == 1  # one image larger than the bound is kept alone
+
+
+def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(monkeypatch):
+    """Paragraphs measure strings through a per-process memo (layout._memo_string_width)
+    during a build only: reportlab's own function is back afterwards, even when a build
+    fails; the memo gives reportlab's widths and starts afresh at its bound."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.platypus import paragraph
+
+    from synth.ocr1 import Config, fonts, layout, render_pdf
+
+    monkeypatch.setattr(layout, "_WIDTHS", {})
+    monkeypatch.setattr(layout, "_WIDTHS_MAX", 500)
+    seen = []
+    real = layout._memo_string_width
+    monkeypatch.setattr(layout, "_memo_string_width", lambda *a, **k: seen.append(a) or real(*a, **k))
+    render_pdf(Config(), np.random.default_rng(0))
+    assert paragraph.stringWidth is pdfmetrics.stringWidth
+    assert len(seen) > 200 and 0 < len(layout._WIDTHS) <= 500
+    for text, font, size, *enc in seen[:300]:
+        assert real(text, font, size, *enc) == pdfmetrics.stringWidth(text, font, size, *enc)
+    name = fonts.face_set("DejaVuSans")["regular"]
+    assert real("office", name, 9.5) == pdfmetrics.stringWidth("office", name, 9.5) > 0
+
+    def fail(self, story):
+        assert paragraph.stringWidth is layout._memo_string_width  # in use while building
+        raise RuntimeError("a flowable failed")
+
+    from synth.ocr1.content import make_plan
+
+    monkeypatch.setattr(layout._FirstPageDoc, "build", fail)
+    with pytest.raises(RuntimeError, match="a flowable failed"):
+        layout.build_pdf(make_plan(Config(), np.random.default_rng(1)))
+    assert paragraph.stringWidth is pdfmetrics.stringWidth

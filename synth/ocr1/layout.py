@@ -16,9 +16,10 @@ from collections import OrderedDict
 from typing import Any
 
 from reportlab import rl_config
-from reportlab.pdfbase import pdfdoc
+from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
+from reportlab.platypus import paragraph as rl_paragraph
 from reportlab.platypus.doctemplate import FrameBreak
 from reportlab.platypus.flowables import KeepTogether
 
@@ -76,6 +77,27 @@ class _ImageXObject(pdfdoc.PDFImageXObject):
         if smask is not None:  # a soft mask (alpha) is registered by the canvas too: a fresh one
             self._smask = object.__new__(type(smask))
             self._smask.__dict__.update({k: v for k, v in smask.__dict__.items() if k != "__InternalName__"})
+
+
+_WIDTHS: dict[tuple, float] = {}  # (text, font name, size, encoding) -> width in points
+_WIDTHS_MAX = 1 << 18  # entries kept before the memo starts afresh
+
+
+def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803 (reportlab's names)
+    """``pdfmetrics.stringWidth`` remembered per process while pages are laid out.
+
+    A paragraph measures every word, hyphenation candidate and line as it wraps and
+    draws, about 1,100 calls a page, mostly of the same short words; each call looks the
+    font up and formats its arguments for the C routine. A font name stands for one font
+    for the life of a process (fonts are registered once, ``synth.ocr1.fonts``), so the
+    width of a string in it is a pure function of these arguments."""
+    key = (text, fontName, fontSize, encoding)
+    w = _WIDTHS.get(key)
+    if w is None:
+        if len(_WIDTHS) >= _WIDTHS_MAX:
+            _WIDTHS.clear()
+        w = _WIDTHS[key] = pdfmetrics.getFont(fontName).stringWidth(text, fontSize, encoding=encoding)
+    return w
 
 
 def _state_bytes(state: dict) -> int:
@@ -259,11 +281,12 @@ def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     # buys nothing in memory: write binary streams for this build only.
     # Images are loaded once per process (_ImageXObject), for this build only too, and
     # their streams stored, not deflated, unless the PDF leaves the process (_StoredDeflate).
-    saved = rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib
+    saved = rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth
     rl_config.useA85, pdfdoc.PDFImageXObject = 0, _ImageXObject
     pdfdoc.zlib = zlib if fonts.embedding() else _StoredDeflate
+    rl_paragraph.stringWidth = _memo_string_width
     try:
         doc.build(story)
     finally:
-        rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib = saved
+        rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth = saved
     return buf.getvalue(), doc.ocr1_drawn

@@ -81,3 +81,27 @@ def test_queries_leave_the_image_and_other_records_alone():
 def test_a_bad_query_count_is_refused_by_name():
     with pytest.raises(ValueError, match=r"locate_queries=11 is invalid; expected an int in 0\.\.10"):
         Config(locate_queries=11)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_clipped_characters_from_the_display_list_are_what_the_page_gives(lang):
+    """Phrase boxes read a clipped rawdict of each run; made from the page's display list
+    (readback.PageText.clipped_raw_blocks) it is the rawdict PyMuPDF makes by parsing the
+    page with that clip, run by run."""
+    from synth.mupdf import pymupdf
+    from synth.ocr1.readback import PageText
+    from synth.ocr1.render import display_list
+
+    checked = 0
+    for seed in range(3):
+        pdf, _plan, _drawn = render_pdf(_cfg(lang), np.random.default_rng(seed))
+        page = open_page(pdf)
+        text = PageText(page, display_list(page))
+        for run in locate.runs(text):
+            x0, y0, x1, y1 = run.rect
+            rect = (x0 - 0.5, y0 - 0.5, x1 + 0.5, y1 + 0.5)
+            parsed = page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_TEXT, clip=pymupdf.Rect(*rect))["blocks"]
+            assert text.clipped_raw_blocks(rect) == parsed, (seed, run.text)
+            assert PageText(page).clipped_raw_blocks(rect) == parsed  # no display list: the page's own
+            checked += 1
+    assert checked > 20

@@ -71,11 +71,9 @@ def _char_boxes(page, run: Run) -> list[tuple[float, float, float, float]] | Non
     run's box (``rawdict`` of a TextPage clipped there: the whole page's rawdict costs three
     times as much, and only the runs that hold an asked phrase are read); None when they do
     not spell the run."""
-    page = getattr(page, "page", page)
     x0, y0, x1, y1 = run.rect
     chars = [(ch["c"], ch["bbox"])
-             for block in page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_TEXT,
-                                        clip=pymupdf.Rect(x0 - 0.5, y0 - 0.5, x1 + 0.5, y1 + 0.5))["blocks"]
+             for block in page_text(page).clipped_raw_blocks((x0 - 0.5, y0 - 0.5, x1 + 0.5, y1 + 0.5))
              for line in block.get("lines", ()) if tuple(line["dir"]) == (1.0, 0.0)
              for span in line["spans"] for ch in span["chars"]
              if x0 - 0.5 <= (ch["bbox"][0] + ch["bbox"][2]) / 2 <= x1 + 0.5

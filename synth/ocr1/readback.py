@@ -79,6 +79,20 @@ class PageText:
         """The blocks of ``page.get_text("rawdict")`` (spans of characters with boxes)."""
         return self.textpage.extractRAWDICT()["blocks"]
 
+    def clipped_raw_blocks(self, rect) -> list[dict[str, Any]]:
+        """The blocks of ``page.get_text("rawdict", clip=rect)``: only the characters inside
+        ``rect`` (a TextPage whose page box is ``rect``, as PyMuPDF makes it), from the
+        display list when there is one rather than by parsing the page again."""
+        if self.drawing is None:
+            return self.page.get_text("rawdict", flags=pymupdf.TEXTFLAGS_TEXT, clip=rect)["blocks"]
+        mupdf = pymupdf.mupdf
+        stext = mupdf.FzStextPage(mupdf.FzRect(*rect))
+        device = mupdf.fz_new_stext_device(stext, mupdf.FzStextOptions(pymupdf.TEXTFLAGS_TEXT))
+        mupdf.fz_run_display_list(self.drawing.this, device, mupdf.FzMatrix(), mupdf.FzRect(mupdf.FzRect.Fixed_INFINITE),
+                                  mupdf.FzCookie())
+        mupdf.fz_close_device(device)
+        return pymupdf.TextPage(stext).extractRAWDICT()["blocks"]
+
     def images(self, sizes) -> list[tuple[tuple[float, float, float, float], str]]:
         """(box, hex MD5 of the pixels) of each drawn image whose pixel size (w, h) is one of
         ``sizes``, in drawing order: what ``page.get_image_info(hashes=True)`` reports for

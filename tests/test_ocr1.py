@@ -744,21 +744,35 @@ def test_caption_labels_set_in_bold_are_marked_from_the_drawn_font():
         assert all("*" not in r.text for r in plain.regions if r.label.endswith("caption"))
 
 
-def test_formula_directories_of_dead_processes_are_swept():
-    """A worker killed without atexit leaves its formula PNGs; the next process removes them,
-    and a process removes its own directory when it exits."""
+def test_inline_formulas_are_drawn_from_memory_and_other_images_from_their_files(tmp_path):
+    """A formula's <img> names it (inline_math.source), not a file: a process sets pages
+    full of formulas without writing or reading one (its temporary directory stays empty),
+    the PDF holds the pixels and not the name, and an <img> of a real file still draws
+    that file through reportlab's own reader."""
     import os
     import subprocess
     import sys
-    import tempfile
 
-    parent = os.path.join(tempfile.gettempdir(), "ocr1-math")
-    os.makedirs(parent, exist_ok=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = os.path.join(parent, f"{int(dead.stdout)}-stale")
-    os.makedirs(stale)
-    code = ("from synth.ocr1 import inline_math; import os; "
-            "print(inline_math.markup('x_{i}', 'cm', 10).split('\"')[1])")
-    made = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert not os.path.exists(stale)
-    assert made.startswith(parent) and not os.path.exists(made)  # gone with its process
+    from reportlab.platypus import Paragraph
+    from reportlab.lib.styles import getSampleStyleSheet
+
+    from synth.ocr1 import inline_math
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    code = ("import numpy as np; from synth.ocr1 import Config, render_pdf; "
+            "pdfs = [render_pdf(Config(inline_math_prob=1.0), np.random.default_rng(s))[0] for s in range(3)]; "
+            "print(sum(p.count(b'/Subtype /Image') for p in pdfs), any(b'ocr1-math' in p for p in pdfs))")
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert int(out[0]) >= 3 and out[1] == "False"
+    assert list(scratch.iterdir()) == []
+
+    src = inline_math.source("x_{i}", "cm")
+    assert src.startswith("ocr1-math:cm:") and inline_math.image_reader(src) is inline_math.image_reader(src)
+    png = tmp_path / "dot.png"
+    from PIL import Image
+
+    Image.new("RGB", (3, 2), (200, 10, 10)).save(png)
+    para = Paragraph(f'a <img src="{png}" width="6" height="4"/> b', getSampleStyleSheet()["Normal"])
+    assert [f.cbDefn.image.getSize() for f in para.frags if hasattr(f, "cbDefn")] == [(3, 2)]

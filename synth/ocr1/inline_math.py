@@ -4,12 +4,16 @@ Formulas come from a finite pool (:func:`pick`; entry *i* is the grammar's formu
 seeded from *i*, the same in every process), as display equations do. A formula is
 rasterised by mathtext (``equations.rasterize``, once per node) in the page's math
 fontset and placed in the paragraph with reportlab's ``<img>`` tag. The image is scaled to the
-body font size, and its ink sits on the baseline as mathtext set it. reportlab's ``<img>``
-reads a file (it refuses ``data:`` URIs), so each process writes its formula PNGs into
-a private temporary directory (``<tmp>/ocr1-math/<pid>-…``; at most one file per pool
-entry and fontset), removed when the process exits, or by the next process to start if
-this one was killed. The PDF embeds the
-pixels, not the path, so the bytes do not depend on the directory.
+body font size, and its ink sits on the baseline as mathtext set it.
+
+reportlab's ``<img>`` names its image by a ``src`` string, which its paragraph parser opens
+as a file (``paraparser.ImageReader``). Formulas are not files: their ``src`` is
+``ocr1-math:<fontset>:<hex of the LaTeX>`` (:func:`source`), which :func:`image_reader`
+resolves to an ImageReader of the formula's cached PNG, made once per process; every
+other ``src`` goes to reportlab's own reader, as before. (They used to be PNG files in a
+private temporary directory, written once per formula and process and read, decoded and
+digested again at each use: 0.5 ms a file here, about a millisecond a page.) The PDF
+embeds the pixels, so its bytes are the same either way.
 
 Read-back takes what was drawn from the PDF: PyMuPDF reports every drawn image with the
 MD5 of its pixels (``page.get_image_info(hashes=True)``), and the image's box places it
@@ -22,45 +26,14 @@ and the targets would depend on the process's history.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import os
-import shutil
-import tempfile
+import io
 
 import numpy as np
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import paraparser
 
-_DIRS: dict[int, str] = {}  # pid -> its temporary directory
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _directory() -> str:
-    """This process's directory of formula PNGs (a forked worker makes its own), under a
-    shared parent ``<tmp>/ocr1-math`` as ``<pid>-<random>``."""
-    pid = os.getpid()
-    if pid not in _DIRS:
-        parent = os.path.join(tempfile.gettempdir(), "ocr1-math")
-        os.makedirs(parent, exist_ok=True)
-        # Processes killed without running atexit (Ray stops its workers so) leave their
-        # directories behind: remove those whose process is gone.
-        for name in os.listdir(parent):
-            owner = name.split("-", 1)[0]
-            if owner.isdigit() and int(owner) != pid and not _alive(int(owner)):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        path = tempfile.mkdtemp(prefix=f"{pid}-", dir=parent)
-        _DIRS[pid] = path
-        # Only the process that made the directory removes it.
-        atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
-    return _DIRS[pid]
+_SCHEME = "ocr1-math:"
 
 
 # The pool of inline formulas: entry i is the grammar's formula seeded from i, so it is the
@@ -82,19 +55,30 @@ def pick(rng: np.random.Generator, pool: int) -> str:
     return entry(int(rng.integers(pool)))
 
 
+def source(latex: str, fontset: str) -> str:
+    """The ``<img src>`` that names a formula's image (see :func:`image_reader`)."""
+    return f"{_SCHEME}{fontset}:{latex.encode('utf-8').hex()}"
+
+
 @functools.lru_cache(maxsize=_MEMO)
-def _png(latex: str, fontset: str, pid: int) -> tuple[str, str]:
-    """(path, hex MD5 of the pixels) of the formula's PNG in this process's directory
-    (the PNG bytes and the digest come with the node's cached raster)."""
+def _formula_reader(src: str) -> ImageReader:
     from synth.ocr1 import equations
 
-    a = equations.product(latex, fontset)
-    digest = str(a["md5"])
-    path = os.path.join(_directory(), f"{digest}.png")  # named by its pixels
-    if not os.path.exists(path):
-        with open(path, "wb") as f:
-            f.write(a["png"].tobytes())
-    return path, digest
+    fontset, hexed = src[len(_SCHEME):].split(":", 1)
+    return ImageReader(io.BytesIO(equations.product(bytes.fromhex(hexed).decode("utf-8"), fontset)["png"].tobytes()))
+
+
+def image_reader(src):
+    """reportlab's ``ImageReader(src)`` for a paragraph's ``<img>``, except that a formula's
+    :func:`source` gives the formula's image from memory (one reader per formula and
+    process, its pixels decoded once)."""
+    if isinstance(src, str) and src.startswith(_SCHEME):
+        return _formula_reader(src)
+    return ImageReader(src)
+
+
+# The paragraph parser looks its reader up by this module-level name as it meets an <img>.
+paraparser.ImageReader = image_reader
 
 
 def pixel_size(latex: str, fontset: str) -> tuple[int, int]:
@@ -108,7 +92,9 @@ def pixel_size(latex: str, fontset: str) -> tuple[int, int]:
 
 def digest(latex: str, fontset: str) -> str:
     """Hex MD5 of the pixels the formula is drawn with: what PyMuPDF reports for its image."""
-    return _png(latex, fontset, os.getpid())[1]
+    from synth.ocr1 import equations
+
+    return str(equations.product(latex, fontset)["md5"])
 
 
 def markup(latex: str, fontset: str, font_size: float) -> str:
@@ -117,8 +103,7 @@ def markup(latex: str, fontset: str, font_size: float) -> str:
 
     w, h, descent = (float(v) for v in equations.product(latex, fontset)["metrics"])
     scale = font_size / 12.0  # formulas are rasterised at 12 pt
-    path = _png(latex, fontset, os.getpid())[0]
-    return (f'<img src="{path}" width="{w * scale:.2f}" height="{h * scale:.2f}" '
+    return (f'<img src="{source(latex, fontset)}" width="{w * scale:.2f}" height="{h * scale:.2f}" '
             f'valign="{-descent * scale:.2f}"/>')
 
 

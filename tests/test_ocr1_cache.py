@@ -250,3 +250,25 @@ def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(
     with pytest.raises(RuntimeError, match="a flowable failed"):
         layout.build_pdf(make_plan(Config(), np.random.default_rng(1)))
     assert paragraph.stringWidth is pdfmetrics.stringWidth
+
+
+def test_pages_drawn_in_bgr_are_the_rgb_pixels_and_store_the_same_bytes():
+    """A page stored as drawn is rendered in OpenCV's channel order (render.rasterize with
+    bgr): MuPDF draws the same values, text and figures alike, and the JPEG (or PNG) of
+    those pixels is byte for byte the one of the RGB raster."""
+    from synth.ocr1 import Config, render_pdf
+    from synth.ocr1.render import display_list, encode, open_page, rasterize
+
+    images = 0
+    for seed in range(4):
+        pdf, _, _ = render_pdf(Config(), np.random.default_rng(seed))
+        page = open_page(pdf)
+        images += len(page.get_images())
+        drawing = display_list(page)
+        rgb, scale = rasterize(page, 1024, drawing)
+        bgr, scale2 = rasterize(page, 1024, drawing, bgr=True)
+        assert scale == scale2 and np.array_equal(rgb, bgr[:, :, ::-1])
+        assert encode(bgr, "jpeg", 60, bgr=True) == encode(rgb, "jpeg", 60)
+        if seed == 0:
+            assert encode(bgr, "png", 60, 1, bgr=True) == encode(rgb, "png", 60, 1)
+    assert images >= 4  # figures and formulas are drawn through the same conversion

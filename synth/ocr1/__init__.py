@@ -109,10 +109,12 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     text_page = PageText(page, drawing)  # one TextPage serves every extraction of the page's text
     regions, orphans = read_regions(text_page, drawn, plan.lang, plan.font_size)
     clock("read-back")
-    img, scale = rasterize(page, cfg.long_side, drawing)
-    clock("raster")
-    scan = bool(rng.random() < cfg.scan_prob)
+    scan = bool(rng.random() < cfg.scan_prob)  # nothing above draws from rng after the plan
     photo = bool(rng.random() < cfg.photo_prob)
+    # A page stored as drawn stays in OpenCV's channel order from the raster to the JPEG.
+    as_drawn_bgr = cfg.image_format == "jpeg" and not (scan or photo)
+    img, scale = rasterize(page, cfg.long_side, drawing, bgr=as_drawn_bgr)
+    clock("raster")
     img, mapper = apply_realism(img, rng, scan, photo)
     H, W = img.shape[:2]
     clock("realism")
@@ -155,7 +157,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
         "locate": located,
     }
     clock("boxes")
-    image = encode(img, cfg.image_format, cfg.jpeg_quality, cfg.png_compress_level)
+    image = encode(img, cfg.image_format, cfg.jpeg_quality, cfg.png_compress_level, bgr=as_drawn_bgr)
     clock("encode")
     return Sample(family="ocr1", image=image, image_format=cfg.image_format, width=W, height=H,
                   regions=out_regions, lines=out_lines, text=text, truth=truth, lang=plan.lang)

@@ -105,3 +105,48 @@ def test_clipped_characters_from_the_display_list_are_what_the_page_gives(lang):
             assert PageText(page).clipped_raw_blocks(rect) == parsed  # no display list: the page's own
             checked += 1
     assert checked > 20
+
+
+def _with_stencil_mask():
+    """A one-page PDF that draws an 8 x 8 RGB image and an 8 x 8 stencil mask."""
+    from synth.mupdf import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=200, height=200)
+    rgb, mask = doc.get_new_xref(), doc.get_new_xref()
+    doc.update_object(rgb, "<< /Type /XObject /Subtype /Image /Width 8 /Height 8 /ColorSpace /DeviceRGB "
+                           "/BitsPerComponent 8 >>")
+    doc.update_stream(rgb, bytes(range(192)), new=True, compress=False)
+    doc.update_object(mask, "<< /Type /XObject /Subtype /Image /Width 8 /Height 8 /ImageMask true "
+                            "/BitsPerComponent 1 >>")
+    doc.update_stream(mask, bytes([0xAA, 0x55] * 4), new=True, compress=False)
+    doc.xref_set_key(page.xref, "Resources", f"<< /XObject << /A {rgb} 0 R /M {mask} 0 R >> >>")
+    contents = doc.get_new_xref()
+    doc.update_object(contents, "<< >>")
+    doc.update_stream(contents, b"q 40 0 0 30 10 20 cm /A Do Q q 0 0 1 rg 50 0 0 50 100 100 cm /M Do Q", new=True)
+    doc.xref_set_key(page.xref, "Contents", f"{contents} 0 R")
+    return pymupdf.open(stream=doc.tobytes(), filetype="pdf")[0]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_images_listed_from_the_display_list_are_the_textpage_images(lang):
+    """Inline formulas are found among a page's drawn images (readback.PageText.images): run
+    through a device that hears only image calls, the boxes and digests are the ones a
+    TextPage that keeps images gives, for every image the page draws (watermarks, charts,
+    formulas); a page with a stencil mask is listed through that TextPage."""
+    from synth.ocr1.readback import PageText
+    from synth.ocr1.render import display_list
+
+    cfg = _cfg(lang, watermark_prob=1.0, inline_math_prob=0.8, chart_prob=0.6)
+    listed = 0
+    for seed in range(4):
+        pdf, _plan, _drawn = render_pdf(cfg, np.random.default_rng(seed))
+        page = open_page(pdf)
+        sizes = {(i["width"], i["height"]) for i in page.get_image_info()}
+        text = PageText(page, display_list(page))
+        assert text.images(sizes) == PageText(page).images(sizes)
+        listed += len(text.images(sizes))
+    assert listed >= 12
+    page = _with_stencil_mask()
+    text = PageText(page, display_list(page))
+    assert text.images({(8, 8)}) == PageText(page).images({(8, 8)}) != []

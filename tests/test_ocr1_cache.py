@@ -272,3 +272,37 @@ def test_pages_drawn_in_bgr_are_the_rgb_pixels_and_store_the_same_bytes():
         if seed == 0:
             assert encode(bgr, "png", 60, 1, bgr=True) == encode(rgb, "png", 60, 1)
     assert images >= 4  # figures and formulas are drawn through the same conversion
+
+
+def test_images_named_once_draw_the_pdf_that_draw_image_writes():
+    """flowables.draw_image names each image once (a reader keeps its name; a JPEG's is
+    remembered by the file's digest) and otherwise does what reportlab's drawImage does:
+    the same PDF, byte for byte, for a pooled chart (a JPEG), an equation (a PNG) and an
+    image with alpha, each drawn twice; a chart named once is not decoded again."""
+    import io
+
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    from synth.ocr1 import equations, figures
+    from synth.ocr1.flowables import draw_image
+
+    def readers():
+        chart, _aspect = figures.chart(np.random.default_rng(3), 4, "en")
+        rgba = Image.new("RGBA", (20, 10), (10, 200, 30, 128))
+        return [chart, equations.reader(equations.entry(0), "dejavusans"), ImageReader(rgba)]
+
+    def pdf(draw):
+        c = canvas.Canvas(io.BytesIO(), invariant=1)
+        for k, r in enumerate(readers() * 2):
+            draw(c, r, 10 + k, 20 + 3 * k, 100.5, 60.25)
+        c.showPage()
+        return c.getpdfdata()
+
+    ours = pdf(draw_image)
+    assert ours == pdf(lambda c, r, *box: c.drawImage(r, *box))
+    assert ours.count(b"/Subtype /Image") == 3 and b"/DCTDecode" in ours
+    chart = readers()[0]  # a fresh reader of a chart named above
+    draw_image(canvas.Canvas(io.BytesIO()), chart, 0, 0, 10, 10)
+    assert chart._data is None  # its name is remembered by the JPEG's digest: not decoded again

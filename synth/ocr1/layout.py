@@ -80,15 +80,15 @@ class _ImageXObject(pdfdoc.PDFImageXObject):
 
 
 _WIDTHS: dict[tuple, float] = {}  # (text, font name, size, encoding) -> width in points
-_WIDTHS_MAX = 1 << 18  # entries kept before the memo starts afresh
+_WIDTHS_MAX = 1 << 16  # entries kept (about 16 MB) before the memo starts afresh
 
 
 def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803 (reportlab's names)
     """``pdfmetrics.stringWidth`` remembered per process while pages are laid out.
 
     A paragraph measures every word, hyphenation candidate and line as it wraps and
-    draws, about 1,100 calls a page, mostly of the same short words; each call looks the
-    font up and formats its arguments for the C routine. A font name stands for one font
+    draws, about 850 calls a page, two in three of a string measured before; each call
+    looks the font up and formats its arguments for the C routine. A font name stands for one font
     for the life of a process (fonts are registered once, ``synth.ocr1.fonts``), so the
     width of a string in it is a pure function of these arguments."""
     key = (text, fontName, fontSize, encoding)

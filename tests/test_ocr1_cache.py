@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -306,3 +307,30 @@ def test_images_named_once_draw_the_pdf_that_draw_image_writes():
     chart = readers()[0]  # a fresh reader of a chart named above
     draw_image(canvas.Canvas(io.BytesIO()), chart, 0, 0, 10, 10)
     assert chart._data is None  # its name is remembered by the JPEG's digest: not decoded again
+
+
+def test_mupdf_store_is_emptied_every_so_many_pages(capfd, monkeypatch):
+    """MuPDF's resource store held every image it decoded (formulas, charts) after its
+    document was closed, up to 256 MB, and a worker's memory grew with it and with malloc's
+    fragments (1.3 GB after 6,000 pages); synth.mupdf.release_store empties it every
+    _RELEASE_EVERY pages (after a page's last MuPDF call)."""
+    import synth.mupdf
+    from synth.mupdf import pymupdf
+    from synth.ocr1 import Config, generate
+
+    mupdf = pymupdf.mupdf
+
+    def store_size() -> int:
+        capfd.readouterr()
+        mupdf.fz_debug_store(mupdf.FzOutput(mupdf.FzOutput.Fixed_STDOUT))
+        report = capfd.readouterr().out
+        return int(re.search(r"max=\d+, size=(\d+)", report).group(1))
+
+    monkeypatch.setattr(synth.mupdf, "_RELEASE_EVERY", 3)
+    monkeypatch.setattr(synth.mupdf, "_released", [0])
+    cfg = Config(chart_prob=1.0, inline_math_prob=1.0)
+    sizes = []
+    for seed in range(4):
+        generate(cfg, np.random.default_rng(seed))
+        sizes.append(store_size())
+    assert sizes[0] > 0 and sizes[1] > sizes[0] and sizes[2] == 0 and sizes[3] > 0, sizes

@@ -95,6 +95,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     from synth.ocr1.content import make_plan
     from synth.ocr1.layout import build_pdf, live_area
     from synth.ocr1.readback import PageText, read_regions
+    from synth.mupdf import release_store
     from synth.ocr1.render import apply_realism, display_list, encode, open_page, rasterize
 
     clock = _Clock(timings)
@@ -121,6 +122,7 @@ def generate(config: Config | dict[str, Any] | None, rng: np.random.Generator,
     text = "\n\n".join(r.plain for r in regions if r.plain)
     # Drawn after the looks, so the pixels do not depend on how many are asked.
     queries = locate.queries(text_page, plan.lang, rng, cfg.locate_queries, text) if cfg.locate_queries else []
+    release_store()  # the page's last MuPDF call is done: drop what MuPDF decoded for it
     clock("read-back")
 
     # One batched mapping for every box: regions, lines, words, located phrases, the live area.

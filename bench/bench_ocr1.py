@@ -6,6 +6,7 @@
     python bench/bench_ocr1.py --cold               # start-up on a node whose cache is empty
     python bench/bench_ocr1.py --ink 20             # do line boxes hold their glyphs? (per font)
     python bench/bench_ocr1.py --bytes 30           # bytes per page and legibility per JPEG quality
+    python bench/bench_ocr1.py --memory 3000        # a worker's memory as it makes 3,000 pages
 
 What each figure is:
 - **steady state** (in this process, after a warm-up of ``--warmup`` pages): CPU ms per
@@ -38,6 +39,12 @@ What each figure is:
   over its word boxes only, and with ``--tesseract`` (if the binary and its eng and
   chi_sim data are installed) Tesseract's recall of the page's words (English) or
   ideographs (Chinese) from the free-OCR text, against the same for the lossless image.
+
+- **memory** (``--memory N``): N pages made in this process as a worker makes them (rows
+  included, its long-lived objects settled after the first), with the process's private
+  resident memory (``RssAnon``) every ``N / 10`` pages: what a worker holds as a long run
+  goes on. Caches fill up to their bounds in the first thousand pages or so; after
+  that the figure should level off.
 
 Each figure is the best of ``--repeat`` runs (other processes only ever slow a run down).
 ``--cold`` points ``SYNTH_CACHE_DIR`` at an empty directory before each whole-process
@@ -224,6 +231,36 @@ def stored_bytes(pages: int, qualities: list[int], tesseract: bool) -> None:
               f"text {np.mean(a['ssim_text']):.4f}{ocr}")
 
 
+def _anon_mb() -> float:
+    """This process's private resident memory (``RssAnon``), MB; 0 where /proc has no such line."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def memory(cfg, pages: int) -> None:
+    """Print the process's private memory every ``pages // 10`` pages of ``pages``."""
+    from annotate.ocr1 import records
+    from synth.ocr1 import generate
+    from synth.rows import sample_to_row
+    from synth.worker import settle_gc
+
+    step = max(1, pages // 10)
+    print(f"memory: private resident memory (RssAnon) after every {step} pages")
+    for i in range(pages):
+        sample = generate(cfg, np.random.default_rng(i))
+        sample_to_row(f"bench/00000/{i:05d}", sample, records(sample))
+        if i == 0:
+            settle_gc(force=True)
+        if (i + 1) % step == 0:
+            print(f"  {i + 1:6d} pages: {_anon_mb():6.0f} MB", flush=True)
+
+
 def ink(pages: int) -> None:
     """Print, per language and font, the share of lines whose glyphs cross their box."""
     from synth.ocr1 import Config
@@ -262,6 +299,8 @@ def main(argv=None) -> None:
                     help="only measure line boxes against their ink on N pages per language")
     ap.add_argument("--bytes", type=int, default=0, metavar="N",
                     help="only measure bytes per page and legibility per JPEG quality on N pages")
+    ap.add_argument("--memory", type=int, default=0, metavar="N",
+                    help="only print this process's memory as it makes N pages")
     ap.add_argument("--qualities", default="90,80,75,70,65,60", help="JPEG qualities for --bytes")
     ap.add_argument("--tesseract", action="store_true", help="--bytes: also OCR every page with Tesseract")
     args = ap.parse_args(argv)
@@ -273,6 +312,9 @@ def main(argv=None) -> None:
         stored_bytes(args.bytes, [int(q) for q in args.qualities.split(",")], args.tesseract)
         return
     cfg = _config(args)
+    if args.memory:
+        memory(cfg, args.memory)
+        return
     look = "photographed" if args.photo_prob >= 1 else "scanned" if args.scan_prob >= 1 else \
         f"scan_prob {args.scan_prob}, photo_prob {args.photo_prob}"
     print(f"ocr1 bench: {look}, {args.format} q{cfg.jpeg_quality}, long side {args.long_side}, "

@@ -231,6 +231,10 @@ def draw_image(canv, reader, x: float, y: float, width: float, height: float) ->
         canv._setXObjects(image)
         doc.Reference(image, registered)
         doc.addForm(name, image)
+    # The document's image (or the per-process memo of loaded images, layout._ImageXObject)
+    # holds the pixels now: a reader that lives as long as its pool need not keep a decoded
+    # copy too (up to 80 MB for a full equation pool); it decodes again if ever asked.
+    reader._data = None
     canv.saveState()
     canv.translate(x, y)
     canv.scale(width, height)

@@ -27,6 +27,7 @@ The run's lifecycle (docs/formats.md, "Runs"):
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 from concurrent.futures.process import BrokenProcessPool
 import logging
 import os
@@ -279,15 +280,35 @@ def prepare_output(recipe: Recipe, fs: pafs.FileSystem, base: str, out_uri: str)
 
 
 class _CancelSignals:
-    """SIGINT and SIGTERM raise ``_Cancelled`` in the main thread while installed."""
+    """SIGINT and SIGTERM raise ``_Cancelled`` in the main thread while installed; inside
+    :meth:`held` they wait until the block is done."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.saved: dict[int, Any] = {}
+        self.holding = 0
+        self.pending: int | None = None
 
     def _raise(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            if self.pending is None:
+                self.pending = signum
+            return
         raise _Cancelled(signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A block that a cancelling signal does not cut in two: one that arrives meanwhile
+        is raised as the block ends (not if the block itself raised)."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+        if not self.holding and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise _Cancelled(signum)
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -545,14 +566,19 @@ def _run(recipe: Recipe, fs: pafs.FileSystem, base: str, out_uri: str, lease: Le
         bar.set_postfix(pages=done_rows)
 
     def record(stats: ShardStats) -> None:
-        lease.check()  # never write the manifest of a run this driver no longer holds
-        # Per shard too: a resumed run may be made by newer code than its first shards.
-        manifest["shards"][stats.name] = {**stats.manifest_entry(), "code_version": manifest["code_version"],
-                                          "generator_version": synth.GENERATOR_VERSION}
-        manifest["shards"] = dict(sorted(manifest["shards"].items()))
-        manifest["totals"] = _totals(manifest)
-        manifest["complete"] = len(manifest["shards"]) == recipe.shards
-        write_json(fs, join(base, MANIFEST), manifest)
+        # A Ctrl-C waits for the manifest to be written, and the manifest in memory (what
+        # the stop message counts, what _remove_unrecorded keeps) changes only once it is:
+        # cut in between, the message counted a shard that manifest.json did not list.
+        with signals.held():
+            lease.check()  # never write the manifest of a run this driver no longer holds
+            # Per shard too: a resumed run may be made by newer code than its first shards.
+            entry = {**stats.manifest_entry(), "code_version": manifest["code_version"],
+                     "generator_version": synth.GENERATOR_VERSION}
+            updated = {**manifest, "shards": dict(sorted({**manifest["shards"], stats.name: entry}.items()))}
+            updated["totals"] = _totals(updated)
+            updated["complete"] = len(updated["shards"]) == recipe.shards
+            write_json(fs, join(base, MANIFEST), updated)
+            manifest.update(updated)
         if bar is not None:
             bar.set_postfix(pages=manifest["totals"]["rows"], refresh=False)
             bar.update(1)

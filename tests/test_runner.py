@@ -288,3 +288,33 @@ def test_pool_workers_start_with_one_math_thread_and_the_caller_keeps_its_enviro
     generate_dataset(recipe, str(tmp_path / "out"), workers=2, executor="local", on_shard=on_shard)
     assert seen and all(s == ONE_THREAD for s in seen)
     assert not any(name in os.environ for name in ONE_THREAD)
+
+
+def test_ctrl_c_while_a_shard_is_recorded_leaves_the_message_and_manifest_agreeing(tmp_path: Path, monkeypatch):
+    """Bug (tests/test_cancel.py under Ray, 1 run in 3): a Ctrl-C that lands while the
+    driver records a finished shard stopped it between updating its manifest in memory and
+    writing it, so the stop message counted 2 shards done while manifest.json listed 1 and
+    the unlisted shard's file stayed. Recording is now held together: the signal takes
+    effect once the manifest is written, and the message, the manifest and the files agree."""
+    import synth.runner as runner
+    from synth.runner import RunCancelled
+
+    recipe = write_recipe(tmp_path / "r.yaml", shards=4, rows_per_shard=1, mixture={"text": {"weight": 1}})
+    out = tmp_path / "out"
+    real, writes = runner.write_json, []
+
+    def write_json(fs, path, obj):
+        if path.endswith("manifest.json") and len(obj["shards"]) == 2 and not writes:
+            writes.append(path)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second shard is recorded
+        return real(fs, path, obj)
+
+    monkeypatch.setattr(runner, "write_json", write_json)
+    with pytest.raises(RunCancelled) as stopped:
+        generate_dataset(recipe, str(out), executor="local")
+    listed = json.loads((out / "manifest.json").read_text())["shards"]
+    assert "2 of 4 shards are done" in str(stopped.value), stopped.value
+    assert sorted(listed) == sorted(p.name for p in out.glob("data-*.arrow")) and len(listed) == 2
+    assert not list(out.glob(".lease-*"))
+    generate_dataset(recipe, str(out), executor="local")  # and the run resumes to the end
+    assert json.loads((out / "manifest.json").read_text())["complete"]

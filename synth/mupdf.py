@@ -78,7 +78,7 @@ def _without_glyph_names(ttf: bytes) -> bytes:
 
 
 _RELEASE_EVERY = 50  # pages between two emptyings of MuPDF's store
-_released = [0]  # pages since the store was last emptied
+_released = 0  # pages since the store was last emptied
 
 
 def release_store() -> None:
@@ -91,9 +91,10 @@ def release_store() -> None:
     rising (measured). The store also holds what every page shares (the CJK CMaps, the
     built-in fallback font), which MuPDF loads again after an emptying (about 7 ms), so
     it is emptied every 50 pages rather than after each; the page bytes do not change."""
-    _released[0] += 1
-    if _released[0] >= _RELEASE_EVERY:
-        _released[0] = 0
+    global _released
+    _released += 1
+    if _released >= _RELEASE_EVERY:
+        _released = 0
         pymupdf.mupdf.fz_empty_store()
 
 

@@ -327,7 +327,7 @@ def test_mupdf_store_is_emptied_every_so_many_pages(capfd, monkeypatch):
         return int(re.search(r"max=\d+, size=(\d+)", report).group(1))
 
     monkeypatch.setattr(synth.mupdf, "_RELEASE_EVERY", 3)
-    monkeypatch.setattr(synth.mupdf, "_released", [0])
+    monkeypatch.setattr(synth.mupdf, "_released", 0)
     cfg = Config(chart_prob=1.0, inline_math_prob=1.0)
     sizes = []
     for seed in range(4):

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from reportlab import rl_config
-from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfbase import pdfdoc
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
 from reportlab.platypus import paragraph as rl_paragraph
@@ -88,15 +88,15 @@ def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803
 
     A paragraph measures every word, hyphenation candidate and line as it wraps and
     draws, about 850 calls a page, two in three of a string measured before; each call
-    looks the font up and formats its arguments for the C routine. A font name stands for one font
-    for the life of a process (fonts are registered once, ``synth.ocr1.fonts``), so the
-    width of a string in it is a pure function of these arguments."""
+    looks the font up and formats its arguments for the C routine. A font name stands for
+    one font for the life of a process (fonts are registered once, ``synth.ocr1.fonts``),
+    so the width of a string in it is a pure function of these arguments."""
     key = (text, fontName, fontSize, encoding)
     w = _WIDTHS.get(key)
     if w is None:
         if len(_WIDTHS) >= _WIDTHS_MAX:
             _WIDTHS.clear()
-        w = _WIDTHS[key] = pdfmetrics.getFont(fontName).stringWidth(text, fontSize, encoding=encoding)
+        w = _WIDTHS[key] = stringWidth(text, fontName, fontSize, encoding)
     return w
 
 

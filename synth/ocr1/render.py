@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 
@@ -51,14 +52,10 @@ def rasterize(page, long_side: int, drawing=None, bgr: bool = False) -> tuple[np
     return np.asarray(_Pixels(pix)), scale
 
 
-_BGR: list = []
-
-
+@functools.lru_cache(maxsize=1)
 def _bgr():
     """MuPDF's device BGR colour space as a PyMuPDF Colorspace (made once)."""
-    if not _BGR:
-        _BGR.append(pymupdf.Colorspace(pymupdf.mupdf.fz_device_bgr()))
-    return _BGR[0]
+    return pymupdf.Colorspace(pymupdf.mupdf.fz_device_bgr())
 
 
 def apply_realism(img: np.ndarray, rng: np.random.Generator, scan: bool,

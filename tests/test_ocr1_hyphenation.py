@@ -101,3 +101,28 @@ def test_patterns_come_from_the_node_cache_as_pyphen_parses_them(tmp_path, monke
     assert sample.truth["hyphenated"] and hd.cache  # it hyphenated words with the cached patterns
     assert (hd.patterns, hd.maxlen) == (own.patterns, own.maxlen)
     hyphenation.ready.cache_clear()
+
+
+def test_a_process_remembers_a_bounded_number_of_hyphenated_words(tmp_path, monkeypatch):
+    """pyphen remembers every word it hyphenated, and a worker's memory grew with its pages;
+    the patterns the node cache gives keep at most hyphenation._WORDS words, and a forgotten
+    word gets the same points again."""
+    import pyphen
+
+    from synth.ocr1 import hyphenation
+    from synth.text_sources import english_paragraph
+
+    monkeypatch.setenv("SYNTH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(hyphenation, "_WORDS", 16)
+    monkeypatch.setattr(pyphen, "hdcache", {})
+    hyphenation.ready.cache_clear()
+    hyphenation.ready()
+    path = pyphen.LANGUAGES[pyphen.language_fallback(hyphenation.LANG)]
+    ours, own = pyphen.hdcache[path], pyphen.HyphDict(path)
+    rng = np.random.default_rng(0)
+    words = list(dict.fromkeys(w.strip(".,;:()\"'") for _ in range(4) for w in english_paragraph(rng, 5).split()))
+    assert len(words) > 50
+    for _ in range(2):  # the second pass meets words the memo has forgotten
+        assert [ours.positions(w) for w in words] == [own.positions(w) for w in words]
+    assert len(ours.cache) == 16 and len(own.cache) > 50
+    hyphenation.ready.cache_clear()

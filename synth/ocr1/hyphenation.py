@@ -17,6 +17,23 @@ import numpy as np
 
 LANG = "en_US"
 _BUILD_VERSION = 1
+_WORDS = 32_768  # words whose hyphenation points a process remembers (pyphen's own memo has no bound)
+
+
+class _BoundedMemo(dict):
+    """pyphen's per-word memo (``HyphDict.cache``: ``get`` and item assignment), holding at
+    most ``size`` words: the oldest is forgotten when a new one comes. pyphen's own dict
+    kept every word a worker ever hyphenated, growing with the pages made (about 5
+    entries a page, measured); a forgotten word is worked out again, to the same points."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, word, points) -> None:
+        if len(self) >= self.size and word not in self:
+            del self[next(iter(self))]
+        super().__setitem__(word, points)
 
 
 def _build(path) -> dict[str, np.ndarray]:
@@ -51,7 +68,7 @@ def _from_arrays(a: dict[str, np.ndarray]):
         patterns[k] = start, tuple(values[at:at + n])
         at += n
     hd = pyphen.HyphDict.__new__(pyphen.HyphDict)
-    hd.patterns, hd.cache, hd.maxlen = patterns, {}, max(map(len, patterns))
+    hd.patterns, hd.cache, hd.maxlen = patterns, _BoundedMemo(_WORDS), max(map(len, patterns))
     return hd
 
 

@@ -611,6 +611,28 @@ def test_a_watermark_changes_pixels_but_no_target(lang, seed):
     assert xs.min() >= x1 - 2 and xs.max() <= x2 + 2 and ys.min() >= y1 - 2 and ys.max() <= y2 + 2
 
 
+@pytest.mark.parametrize("lang,seed", [("en", 1), ("zh", 2), ("en", 5)])
+def test_a_grey_watermark_draws_the_pixels_of_its_rgb_copy(lang, seed, monkeypatch):
+    """The watermark is stored in the PDF as one grey channel, a third of the bytes of the
+    RGB image it used to be; MuPDF draws the page's pixels exactly as from the RGB copy."""
+    from synth.ocr1 import watermark
+
+    cfg = _cfg(lang, watermark_prob=1.0)
+    grey = generate(cfg, np.random.default_rng(seed))
+    make = watermark.make
+
+    def rgb(*args, **kwargs):
+        wm = make(*args, **kwargs)
+        assert wm.image.mode == "L"
+        wm.image = wm.image.convert("RGB")
+        return wm
+
+    monkeypatch.setattr(watermark, "make", rgb)
+    as_rgb = generate(cfg, np.random.default_rng(seed))
+    assert grey.truth["watermark"] is not None
+    assert np.array_equal(_gray(grey), _gray(as_rgb)) and grey.image == as_rgb.image
+
+
 def test_computer_modern_pages_avoid_characters_its_ot1_slots_misdraw():
     """Computer Modern draws < > _ { } | " \\ ~ ^ ` as other glyphs (TeX's OT1 layout), so
     its pages never contain them, while pages in other families still do."""

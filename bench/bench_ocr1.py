@@ -22,11 +22,13 @@ What each figure is:
   (``resource.getrusage``) and wall seconds. The per-page cost is the slope between the
   two runs, and start-up is what the 20-page run costs beyond 20 such pages. The
   bytes per page are the shards' bytes from the run's manifest.json.
-- **workers** (``--workers 2``): wall seconds of 200 pages (4 shards of 50) on 1 and on 2
-  local workers and the speed-up, which only a quiet machine with two free cores gives
-  truly; beside it the speed-up those cores would give by CPU time: the 1-worker run's
-  CPU over (the driver's CPU, measured by running it again on the finished output, plus
-  the rest of the 2-worker run's CPU halved).
+- **workers** (``--workers 2``): wall seconds of 200 pages (4 shards of 50; ``--worker-pages
+  N`` for N pages in shards of 50) on 1 and on 2 local workers and the speed-up, which
+  only a quiet machine with two free cores gives truly; beside it the speed-up those cores
+  would give by CPU time: the 1-worker run's CPU over (the driver's CPU, measured by
+  running it again on the finished output, plus the rest of the 2-worker run's CPU
+  halved). Every process pays its start-up once (about 0.5 s of imports, then its first
+  pages' warm-up) however many pages it makes, so the speed-up grows with the run.
 
 - **ink** (``--ink N``): N pages per language (no sideways blocks, no margin notes),
   every line box against the ink of the page rendered at 2 px per point
@@ -294,6 +296,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-startup", action="store_true", help="skip the whole-process runs of 20 and 100 pages")
     ap.add_argument("--cold", action="store_true", help="whole-process runs start with an empty node cache")
     ap.add_argument("--workers", type=int, default=0, help="also time 200 pages on 1 and on this many workers")
+    ap.add_argument("--worker-pages", type=int, default=200,
+                    help="pages of the --workers runs, in shards of 50 (default 200)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one steady-state run")
     ap.add_argument("--ink", type=int, default=0, metavar="N",
                     help="only measure line boxes against their ink on N pages per language")
@@ -304,6 +308,8 @@ def main(argv=None) -> None:
     ap.add_argument("--qualities", default="90,80,75,70,65,60", help="JPEG qualities for --bytes")
     ap.add_argument("--tesseract", action="store_true", help="--bytes: also OCR every page with Tesseract")
     args = ap.parse_args(argv)
+    if args.worker_pages < 50 or args.worker_pages % 50:
+        ap.error(f"--worker-pages {args.worker_pages}: give a multiple of 50 (shards of 50 pages)")
     sys.path.insert(0, str(ROOT))
     if args.ink:
         ink(args.ink)
@@ -347,15 +353,15 @@ def main(argv=None) -> None:
               f"(20-page run less 20 pages)")
         print(f"  bytes per page: {b20 / 1e3:.1f} KB (20 pages), {b100 / 1e3:.1f} KB (100 pages)")
     if args.workers > 1:
-        k = args.workers
-        one = [whole_process(200, 4, 1, args) for _ in range(args.repeat)]
-        many = [whole_process(200, 4, k, args) for _ in range(args.repeat)]
-        driver = min(whole_process(200, 4, k, args, again=True)[0] for _ in range(args.repeat))
+        k, n = args.workers, args.worker_pages
+        one = [whole_process(n, n // 50, 1, args) for _ in range(args.repeat)]
+        many = [whole_process(n, n // 50, k, args) for _ in range(args.repeat)]
+        driver = min(whole_process(n, n // 50, k, args, again=True)[0] for _ in range(args.repeat))
         w1, wk = min(r[1] for r in one), min(r[1] for r in many)
         c1, ck = min(r[0] for r in one), min(r[0] for r in many)
         # On k free cores the run lasts the driver plus one worker's share of the rest.
         est = c1 / (driver + (ck - driver) / k)
-        print(f"200 pages (4 shards of 50): 1 worker {w1:.2f} s wall ({c1:.2f} s CPU), {k} workers {wk:.2f} s wall "
+        print(f"{n} pages ({n // 50} shards of 50): 1 worker {w1:.2f} s wall ({c1:.2f} s CPU), {k} workers {wk:.2f} s wall "
               f"({ck:.2f} s CPU over all processes): {w1 / wk:.2f}x by wall time; the driver alone {driver:.2f} s CPU, "
               f"so on {k} free cores {est:.2f}x (1-worker CPU / (driver + the rest's CPU / {k}))")
     if args.profile:

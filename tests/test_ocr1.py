@@ -798,3 +798,29 @@ def test_inline_formulas_are_drawn_from_memory_and_other_images_from_their_files
     Image.new("RGB", (3, 2), (200, 10, 10)).save(png)
     para = Paragraph(f'a <img src="{png}" width="6" height="4"/> b', getSampleStyleSheet()["Normal"])
     assert [f.cbDefn.image.getSize() for f in para.frags if hasattr(f, "cbDefn")] == [(3, 2)]
+
+
+def test_check_accepts_small_words_in_a_photos_shadow():
+    """The README's split example (manifests/mixture_demo.yaml, --split train=4 --split
+    test=1) made this photographed and scanned page, whose 9 pt words in a shadow read 20-29
+    grey levels against paper at 90-106: verify called the sound dataset FAILED (41 boxes
+    'on no ink'). Boxes moved off their words are still caught."""
+    import json
+
+    from synth.recipe import load_recipe, row_families
+    from synth.worker import make_row
+
+    from tests.conftest import REPO
+
+    recipe = load_recipe(REPO / "manifests" / "mixture_demo.yaml")
+    assert row_families(recipe, 4)[20] == "ocr1"
+    row = make_row(recipe, 4, 20, "ocr1")
+    truth = json.loads(row["truth"])
+    assert truth["realism"] == {"scan": True, "photo": True}
+    assert ann.check(row) == []
+    # Every word's box moved 20 bins down, off its line (onto the next line's words as often
+    # as not): dozens now lie on no ink, and verify flags the row.
+    moved = [[w, [b[0], b[1] + 20, b[2], b[3] + 20]] for w, b in truth["words"] if b[3] + 20 <= 999]
+    problems = ann.check(dict(row, truth=json.dumps({**truth, "words": moved})))
+    more = next(int(p.split(": ")[1].split()[0]) for p in problems if "more boxes lie on no ink" in p)
+    assert more + 5 >= 40, (more, len(moved))

@@ -253,6 +253,29 @@ def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(
     assert paragraph.stringWidth is pdfmetrics.stringWidth
 
 
+def test_chinese_lines_compare_fragments_as_reportlab_does(monkeypatch):
+    """Chinese lines are set glyph by glyph, asking reportlab's sameFrag of each glyph's
+    fragment and the one before; layout._same_frag answers at once when both are one object
+    and gives reportlab's answer for every pair a Chinese page asks, during builds only."""
+    from reportlab.lib.rl_accel import sameFrag
+    from reportlab.platypus import paragraph
+    from reportlab.platypus.paraparser import ParaFrag
+
+    from synth.ocr1 import Config, layout, render_pdf
+
+    asked = []
+    real = layout._same_frag
+    monkeypatch.setattr(layout, "_same_frag", lambda f, g: asked.append((f, g)) or real(f, g))
+    render_pdf(Config(langs={"zh": 1.0}), np.random.default_rng(2))
+    assert paragraph.sameFrag is sameFrag  # reportlab's own once the build is done
+    assert sum(f is g for f, g in asked) > 100  # the case answered at once
+    assert all(bool(real(f, g)) == bool(sameFrag(f, g)) for f, g in asked)
+    image, line_end, plain = ParaFrag(fontName="x", fontSize=9), ParaFrag(fontName="x", fontSize=9), ParaFrag(fontName="x")
+    image.cbDefn, line_end.lineBreak = object(), True  # one object, yet never drawn alike
+    for f in (image, line_end, plain):
+        assert bool(real(f, f)) == bool(sameFrag(f, f))
+
+
 def test_pages_drawn_in_bgr_are_the_rgb_pixels_and_store_the_same_bytes():
     """A page stored as drawn is rendered in OpenCV's channel order (render.rasterize with
     bgr): MuPDF draws the same values, text and figures alike, and the JPEG (or PNG) of

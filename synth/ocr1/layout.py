@@ -100,6 +100,20 @@ def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803
     return w
 
 
+def _same_frag(f, g, _same=rl_paragraph.sameFrag) -> bool:
+    """reportlab's ``sameFrag`` (do two fragments of a paragraph draw alike?), answered at
+    once when both are one object. A Chinese line is set glyph by glyph, asking this of
+    each glyph's fragment and the one before, which is the same object for 92 % of the
+    300 calls a Chinese page makes; reportlab's C routine looks up its attributes by name,
+    each missing one raising an AttributeError inside (1.2 % of a default page's
+    instructions, bench/bench_instructions.py). For one object that routine compares every
+    attribute with itself, so its answer is whether the fragment carries an image or a
+    line break, which it never draws alike."""
+    if f is g:
+        return not (hasattr(f, "cbDefn") or hasattr(f, "lineBreak"))
+    return _same(f, g)
+
+
 def _state_bytes(state: dict) -> int:
     smask = state.get("_smask")
     return len(state.get("streamContent") or b"") + len(getattr(smask, "streamContent", None) or b"")
@@ -281,12 +295,13 @@ def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     # buys nothing in memory: write binary streams for this build only.
     # Images are loaded once per process (_ImageXObject), for this build only too, and
     # their streams stored, not deflated, unless the PDF leaves the process (_StoredDeflate).
-    saved = rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth
+    saved = rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth, rl_paragraph.sameFrag
     rl_config.useA85, pdfdoc.PDFImageXObject = 0, _ImageXObject
     pdfdoc.zlib = zlib if fonts.embedding() else _StoredDeflate
-    rl_paragraph.stringWidth = _memo_string_width
+    rl_paragraph.stringWidth, rl_paragraph.sameFrag = _memo_string_width, _same_frag
     try:
         doc.build(story)
     finally:
-        rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth = saved
+        (rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth,
+         rl_paragraph.sameFrag) = saved
     return buf.getvalue(), doc.ocr1_drawn

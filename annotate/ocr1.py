@@ -86,7 +86,7 @@ def _gray(row: dict[str, Any]) -> np.ndarray | None:
 # least SHADED_FLOOR levels). A shadow scales ink and paper alike: a 9 pt word under one read
 # 20-29 levels against paper at 90-106 (the README's split example, mixture-demo/00004/00020),
 # while blank paper there reads 8. On that example's scanned and photographed pages (18,331
-# words) no word falls below the rule, where 40 fell below 30 levels (docs/formats.md).
+# words) no word falls below the rule, where 40 fell below 30 levels (docs/ocr1.md, Decisions).
 DEGRADED_CONTRAST = 30
 SHADED_SHARE = 0.18
 SHADED_FLOOR = 18

@@ -83,6 +83,27 @@ def test_cached_text_models_and_renders_equal_fresh_ones(fresh_cache):
         fn.cache_clear()  # later tests read the default cache again
 
 
+def test_noise_tiles_are_drawn_once_per_node_then_loaded(fresh_cache, monkeypatch):
+    """The looks' sensor-noise tiles (25-85 ms each to draw, four per worker) come from the
+    node cache in later processes, with the very bytes a fresh draw gives."""
+    from synth.realism import ops
+
+    ops._noise_tile.cache_clear()
+    built = ops._noise_tile(2)
+    assert len(list((fresh_cache / "noise-tile").glob("*.bin"))) == 1
+    ops._noise_tile.cache_clear()  # as a new worker process starts
+    fresh = ops._draw_noise_tile(2)
+
+    def no_draw(key):
+        raise AssertionError(f"tile {key} was drawn again, not loaded")
+
+    monkeypatch.setattr(ops, "_draw_noise_tile", no_draw)
+    loaded = ops._noise_tile(2)
+    assert loaded.tobytes() == built.tobytes() == fresh.tobytes() and loaded.shape == (ops.NOISE_TILE,) * 2
+    assert not loaded.flags.writeable and not built.flags.writeable
+    ops._noise_tile.cache_clear()  # later tests read the default cache again
+
+
 def test_workers_import_no_layout_model_matplotlib_or_pandas():
     """A worker's page needs none of them: PyMuPDF's layout/markdown add-ons (onnxruntime),
     matplotlib (fonts are found by path, formulas come from the cache) and pandas (the

@@ -29,10 +29,16 @@ def warm(config: Config | None = None) -> dict[str, int]:
             equations.rasterize(equations.entry(i), fontset)
         for i in range(cfg.inline_math_pool):
             equations.rasterize(inline_math.entry(i), fontset)
+    tiles = 0
+    if cfg.scan_prob > 0 or cfg.photo_prob > 0:  # the looks' sensor noise
+        from synth.realism import ops
+
+        tiles = sum(ops._noise_tile(k) is not None for k in range(ops.NOISE_VARIANTS))
     charts = 0
     if cfg.chart_prob > 0:
         for lang, weight in cfg.langs.items():
             if weight > 0:
                 charts += sum(figures._pooled_chart(i, lang) is not None for i in range(cfg.chart_pool))
     return {"equations": cfg.equation_pool * len(equations.FONTSETS),
-            "inline_formulas": cfg.inline_math_pool * len(equations.FONTSETS), "charts": charts}
+            "inline_formulas": cfg.inline_math_pool * len(equations.FONTSETS), "charts": charts,
+            "noise_tiles": tiles}

@@ -64,13 +64,30 @@ def gray(a: np.ndarray) -> np.ndarray:
     return g if g is not None else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
 
 
-@functools.lru_cache(maxsize=NOISE_VARIANTS)
-def _noise_tile(key: int) -> np.ndarray:
-    """A grey noise tile N(128, 24) (uint8, read-only), a pure function of ``key``."""
+_TILE_BUILD_VERSION = 1
+
+
+def _draw_noise_tile(key: int) -> np.ndarray:
+    """Draw tile ``key``: N(128, 24) grey levels, uint8, from a fixed seed."""
     g = np.random.default_rng(np.random.SeedSequence([0x5CA9, key]))
     a = g.standard_normal((NOISE_TILE, NOISE_TILE), dtype=np.float32) * _NOISE_SIGMA + 128.0
-    tile = np.clip(a, 0, 255).astype(np.uint8)
-    tile.flags.writeable = False
+    return np.clip(a, 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=NOISE_VARIANTS)
+def _noise_tile(key: int) -> np.ndarray:
+    """A grey noise tile N(128, 24) (uint8, read-only), a pure function of ``key``.
+
+    Drawing one costs 25-85 ms, and a scanned or photographed run soon asks for all four:
+    about 0.15 s of every worker's start. The node cache (``synth.cache``) keeps them, so
+    later processes load their bytes in about 2 ms; NumPy's version is in the key because
+    its generator's stream is what the tile is."""
+    from synth import cache
+
+    k = cache.key("noise-tile", _TILE_BUILD_VERSION, key, NOISE_TILE, _NOISE_SIGMA, np.__version__)
+    tile = cache.load_or_build("noise-tile", k, lambda: {"tile": _draw_noise_tile(key)}, lock=False)["tile"]
+    if tile.flags.writeable:  # a fresh build; a loaded file is a read-only view already
+        tile.flags.writeable = False
     return tile
 
 

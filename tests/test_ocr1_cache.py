@@ -274,10 +274,12 @@ def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(
     assert paragraph.stringWidth is pdfmetrics.stringWidth
 
 
-def test_chinese_lines_compare_fragments_as_reportlab_does(monkeypatch):
-    """Chinese lines are set glyph by glyph, asking reportlab's sameFrag of each glyph's
-    fragment and the one before; layout._same_frag answers at once when both are one object
-    and gives reportlab's answer for every pair a Chinese page asks, during builds only."""
+def test_fragments_compare_as_reportlab_does(monkeypatch):
+    """Lines ask reportlab's sameFrag of each word's (a Chinese line: each glyph's) fragment
+    and the one before; layout._same_frag answers it itself, during builds only, and gives
+    reportlab's answer for every pair default and Chinese pages ask and for fragments that
+    differ in each attribute reportlab compares, or lack it."""
+    from reportlab.lib.colors import black, red
     from reportlab.lib.rl_accel import sameFrag
     from reportlab.platypus import paragraph
     from reportlab.platypus.paraparser import ParaFrag
@@ -288,13 +290,30 @@ def test_chinese_lines_compare_fragments_as_reportlab_does(monkeypatch):
     real = layout._same_frag
     monkeypatch.setattr(layout, "_same_frag", lambda f, g: asked.append((f, g)) or real(f, g))
     render_pdf(Config(langs={"zh": 1.0}), np.random.default_rng(2))
-    assert paragraph.sameFrag is sameFrag  # reportlab's own once the build is done
     assert sum(f is g for f, g in asked) > 100  # the case answered at once
+    for seed in range(8):
+        render_pdf(Config(), np.random.default_rng(seed))
+    assert paragraph.sameFrag is sameFrag  # reportlab's own once the build is done
+    distinct = [(f, g) for f, g in asked if f is not g]
+    assert len(distinct) > 500 and any(sameFrag(f, g) for f, g in distinct) and not all(
+        sameFrag(f, g) for f, g in distinct)
     assert all(bool(real(f, g)) == bool(sameFrag(f, g)) for f, g in asked)
-    image, line_end, plain = ParaFrag(fontName="x", fontSize=9), ParaFrag(fontName="x", fontSize=9), ParaFrag(fontName="x")
-    image.cbDefn, line_end.lineBreak = object(), True  # one object, yet never drawn alike
-    for f in (image, line_end, plain):
-        assert bool(real(f, f)) == bool(sameFrag(f, f))
+    base = dict(fontName="x", fontSize=9, textColor=black, rise=0, us_lines=[], link=None, backColor=None, nobr=0)
+    other = dict(fontName="y", fontSize=9.5, textColor=red, rise=1, us_lines=[("u",)], link=["a"], backColor=red,
+                 nobr=1)
+    pairs = [(ParaFrag(**base, text="a"), ParaFrag(**base, text="b"))]
+    for name in base:
+        pairs.append((ParaFrag(**base), ParaFrag(**{**base, name: other[name]})))  # differs in one
+        pairs.append((ParaFrag(**base), ParaFrag(**{k: v for k, v in base.items() if k != name})))  # lacks one
+        lacking = {k: v for k, v in base.items() if k != name}
+        pairs.append((ParaFrag(**lacking), ParaFrag(**lacking)))  # both lack it
+    image, line_end = ParaFrag(**base), ParaFrag(**base)
+    image.cbDefn, line_end.lineBreak = object(), True  # never drawn alike, not even with itself
+    pairs += [(image, ParaFrag(**base)), (ParaFrag(**base), line_end), (image, image), (line_end, line_end),
+              (paragraph.FragLine(**base), ParaFrag(**base))]
+    for f, g in pairs:
+        assert bool(real(f, g)) == bool(sameFrag(f, g)), (f, g)
+    assert sum(bool(sameFrag(f, g)) for f, g in pairs) >= 2
 
 
 def test_pages_drawn_in_bgr_are_the_rgb_pixels_and_store_the_same_bytes():

@@ -22,6 +22,7 @@ from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
 from reportlab.platypus import paragraph as rl_paragraph
 from reportlab.platypus.doctemplate import FrameBreak
 from reportlab.platypus.flowables import KeepTogether
+from reportlab.platypus.paraparser import ParaFrag
 
 from synth.ocr1 import fonts
 from synth.ocr1.content import Decoration, PagePlan
@@ -100,18 +101,33 @@ def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803
     return w
 
 
-def _same_frag(f, g, _same=rl_paragraph.sameFrag) -> bool:
-    """reportlab's ``sameFrag`` (do two fragments of a paragraph draw alike?), answered at
-    once when both are one object. A Chinese line is set glyph by glyph, asking this of
-    each glyph's fragment and the one before, which is the same object for 92 % of the
-    300 calls a Chinese page makes; reportlab's C routine looks up its attributes by name,
-    each missing one raising an AttributeError inside (1.2 % of a default page's
-    instructions, bench/bench_instructions.py). For one object that routine compares every
-    attribute with itself, so its answer is whether the fragment carries an image or a
-    line break, which it never draws alike."""
+_DRAWN_ALIKE = ("fontName", "fontSize", "textColor", "rise", "us_lines", "link", "backColor", "nobr")
+_NONE = object()
+
+
+def _same_frag(f, g, _same=rl_paragraph.sameFrag, _frag=ParaFrag) -> bool:
+    """reportlab's ``sameFrag`` (do two fragments of a paragraph draw alike?), answered
+    here for its plain fragments. Lines ask it of each word's fragment and the one before
+    (190 times a default page; a Chinese line glyph by glyph), and reportlab's C routine
+    looks the attributes up by name, raising an AttributeError inside for each missing one:
+    3.4 us a call, 0.4 us here. The answer is reportlab's: no fragment carrying an image
+    (``cbDefn``) or a line break is drawn alike; else two are when each of the eight
+    attributes it compares is missing on both or equal (``!=``) on both. A ParaFrag keeps
+    its attributes in its own ``__dict__`` (the class defines none of them); other kinds
+    of fragment go to reportlab's routine. For one object the answer is whether it
+    carries an image or a line break."""
     if f is g:
         return not (hasattr(f, "cbDefn") or hasattr(f, "lineBreak"))
-    return _same(f, g)
+    if type(f) is not _frag or type(g) is not _frag:
+        return _same(f, g)
+    fd, gd = f.__dict__, g.__dict__
+    if "cbDefn" in fd or "cbDefn" in gd or "lineBreak" in fd or "lineBreak" in gd:
+        return False
+    for name in _DRAWN_ALIKE:
+        a, b = fd.get(name, _NONE), gd.get(name, _NONE)
+        if a is not b and (a is _NONE or b is _NONE or a != b):
+            return False
+    return True
 
 
 def _state_bytes(state: dict) -> int:

@@ -28,7 +28,9 @@ What each figure is:
   would give by CPU time: the 1-worker run's CPU over (the driver's CPU, measured by
   running it again on the finished output, plus the rest of the 2-worker run's CPU
   halved). Every process pays its start-up once (about 0.5 s of imports, then its first
-  pages' warm-up) however many pages it makes, so the speed-up grows with the run.
+  pages' warm-up) however many pages it makes, so the speed-up grows with the run. With
+  the start-up runs too, it prints the **ceiling** that start-up S and page cost t allow
+  k workers on N pages even with free cores and a perfect split: (S + N t) / (S + N t / k).
 
 - **ink** (``--ink N``): N pages per language (no sideways blocks, no margin notes),
   every line box against the ink of the page rendered at 2 px per point
@@ -364,6 +366,13 @@ def main(argv=None) -> None:
         print(f"{n} pages ({n // 50} shards of 50): 1 worker {w1:.2f} s wall ({c1:.2f} s CPU), {k} workers {wk:.2f} s wall "
               f"({ck:.2f} s CPU over all processes): {w1 / wk:.2f}x by wall time; the driver alone {driver:.2f} s CPU, "
               f"so on {k} free cores {est:.2f}x (1-worker CPU / (driver + the rest's CPU / {k}))")
+        if not args.no_startup:
+            # Each process pays the start-up once (in parallel), then the pages split: even
+            # with free cores and a perfect split, k workers cannot beat this.
+            startup = c20 - 20 * per_page
+            ceiling = (startup + n * per_page) / (startup + n * per_page / k)
+            print(f"  ceiling: a start-up of {startup:.2f} s and {1000 * per_page:.1f} ms a page allow at most "
+                  f"{ceiling:.2f}x on {k} workers ((start-up + {n} pages) / (start-up + {n} pages / {k}))")
     if args.profile:
         import cProfile
         import pstats

@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m synth.cache", description=(
         "Build the per-node cache (word chain, Chinese lexicon, code listings, equation, inline-formula "
-        "and chart pools) so that workers start in about a second. Safe to run while workers run."))
+        "and chart pools, the looks' noise tiles) so that workers start in about a second. Safe to run "
+        "while workers run."))
     ap.add_argument("--recipe", help="warm the pools of this recipe's ocr1 configs (default: ocr1's defaults)")
     args = ap.parse_args(argv)
     from synth.ocr1 import pools

@@ -274,6 +274,42 @@ def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(
     assert paragraph.stringWidth is pdfmetrics.stringWidth
 
 
+def test_pdf_names_and_font_ascents_are_remembered_only_while_pages_are_laid_out(monkeypatch):
+    """Escaped PDF names and fonts' ascent/descent are remembered during builds (bounded),
+    give reportlab's own answers, and reportlab's functions are back after a build, failed
+    or not."""
+    from reportlab.pdfbase import pdfdoc, pdfmetrics
+    from reportlab.platypus import paragraph
+
+    from synth.ocr1 import Config, fonts, layout, render_pdf
+    from synth.ocr1.content import make_plan
+
+    names, ascents = [], []
+    real_name, real_ascent = layout._memo_pdf_name, layout._memo_ascent_descent
+    monkeypatch.setattr(layout, "_NAMES", {})
+    monkeypatch.setattr(layout, "_NAMES_MAX", 40)
+    monkeypatch.setattr(layout, "_memo_pdf_name", lambda *a: names.append(a) or real_name(*a))
+    monkeypatch.setattr(layout, "_memo_ascent_descent", lambda *a: ascents.append(a) or real_ascent(*a))
+    for lang in ("en", "zh"):
+        render_pdf(Config(langs={lang: 1.0}), np.random.default_rng(3))
+    assert pdfdoc.PDFName is layout._pdf_name and paragraph.getAscentDescent is pdfmetrics.getAscentDescent
+    assert len(names) > 100 and len(ascents) > 100 and 0 < len(layout._NAMES) <= 40
+    odd = ("Type", "FormXob.6be6 89", "a#b(c)", "\u00e9t\u00e9", "F1")
+    assert all(real_name(n) == pdfdoc.PDFName(n) for n in [a[0] for a in names] + list(odd))
+    face = fonts.face_set("DejaVuSans")["regular"]
+    for args in ascents + [(face, 9.5), (face, None), ("Times-Roman", 11.0)]:
+        assert real_ascent(*args) == pdfmetrics.getAscentDescent(*args)
+
+    def fail(self, story):
+        assert pdfdoc.PDFName is layout._memo_pdf_name  # in use while building
+        raise RuntimeError("a flowable failed")
+
+    monkeypatch.setattr(layout._FirstPageDoc, "build", fail)
+    with pytest.raises(RuntimeError, match="a flowable failed"):
+        layout.build_pdf(make_plan(Config(), np.random.default_rng(1)))
+    assert pdfdoc.PDFName is layout._pdf_name and paragraph.getAscentDescent is pdfmetrics.getAscentDescent
+
+
 def test_fragments_compare_as_reportlab_does(monkeypatch):
     """Lines ask reportlab's sameFrag of each word's (a Chinese line: each glyph's) fragment
     and the one before; layout._same_frag answers it itself, during builds only, and gives

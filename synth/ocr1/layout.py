@@ -101,6 +101,40 @@ def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803
     return w
 
 
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 4096
+
+
+def _memo_pdf_name(data, *rest):
+    """``pdfdoc.PDFName`` (a name escaped for the PDF), remembered: the same hundred-odd
+    dictionary keys and values are escaped character by character on every page."""
+    if rest or type(data) is not str:
+        return _pdf_name(data, *rest)
+    name = _NAMES.get(data)
+    if name is None:
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        name = _NAMES[data] = _pdf_name(data)
+    return name
+
+
+_pdf_name = pdfdoc.PDFName
+_ASCENTS: dict[tuple, tuple[float, float]] = {}
+
+
+def _memo_ascent_descent(fontName, fontSize=None):  # noqa: N803 (reportlab's names)
+    """``pdfmetrics.getAscentDescent``, remembered during a build (fonts do not change
+    within one); a TrueType font answers it through an AttributeError each time."""
+    key = (fontName, fontSize)
+    got = _ASCENTS.get(key)
+    if got is None:
+        got = _ASCENTS[key] = _ascent_descent(fontName, fontSize)
+    return got
+
+
+_ascent_descent = rl_paragraph.getAscentDescent
+
+
 _DRAWN_ALIKE = ("fontName", "fontSize", "textColor", "rise", "us_lines", "link", "backColor", "nobr")
 _NONE = object()
 
@@ -311,13 +345,16 @@ def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     # buys nothing in memory: write binary streams for this build only.
     # Images are loaded once per process (_ImageXObject), for this build only too, and
     # their streams stored, not deflated, unless the PDF leaves the process (_StoredDeflate).
-    saved = rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth, rl_paragraph.sameFrag
+    saved = (rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth, rl_paragraph.sameFrag,
+             pdfdoc.PDFName, rl_paragraph.getAscentDescent)
     rl_config.useA85, pdfdoc.PDFImageXObject = 0, _ImageXObject
     pdfdoc.zlib = zlib if fonts.embedding() else _StoredDeflate
     rl_paragraph.stringWidth, rl_paragraph.sameFrag = _memo_string_width, _same_frag
+    pdfdoc.PDFName, rl_paragraph.getAscentDescent = _memo_pdf_name, _memo_ascent_descent
+    _ASCENTS.clear()
     try:
         doc.build(story)
     finally:
-        (rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth,
-         rl_paragraph.sameFrag) = saved
+        (rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth, rl_paragraph.sameFrag,
+         pdfdoc.PDFName, rl_paragraph.getAscentDescent) = saved
     return buf.getvalue(), doc.ocr1_drawn

@@ -124,7 +124,8 @@ _ASCENTS: dict[tuple, tuple[float, float]] = {}
 
 def _memo_ascent_descent(fontName, fontSize=None):  # noqa: N803 (reportlab's names)
     """``pdfmetrics.getAscentDescent``, remembered during a build (fonts do not change
-    within one); a TrueType font answers it through an AttributeError each time."""
+    within one): reportlab's asks the font for ``ascent``, which neither its TrueType nor
+    its Type 1 fonts have, and answers from the face after the AttributeError, each time."""
     key = (fontName, fontSize)
     got = _ASCENTS.get(key)
     if got is None:

@@ -80,7 +80,7 @@ def _noise_tile(key: int) -> np.ndarray:
 
     Drawing one costs 25-85 ms, and a scanned or photographed run soon asks for all four:
     about 0.15 s of every worker's start. The node cache (``synth.cache``) keeps them, so
-    later processes load their bytes in about 2 ms; NumPy's version is in the key because
+    later processes load their bytes in 2-3 ms; NumPy's version is in the key because
     its generator's stream is what the tile is."""
     from synth import cache
 

@@ -242,8 +242,9 @@ def test_the_image_memo_is_bounded_in_bytes(monkeypatch):
 
 def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(monkeypatch):
     """Paragraphs measure strings through a per-process memo (layout._memo_string_width)
-    during a build only: reportlab's own function is back afterwards, even when a build
-    fails; the memo gives reportlab's widths and starts afresh at its bound."""
+    during a build only: reportlab's own function is back afterwards (after a failed build
+    too: test_reportlab_is_patched_only_while_a_page_is_built_even_when_the_build_fails);
+    the memo gives reportlab's widths and starts afresh at its bound."""
     from reportlab.pdfbase import pdfmetrics
     from reportlab.platypus import paragraph
 
@@ -262,27 +263,46 @@ def test_string_widths_are_remembered_only_while_pages_are_laid_out_and_bounded(
     name = fonts.face_set("DejaVuSans")["regular"]
     assert real("office", name, 9.5) == pdfmetrics.stringWidth("office", name, 9.5) > 0
 
-    def fail(self, story):
-        assert paragraph.stringWidth is layout._memo_string_width  # in use while building
-        raise RuntimeError("a flowable failed")
 
+def test_reportlab_is_patched_only_while_a_page_is_built_even_when_the_build_fails(monkeypatch):
+    """Every replacement build_pdf gives reportlab (memoised widths, names and ascents, the
+    fragment comparison, stored image streams) is in place while a page is laid out and
+    reportlab's own is back afterwards, also when a flowable fails."""
+    from reportlab.lib.rl_accel import sameFrag
+    from reportlab.pdfbase import pdfdoc, pdfmetrics
+    from reportlab.platypus import paragraph
+
+    from synth.ocr1 import Config, layout
     from synth.ocr1.content import make_plan
+
+    own = {(owner, name): getattr(owner, name) for owner, name, _value in layout._build_patches()}
+    assert own[(paragraph, "stringWidth")] is pdfmetrics.stringWidth and own[(paragraph, "sameFrag")] is sameFrag
+    assert own[(pdfdoc, "PDFName")] is layout._pdf_name and layout._pdf_name.__module__ == pdfdoc.__name__
+    assert own[(paragraph, "getAscentDescent")] is pdfmetrics.getAscentDescent
+
+    def fail(self, story):
+        for owner, name, value in layout._build_patches():  # in use while building
+            assert getattr(owner, name) is value, name
+        assert paragraph.stringWidth is layout._memo_string_width and pdfdoc.PDFName is layout._memo_pdf_name
+        raise RuntimeError("a flowable failed")
 
     monkeypatch.setattr(layout._FirstPageDoc, "build", fail)
     with pytest.raises(RuntimeError, match="a flowable failed"):
         layout.build_pdf(make_plan(Config(), np.random.default_rng(1)))
+    for (owner, name), value in own.items():
+        assert getattr(owner, name) is value, name
     assert paragraph.stringWidth is pdfmetrics.stringWidth
+    assert pdfdoc.PDFName is layout._pdf_name and paragraph.getAscentDescent is pdfmetrics.getAscentDescent
 
 
 def test_pdf_names_and_font_ascents_are_remembered_only_while_pages_are_laid_out(monkeypatch):
     """Escaped PDF names and fonts' ascent/descent are remembered during builds (bounded),
-    give reportlab's own answers, and reportlab's functions are back after a build, failed
-    or not."""
+    give reportlab's own answers, and reportlab's functions are back after a build (a
+    failed one: test_reportlab_is_patched_only_while_a_page_is_built_even_when_the_build_fails)."""
     from reportlab.pdfbase import pdfdoc, pdfmetrics
     from reportlab.platypus import paragraph
 
     from synth.ocr1 import Config, fonts, layout, render_pdf
-    from synth.ocr1.content import make_plan
 
     names, ascents = [], []
     real_name, real_ascent = layout._memo_pdf_name, layout._memo_ascent_descent
@@ -299,15 +319,6 @@ def test_pdf_names_and_font_ascents_are_remembered_only_while_pages_are_laid_out
     face = fonts.face_set("DejaVuSans")["regular"]
     for args in ascents + [(face, 9.5), (face, None), ("Times-Roman", 11.0)]:
         assert real_ascent(*args) == pdfmetrics.getAscentDescent(*args)
-
-    def fail(self, story):
-        assert pdfdoc.PDFName is layout._memo_pdf_name  # in use while building
-        raise RuntimeError("a flowable failed")
-
-    monkeypatch.setattr(layout._FirstPageDoc, "build", fail)
-    with pytest.raises(RuntimeError, match="a flowable failed"):
-        layout.build_pdf(make_plan(Config(), np.random.default_rng(1)))
-    assert pdfdoc.PDFName is layout._pdf_name and paragraph.getAscentDescent is pdfmetrics.getAscentDescent
 
 
 def test_fragments_compare_as_reportlab_does(monkeypatch):

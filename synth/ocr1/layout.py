@@ -334,6 +334,21 @@ def decoration_rect(d: Decoration) -> tuple[float, float, float, float]:
     return x - 1, d.y - 0.35 * d.size, x + w + 1, d.y + 1.05 * d.size
 
 
+def _build_patches() -> tuple[tuple[Any, str, Any], ...]:
+    """(module, attribute, value) of what reportlab uses instead during one build; each is
+    put back after the build, failed or not.
+
+    ASCII85 of image streams is pure Python without rl_accel (~10 ms per image) and buys
+    nothing in memory: binary streams. Images are loaded once per process
+    (_ImageXObject), and their streams stored, not deflated, unless the PDF leaves the
+    process (_StoredDeflate). String widths, PDF names and font ascents are remembered and
+    fragments compared here (the ``_memo_*`` functions and ``_same_frag``)."""
+    return ((rl_config, "useA85", 0), (pdfdoc, "PDFImageXObject", _ImageXObject),
+            (pdfdoc, "zlib", zlib if fonts.embedding() else _StoredDeflate),
+            (rl_paragraph, "stringWidth", _memo_string_width), (rl_paragraph, "sameFrag", _same_frag),
+            (pdfdoc, "PDFName", _memo_pdf_name), (rl_paragraph, "getAscentDescent", _memo_ascent_descent))
+
+
 def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     """Lay out the plan; return (PDF bytes, drawn records in drawing order)."""
     buf = io.BytesIO()
@@ -342,20 +357,14 @@ def build_pdf(plan: PagePlan) -> tuple[bytes, list[dict[str, Any]]]:
     if story:
         story.append(FrameBreak())
     story += plan.body
-    # ASCII85 of image streams is pure Python without rl_accel (~10 ms per image) and
-    # buys nothing in memory: write binary streams for this build only.
-    # Images are loaded once per process (_ImageXObject), for this build only too, and
-    # their streams stored, not deflated, unless the PDF leaves the process (_StoredDeflate).
-    saved = (rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth, rl_paragraph.sameFrag,
-             pdfdoc.PDFName, rl_paragraph.getAscentDescent)
-    rl_config.useA85, pdfdoc.PDFImageXObject = 0, _ImageXObject
-    pdfdoc.zlib = zlib if fonts.embedding() else _StoredDeflate
-    rl_paragraph.stringWidth, rl_paragraph.sameFrag = _memo_string_width, _same_frag
-    pdfdoc.PDFName, rl_paragraph.getAscentDescent = _memo_pdf_name, _memo_ascent_descent
+    patches = _build_patches()
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _value in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
     _ASCENTS.clear()
     try:
         doc.build(story)
     finally:
-        (rl_config.useA85, pdfdoc.PDFImageXObject, pdfdoc.zlib, rl_paragraph.stringWidth, rl_paragraph.sameFrag,
-         pdfdoc.PDFName, rl_paragraph.getAscentDescent) = saved
+        for owner, name, value in saved:
+            setattr(owner, name, value)
     return buf.getvalue(), doc.ocr1_drawn

@@ -30,7 +30,11 @@ What each figure is:
   halved). Every process pays its start-up once (about 0.5 s of imports, then its first
   pages' warm-up) however many pages it makes, so the speed-up grows with the run. With
   the start-up runs too, it prints the **ceiling** that start-up S and page cost t allow
-  k workers on N pages even with free cores and a perfect split: (S + N t) / (S + N t / k).
+  k workers on N pages even with free cores and a perfect split: (S + N t) / (S + N t / k);
+  and, as the 1-worker run is made in the driver while k workers are spawned processes, the
+  ceiling of the local pool itself: (S + N t) / (S + P + N t / k), where P is what a spawned
+  worker pays before its first task (an interpreter and the imports the driver already
+  holds; measured by spawning one, as the pool does, and timing an empty task).
 
 - **ink** (``--ink N``): N pages per language (no sideways blocks, no margin notes),
   every line box against the ink of the page rendered at 2 px per point
@@ -150,6 +154,37 @@ def whole_process(pages: int, shards: int, workers: int, args, again: bool = Fal
         manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return cpu, wall, manifest["totals"]["bytes"] / pages
+
+
+_SPAWN_PROBE = """
+import concurrent.futures as cf, multiprocessing as mp, sys, time
+import synth.worker as W
+from synth.threads import one_thread_children
+if __name__ == "__main__":
+    best = None
+    for _ in range(int(sys.argv[1])):
+        t = time.perf_counter()
+        with one_thread_children():
+            ex = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=W.watch_parent)
+            fut = ex.submit(W.dedicate_process)
+        fut.result()
+        dt = time.perf_counter() - t
+        ex.shutdown()
+        best = dt if best is None else min(best, dt)
+    print(best)
+"""
+
+
+def spawn_cost(repeat: int) -> float:
+    """Wall seconds until a spawned pool worker (as ``--workers k`` starts them) has run a
+    first, empty task: what it pays that a 1-worker run, made in the driver, does not (an
+    interpreter, and the imports the driver already holds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "spawn_probe.py"
+        probe.write_text(_SPAWN_PROBE)
+        out = subprocess.run([sys.executable, str(probe), str(max(3, repeat))], env=installed_env(PYTHONPATH=str(ROOT)),
+                             cwd=str(ROOT), check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
 
 
 def _ssim_map(a: np.ndarray, b: np.ndarray, k: int = 7) -> np.ndarray:
@@ -373,6 +408,12 @@ def main(argv=None) -> None:
             ceiling = (startup + n * per_page) / (startup + n * per_page / k)
             print(f"  ceiling: a start-up of {startup:.2f} s and {1000 * per_page:.1f} ms a page allow at most "
                   f"{ceiling:.2f}x on {k} workers ((start-up + {n} pages) / (start-up + {n} pages / {k}))")
+            # The 1-worker run is made in the driver; k workers are spawned, and each first
+            # pays an interpreter and the imports the driver holds (in parallel, so once).
+            spawn = spawn_cost(args.repeat)
+            pool = (startup + n * per_page) / (startup + spawn + n * per_page / k)
+            print(f"  a spawned worker's own start: {spawn:.2f} s, so spawned workers allow at most {pool:.2f}x "
+                  f"((start-up + {n} pages) / (start-up + spawn + {n} pages / {k}))")
     if args.profile:
         import cProfile
         import pstats

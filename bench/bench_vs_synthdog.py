@@ -4,7 +4,7 @@
 
 DIR is Donut's ``synthdog/`` folder (template.py, config_en.yaml, resources/); the venv
 holds synthtiger. See bench/bench_vs_synthdog.md for setting both up. For each page count
-the script runs, one after the other and ``--rounds`` times (the best counts):
+the script runs, one after the other, in ``--rounds`` interleaved rounds (the best counts):
 ``python -m synth`` on a one-shard ocr1 recipe with clean pages, the same with every page
 photographed, and ``synthtiger -o OUT -c N -w 1 -s 1 template.py SynthDoG config_en.yaml``.
 Each figure is the CPU seconds of the child process (``resource.getrusage``: what the
@@ -85,8 +85,14 @@ def main(argv=None) -> None:
                   "every page photographed, before": lambda n: ours(n, 1.0, before),
                   "every page photographed, now": makers["every page photographed"]}
     makers["SynthDoG (text only, no boxes)"] = lambda n: synthdog(n, args.synthdog, args.venv)
-    got = {name: {n: min((make(n) for _ in range(args.rounds)), key=lambda r: r[0]) for n in (small, large)}
-           for name, make in makers.items()}
+    # Interleaved: each round runs every maker once at each page count, so an hour in which
+    # the machine runs slower falls on all of them alike rather than on whichever ran then.
+    runs_of: dict[str, dict[int, list[tuple[float, float]]]] = {name: {small: [], large: []} for name in makers}
+    for _ in range(args.rounds):
+        for name, make in makers.items():
+            for n in (small, large):
+                runs_of[name][n].append(make(n))
+    got = {name: {n: min(runs, key=lambda r: r[0]) for n, runs in by_n.items()} for name, by_n in runs_of.items()}
     sd = got["SynthDoG (text only, no boxes)"]
     sd_steady = (sd[large][0] - sd[small][0]) / (large - small)
     print(f"| | {small} pages | {large} pages | steady state | start-up | vs SynthDoG ({small} pages / steady) |")

@@ -179,11 +179,8 @@ def spawn_cost(repeat: int) -> float:
     """Wall seconds until a spawned pool worker (as ``--workers k`` starts them) has run a
     first, empty task: what it pays that a 1-worker run, made in the driver, does not (an
     interpreter, and the imports the driver already holds)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        probe = Path(tmp) / "spawn_probe.py"
-        probe.write_text(_SPAWN_PROBE)
-        out = subprocess.run([sys.executable, str(probe), str(max(3, repeat))], env=installed_env(PYTHONPATH=str(ROOT)),
-                             cwd=str(ROOT), check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-c", _SPAWN_PROBE, str(max(3, repeat))], env=installed_env(PYTHONPATH=str(ROOT)),
+                         cwd=str(ROOT), check=True, capture_output=True, text=True).stdout
     return float(out.split()[-1])
 
 

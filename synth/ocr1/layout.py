@@ -101,6 +101,7 @@ def _memo_string_width(text, fontName, fontSize, encoding="utf8"):  # noqa: N803
     return w
 
 
+_pdf_name = pdfdoc.PDFName  # reportlab's own, kept before a build replaces it
 _NAMES: dict[str, str] = {}
 _NAMES_MAX = 4096
 
@@ -118,7 +119,7 @@ def _memo_pdf_name(data, *rest):
     return name
 
 
-_pdf_name = pdfdoc.PDFName
+_ascent_descent = rl_paragraph.getAscentDescent  # reportlab's own, as above
 _ASCENTS: dict[tuple, tuple[float, float]] = {}
 
 
@@ -131,9 +132,6 @@ def _memo_ascent_descent(fontName, fontSize=None):  # noqa: N803 (reportlab's na
     if got is None:
         got = _ASCENTS[key] = _ascent_descent(fontName, fontSize)
     return got
-
-
-_ascent_descent = rl_paragraph.getAscentDescent
 
 
 _DRAWN_ALIKE = ("fontName", "fontSize", "textColor", "rise", "us_lines", "link", "backColor", "nobr")
